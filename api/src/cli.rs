@@ -1,0 +1,39 @@
+//! The `v6fw` command line: one subcommand per module under [`crate::cmd`].
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// v6fw: a userspace IPv6 host firewall engine.
+#[derive(Debug, Parser)]
+#[command(name = "v6fw", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide every packet of a pcap/pcapng capture offline and report.
+    Replay(cmd::replay::Args),
+}
+
+/// Parses the command line, runs the subcommand, maps an error to exit code 1
+/// (or the code the subcommand asks for).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => cmd::replay::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("v6fw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per `v6fw` subcommand.
+
+pub mod replay;

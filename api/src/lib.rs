@@ -1,0 +1,5 @@
+//! v6fw-api: the OpenPorts administration API, the policy store, the control
+//! plane and the `v6fw` command line.
+
+pub mod cli;
+pub mod cmd;

@@ -1,0 +1,1 @@
+//! Link-layer headers (to be written).

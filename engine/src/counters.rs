@@ -1,0 +1,131 @@
+//! Per-worker verdict counters, one per reason, summed on read.
+//!
+//! Each worker owns a cache-padded block of counters that only it writes
+//! (a relaxed load and store, no read-modify-write), so workers never share a
+//! cache line on the packet path. Readers sum all blocks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+
+use crate::Reason;
+
+/// One worker's counters. Written by its worker only.
+#[derive(Default)]
+pub struct WorkerCounters {
+    counts: CachePadded<[AtomicU64; Reason::COUNT]>,
+}
+
+impl WorkerCounters {
+    /// Counts one decision. Must be called from the owning worker only (a
+    /// second writer would lose counts, never corrupt memory).
+    #[inline]
+    pub fn bump(&self, reason: Reason) {
+        if let Some(c) = self.counts.get(reason.index()) {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    fn add_to(&self, totals: &mut Totals) {
+        for (t, c) in totals.0.iter_mut().zip(self.counts.iter()) {
+            *t += c.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// The registry of every worker's counters.
+#[derive(Default)]
+pub struct Counters {
+    workers: Mutex<Vec<Arc<WorkerCounters>>>,
+}
+
+impl Counters {
+    /// A new block for a new worker (takes a lock: call at worker start).
+    pub fn register(&self) -> Arc<WorkerCounters> {
+        let block = Arc::new(WorkerCounters::default());
+        self.workers.lock().push(Arc::clone(&block));
+        block
+    }
+
+    /// The sum over all workers.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for w in self.workers.lock().iter() {
+            w.add_to(&mut totals);
+        }
+        totals
+    }
+}
+
+/// Counts per reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals(pub [u64; Reason::COUNT]);
+
+impl Totals {
+    /// The count for one reason.
+    pub fn get(&self, reason: Reason) -> u64 {
+        self.0.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// Adds one to a reason (for single-threaded tallies such as replay).
+    pub fn add(&mut self, reason: Reason) {
+        if let Some(c) = self.0.get_mut(reason.index()) {
+            *c += 1;
+        }
+    }
+
+    /// All packets.
+    pub fn packets(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Packets accepted.
+    pub fn accepted(&self) -> u64 {
+        self.by_verdict(crate::Verdict::Accept)
+    }
+
+    /// Packets dropped.
+    pub fn dropped(&self) -> u64 {
+        self.by_verdict(crate::Verdict::Drop)
+    }
+
+    fn by_verdict(&self, v: crate::Verdict) -> u64 {
+        Reason::ALL
+            .iter()
+            .filter(|r| r.verdict() == v)
+            .map(|r| self.get(*r))
+            .sum()
+    }
+
+    /// `(reason, count)` for every reason, in SPEC order.
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL.iter().map(|r| (*r, self.get(*r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_over_workers() {
+        let c = Counters::default();
+        let a = c.register();
+        let b = c.register();
+        a.bump(Reason::OpenPort);
+        a.bump(Reason::OpenPort);
+        b.bump(Reason::OpenPort);
+        b.bump(Reason::Malformed);
+        let t = c.totals();
+        assert_eq!(t.get(Reason::OpenPort), 3);
+        assert_eq!(t.get(Reason::Malformed), 1);
+        assert_eq!((t.packets(), t.accepted(), t.dropped()), (4, 3, 1));
+    }
+
+    #[test]
+    fn blocks_do_not_share_cache_lines() {
+        assert!(std::mem::align_of::<WorkerCounters>() >= 64);
+    }
+}

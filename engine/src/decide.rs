@@ -1,0 +1,292 @@
+//! The decision of SPEC.md for one packet, on one worker.
+//!
+//! [`Engine`] owns what workers share: the [`PortTable`] and the counter
+//! registry. A [`Worker`] owns what it alone touches: its flow table, its
+//! fragment memory and its counters. A capture backend runs one worker per
+//! queue; the kernel's queue balancing hashes both directions of a flow and
+//! every fragment of a datagram to the same queue (the IPv6 hash uses the
+//! addresses only, symmetrically), so per-worker state sees what it needs.
+
+use std::sync::Arc;
+
+use crate::counters::{Counters, WorkerCounters};
+use crate::state::{FlowKey, FragKey, TimedTable};
+use crate::table::{PortTable, Snapshot};
+use crate::walk::{walk, Outcome, Upper, Walk};
+use crate::{Policy, Reason, Verdict};
+
+/// Which way a packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Arriving at this host: decided against the policy.
+    Inbound,
+    /// Leaving this host: always accepted; TCP/UDP flows are recorded.
+    Outbound,
+}
+
+/// What the capture knows about a packet besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Which way it goes.
+    pub direction: Direction,
+    /// Interface index: selects the connection.
+    pub if_index: u32,
+    /// The caller's clock, in nanoseconds (monotonic live, capture time in replay).
+    pub now_ns: u64,
+    /// The capture cut the frame short (snap length): skip the payload-length check.
+    pub truncated: bool,
+}
+
+impl PacketMeta {
+    /// An inbound, untruncated packet on `if_index` at `now_ns`.
+    pub const fn inbound(if_index: u32, now_ns: u64) -> Self {
+        PacketMeta {
+            direction: Direction::Inbound,
+            if_index,
+            now_ns,
+            truncated: false,
+        }
+    }
+
+    /// An outbound, untruncated packet on `if_index` at `now_ns`.
+    pub const fn outbound(if_index: u32, now_ns: u64) -> Self {
+        PacketMeta {
+            direction: Direction::Outbound,
+            ..Self::inbound(if_index, now_ns)
+        }
+    }
+}
+
+/// A verdict with its reason and SPEC.md's `proto` and `dport` columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Why; the verdict follows from it.
+    pub reason: Reason,
+    /// Upper-layer protocol number, once the walk reached it.
+    pub proto: Option<u8>,
+    /// TCP/UDP destination port or ICMPv6 type, once that header passed its length check.
+    pub dport: Option<u16>,
+}
+
+impl Decision {
+    /// Accept or drop.
+    pub const fn verdict(&self) -> Verdict {
+        self.reason.verdict()
+    }
+
+    fn bare(reason: Reason) -> Self {
+        Decision {
+            reason,
+            proto: None,
+            dport: None,
+        }
+    }
+
+    fn with_columns(reason: Reason, w: &Walk) -> Self {
+        Decision {
+            reason,
+            proto: w.proto,
+            dport: w.dport_column(),
+        }
+    }
+}
+
+const SECOND: u64 = 1_000_000_000;
+
+/// Sizes and timeouts of a worker's state tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Flow table slots.
+    pub flow_capacity: usize,
+    /// Idle time after which a TCP flow is forgotten.
+    pub tcp_idle_ns: u64,
+    /// Idle time after which a UDP flow is forgotten.
+    pub udp_idle_ns: u64,
+    /// Fragment memory slots.
+    pub frag_capacity: usize,
+    /// How long a first fragment's verdict is remembered (RFC 8200: 60 s).
+    pub frag_timeout_ns: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            flow_capacity: 1 << 16,
+            tcp_idle_ns: 3_600 * SECOND,
+            udp_idle_ns: 180 * SECOND,
+            frag_capacity: 1 << 12,
+            frag_timeout_ns: 60 * SECOND,
+        }
+    }
+}
+
+/// What the workers share: the port table and the counters.
+pub struct Engine {
+    table: PortTable,
+    counters: Counters,
+    state: StateConfig,
+}
+
+impl Engine {
+    /// An engine publishing `policy`, with default state sizes.
+    pub fn new(policy: Policy) -> Self {
+        Self::with_state(policy, StateConfig::default())
+    }
+
+    /// An engine with explicit state sizes and timeouts.
+    pub fn with_state(policy: Policy, state: StateConfig) -> Self {
+        Engine {
+            table: PortTable::new(policy),
+            counters: Counters::default(),
+            state,
+        }
+    }
+
+    /// The port table (to pin for a batch, or to change the policy).
+    pub fn table(&self) -> &PortTable {
+        &self.table
+    }
+
+    /// The counter registry.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// A new worker with its own state and counters. Allocates its tables now.
+    pub fn worker(&self) -> Worker {
+        Worker {
+            flows: TimedTable::new(self.state.flow_capacity),
+            frags: TimedTable::new(self.state.frag_capacity),
+            counters: self.counters.register(),
+            config: self.state,
+        }
+    }
+}
+
+/// One packet loop's private state. Deciding allocates nothing and locks nothing.
+pub struct Worker {
+    flows: TimedTable<FlowKey, ()>,
+    frags: TimedTable<FragKey, Reason>,
+    counters: Arc<WorkerCounters>,
+    config: StateConfig,
+}
+
+impl Worker {
+    /// Decides one packet on a pinned snapshot and counts it.
+    #[inline]
+    pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
+        let w = walk(packet, meta.truncated);
+        let d = self.decide_walked(snap, &w, meta);
+        self.counters.bump(d.reason);
+        d
+    }
+
+    /// Decides a packet that was already walked (does not count it).
+    pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk, meta: &PacketMeta) -> Decision {
+        if let Outcome::Invalid(reason) = w.outcome {
+            return Decision::bare(reason);
+        }
+        if meta.direction == Direction::Outbound {
+            if snap.state() {
+                self.record_flow(w, meta.now_ns);
+            }
+            return Decision::with_columns(Reason::Outbound, w);
+        }
+        let conn = snap.connection(meta.if_index);
+        if !conn.enabled {
+            return Decision::with_columns(Reason::FirewallDisabled, w);
+        }
+        let reason = match w.outcome {
+            Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, meta.now_ns)),
+            Outcome::Invalid(r) | Outcome::Stop(r) => r,
+            Outcome::Complete => match w.upper {
+                Upper::Tcp { sport, dport, .. } | Upper::Udp { sport, dport } => {
+                    let proto = w.proto.unwrap_or(0);
+                    if conn.own.contains(proto, dport) {
+                        Reason::OpenPort
+                    } else if conn.global.contains(proto, dport) {
+                        Reason::GlobalPort
+                    } else if snap.state() && self.is_reply(w, proto, sport, dport, meta.now_ns) {
+                        Reason::Established
+                    } else {
+                        Reason::PortClosed
+                    }
+                }
+                Upper::Icmp { ty, .. } => {
+                    if snap.icmp().allows(ty, w.hop_limit) {
+                        Reason::IcmpAllowed
+                    } else {
+                        Reason::IcmpPolicy
+                    }
+                }
+                Upper::Other | Upper::None => Reason::UnsupportedProtocol,
+            },
+        };
+        if reason != Reason::IncompleteChain {
+            if let Some(frag) = w.fragment.filter(|f| f.is_first()) {
+                let key = FragKey {
+                    id: frag.id,
+                    src: w.src,
+                    dst: w.dst,
+                };
+                let until = meta.now_ns.saturating_add(self.config.frag_timeout_ns);
+                self.frags.insert(key, reason, meta.now_ns, until);
+            }
+        }
+        Decision::with_columns(reason, w)
+    }
+
+    fn later_fragment(&mut self, w: &Walk, now: u64) -> Reason {
+        let Some(frag) = w.fragment else {
+            return Reason::OrphanFragment;
+        };
+        let key = FragKey {
+            id: frag.id,
+            src: w.src,
+            dst: w.dst,
+        };
+        self.frags
+            .get(&key, now, None)
+            .unwrap_or(Reason::OrphanFragment)
+    }
+
+    fn idle(&self, proto: u8) -> u64 {
+        if proto == 6 {
+            self.config.tcp_idle_ns
+        } else {
+            self.config.udp_idle_ns
+        }
+    }
+
+    fn is_reply(&mut self, w: &Walk, proto: u8, sport: u16, dport: u16, now: u64) -> bool {
+        let key = FlowKey {
+            proto,
+            local_port: dport,
+            remote_port: sport,
+            local: w.dst,
+            remote: w.src,
+        };
+        let until = now.saturating_add(self.idle(proto));
+        self.flows.get(&key, now, Some(until)).is_some()
+    }
+
+    fn record_flow(&mut self, w: &Walk, now: u64) {
+        let Some((proto, sport, dport)) = w.ports() else {
+            return;
+        };
+        let key = FlowKey {
+            proto,
+            local_port: sport,
+            remote_port: dport,
+            local: w.src,
+            remote: w.dst,
+        };
+        let until = now.saturating_add(self.idle(proto));
+        self.flows.insert(key, (), now, until);
+    }
+
+    /// Live flows at `now` (a scan; for tests and stats).
+    pub fn flow_count(&self, now: u64) -> usize {
+        self.flows.len(now)
+    }
+}

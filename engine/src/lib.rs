@@ -1,0 +1,52 @@
+//! v6fw-engine: what v6fw decides for every IPv6 packet, with no I/O at all.
+//!
+//! - [`walk`]: a zero-copy, allocation-free, panic-free walk of the IPv6 header
+//!   chain that yields what the decision needs, or SPEC.md's reason to stop.
+//! - [`policy`]: the Netfwv6.h model — global pairs, connections with their
+//!   own and ignored pairs, the ICMPv6 policy, the state switch.
+//! - [`table`]: the port table. Writers build an immutable [`Snapshot`] and
+//!   publish it with one atomic swap; readers pin the epoch once per batch and
+//!   never lock. This is the key design choice: the packet path pays an index
+//!   and a bit test per packet and nothing else, while the API still reads
+//!   consistent sets, because a snapshot is never changed after publication.
+//! - [`Engine`] / [`Worker`]: the decision of SPEC.md (inbound and outbound,
+//!   fragment memory, flow state) and per-worker counters.
+//!
+//! Time is always a parameter (nanoseconds of the caller's clock), so tests
+//! and replays are deterministic.
+//!
+//! ```
+//! use v6fw_engine::{Engine, PacketMeta, Policy, Connection, PortPair, Protocol, Reason};
+//!
+//! let mut policy = Policy::default();
+//! let mut conn = Connection::new("eth0", "Ethernet", 2);
+//! conn.open_port(PortPair::new(22, Protocol::Tcp).unwrap(), "ssh");
+//! policy.add_connection(conn).unwrap();
+//! let engine = Engine::new(policy);
+//! let mut worker = engine.worker();
+//!
+//! let mut syn = vec![0u8; 60];
+//! syn[0] = 0x60;
+//! syn[5] = 20; // payload length
+//! syn[6] = 6; // TCP
+//! syn[7] = 64;
+//! syn[42..44].copy_from_slice(&22u16.to_be_bytes());
+//! syn[52] = 5 << 4; // data offset
+//! let snap = engine.table().pin();
+//! let d = worker.decide(&snap, &syn, &PacketMeta::inbound(2, 0));
+//! assert_eq!(d.reason, Reason::OpenPort);
+//! ```
+
+pub mod counters;
+mod decide;
+pub mod policy;
+mod reason;
+pub mod state;
+pub mod table;
+pub mod walk;
+
+pub use counters::{Counters, Totals, WorkerCounters};
+pub use decide::{Decision, Direction, Engine, PacketMeta, StateConfig, Worker};
+pub use policy::{Connection, IcmpPolicy, IcmpRule, Policy, PolicyError, PortPair, Protocol};
+pub use reason::{Reason, Verdict};
+pub use table::{Pinned, PortTable, Snapshot};

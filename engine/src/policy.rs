@@ -1,0 +1,582 @@
+//! The policy model of the IPv6 Internet Connection Firewall (Netfwv6.h).
+//!
+//! `INetFwV6Mgr` holds global port/protocol pairs and one `INetFwV6Connection`
+//! per network interface; a connection has its own open pairs (each with the
+//! name it was first opened with), a set of global pairs it ignores, and a
+//! firewall on/off switch. [`Policy`] is that model as plain data: the writer
+//! side of [`crate::PortTable`] edits it, and every published
+//! [`crate::Snapshot`] carries the [`Policy`] it was built from.
+//!
+//! Semantics (SPEC.md, "Port/protocol pairs"): opening an open pair or closing a
+//! closed one succeeds and changes nothing; the first name stays. The effective
+//! set of a connection is its own pairs ∪ (global pairs − ignored global pairs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroU16;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a policy argument or change was refused. Every variant is an invalid
+/// argument in Netfwv6.h terms (`E_INVALIDARG`), except [`UnknownConnection`]
+/// (no such object) and [`DuplicateConnection`].
+///
+/// [`UnknownConnection`]: PolicyError::UnknownConnection
+/// [`DuplicateConnection`]: PolicyError::DuplicateConnection
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// Port 0 (or a number outside 1-65535) was given.
+    InvalidPort(u32),
+    /// A protocol other than TCP (6) or UDP (17) was given.
+    InvalidProtocol(String),
+    /// A `PORT/PROTO` text could not be read.
+    InvalidPair(String),
+    /// No connection has this id.
+    UnknownConnection(String),
+    /// A connection with this id exists already.
+    DuplicateConnection(String),
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPort(p) => write!(f, "port {p} is not valid: ports are 1-65535"),
+            Self::InvalidProtocol(p) => {
+                write!(f, "protocol {p} is not valid: use tcp (6) or udp (17)")
+            }
+            Self::InvalidPair(s) => write!(
+                f,
+                "{s:?} is not a port/protocol pair: write PORT/PROTO, e.g. 22/tcp or 53/udp"
+            ),
+            Self::UnknownConnection(id) => {
+                write!(f, "no connection {id:?}: list them with `v6fw connections`")
+            }
+            Self::DuplicateConnection(id) => write!(f, "connection {id:?} exists already"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// The two protocols a port/protocol pair may name.
+///
+/// Ordered as their protocol numbers, so pairs sort by protocol then port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP, protocol number 6.
+    Tcp,
+    /// UDP, protocol number 17.
+    Udp,
+}
+
+impl Protocol {
+    /// Both protocols, in order.
+    pub const ALL: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
+
+    /// The IP protocol number (6 or 17).
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+
+    /// The protocol for an IP protocol number, if it is TCP or UDP.
+    pub const fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name: `tcp` or `udp`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcp" | "6" => Ok(Protocol::Tcp),
+            "udp" | "17" => Ok(Protocol::Udp),
+            other => Err(PolicyError::InvalidProtocol(other.to_string())),
+        }
+    }
+}
+
+/// A validated port/protocol pair: port 1-65535 in host order, TCP or UDP.
+///
+/// Sorts by protocol, then port. Written and read as `PORT/PROTO` (`22/tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortPair {
+    protocol: Protocol,
+    port: NonZeroU16,
+}
+
+impl PortPair {
+    /// A pair, or [`PolicyError::InvalidPort`] for port 0.
+    pub fn new(port: u16, protocol: Protocol) -> Result<Self, PolicyError> {
+        NonZeroU16::new(port)
+            .map(|port| PortPair { protocol, port })
+            .ok_or(PolicyError::InvalidPort(u32::from(port)))
+    }
+
+    /// A pair from raw numbers as Netfwv6.h passes them (`LONG port`,
+    /// `NET_FW_IP_PROTOCOL`): port must be 1-65535, protocol 6 or 17.
+    pub fn from_raw(port: i64, protocol: i64) -> Result<Self, PolicyError> {
+        let proto = u8::try_from(protocol)
+            .ok()
+            .and_then(Protocol::from_number)
+            .ok_or_else(|| PolicyError::InvalidProtocol(protocol.to_string()))?;
+        let port16 = u16::try_from(port)
+            .map_err(|_| PolicyError::InvalidPort(u32::try_from(port).unwrap_or(u32::MAX)))?;
+        Self::new(port16, proto)
+    }
+
+    /// The port, 1-65535.
+    pub const fn port(self) -> u16 {
+        self.port.get()
+    }
+
+    /// The protocol.
+    pub const fn protocol(self) -> Protocol {
+        self.protocol
+    }
+}
+
+impl fmt::Display for PortPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.port, self.protocol)
+    }
+}
+
+impl FromStr for PortPair {
+    type Err = PolicyError;
+
+    /// Reads `PORT/PROTO`, e.g. `22/tcp`, `53/udp`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (port, proto) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| PolicyError::InvalidPair(s.to_string()))?;
+        let port: u32 = port
+            .trim()
+            .parse()
+            .map_err(|_| PolicyError::InvalidPair(s.to_string()))?;
+        let proto: Protocol = proto.parse()?;
+        let port = u16::try_from(port).map_err(|_| PolicyError::InvalidPort(port))?;
+        PortPair::new(port, proto)
+    }
+}
+
+impl Serialize for PortPair {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortPair {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the inbound ICMPv6 policy does with one message type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcmpRule {
+    /// `accept icmp_allowed`.
+    Allow,
+    /// `drop icmp_policy`.
+    Deny,
+    /// Allowed only with hop limit 255 (neighbour discovery, RFC 4861).
+    AllowIfHopLimit255,
+}
+
+/// The inbound ICMPv6 policy, one [`IcmpRule`] per message type.
+///
+/// The default follows RFC 4890 §4.4 as SPEC.md lists it. Serialized as the
+/// types whose rule differs from the default.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IcmpPolicy {
+    rules: [IcmpRule; 256],
+}
+
+impl IcmpPolicy {
+    /// SPEC.md's default rule for one type.
+    pub const fn default_rule(icmp_type: u8) -> IcmpRule {
+        match icmp_type {
+            1..=4 | 128..=132 | 141 | 142 | 143 | 148 | 149 | 151..=153 => IcmpRule::Allow,
+            133..=136 => IcmpRule::AllowIfHopLimit255,
+            _ => IcmpRule::Deny,
+        }
+    }
+
+    /// The rule for one type.
+    pub fn rule(&self, icmp_type: u8) -> IcmpRule {
+        self.rules[usize::from(icmp_type)]
+    }
+
+    /// Sets the rule for one type.
+    pub fn set(&mut self, icmp_type: u8, rule: IcmpRule) {
+        self.rules[usize::from(icmp_type)] = rule;
+    }
+
+    /// Whether a message of this type with this hop limit is allowed.
+    #[inline]
+    pub fn allows(&self, icmp_type: u8, hop_limit: u8) -> bool {
+        match self.rules[usize::from(icmp_type)] {
+            IcmpRule::Allow => true,
+            IcmpRule::Deny => false,
+            IcmpRule::AllowIfHopLimit255 => hop_limit == 255,
+        }
+    }
+
+    /// The types whose rule differs from the default.
+    pub fn overrides(&self) -> BTreeMap<u8, IcmpRule> {
+        (0..=255u8)
+            .filter(|&t| self.rule(t) != Self::default_rule(t))
+            .map(|t| (t, self.rule(t)))
+            .collect()
+    }
+}
+
+impl Default for IcmpPolicy {
+    fn default() -> Self {
+        let mut rules = [IcmpRule::Deny; 256];
+        for (t, r) in (0..=255u8).zip(rules.iter_mut()) {
+            *r = Self::default_rule(t);
+        }
+        IcmpPolicy { rules }
+    }
+}
+
+impl fmt::Debug for IcmpPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IcmpPolicy")
+            .field("overrides", &self.overrides())
+            .finish()
+    }
+}
+
+impl Serialize for IcmpPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<String, IcmpRule> = self
+            .overrides()
+            .into_iter()
+            .map(|(t, r)| (t.to_string(), r))
+            .collect();
+        map.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for IcmpPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, IcmpRule>::deserialize(d)?;
+        let mut policy = IcmpPolicy::default();
+        for (t, r) in map {
+            let t: u8 = t.parse().map_err(|_| {
+                serde::de::Error::custom(format!("ICMPv6 type {t:?} is not valid: types are 0-255"))
+            })?;
+            policy.set(t, r);
+        }
+        Ok(policy)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One `INetFwV6Connection`: a network interface and its own rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Stable id (Linux: the interface name; Windows: the adapter GUID string).
+    pub id: String,
+    /// Friendly name.
+    #[serde(default)]
+    pub name: String,
+    /// Interface index the packet path sees (0: none known).
+    #[serde(default)]
+    pub if_index: u32,
+    /// Whether the firewall is on for this connection.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The connection's own open pairs with their names.
+    #[serde(default)]
+    pub open: BTreeMap<PortPair, String>,
+    /// Global pairs this connection ignores.
+    #[serde(default)]
+    pub ignored: BTreeSet<PortPair>,
+}
+
+impl Connection {
+    /// A firewalled connection with no open pairs.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, if_index: u32) -> Self {
+        Connection {
+            id: id.into(),
+            name: name.into(),
+            if_index,
+            enabled: true,
+            open: BTreeMap::new(),
+            ignored: BTreeSet::new(),
+        }
+    }
+
+    /// Opens a pair; returns whether anything changed. The first name stays.
+    pub fn open_port(&mut self, pair: PortPair, name: &str) -> bool {
+        open_pair(&mut self.open, pair, name)
+    }
+
+    /// Closes a pair; returns whether anything changed.
+    pub fn close_port(&mut self, pair: PortPair) -> bool {
+        self.open.remove(&pair).is_some()
+    }
+
+    /// Whether the pair is one of the connection's *own* open pairs
+    /// (`INetFwV6Connection::IsPortOpen`).
+    pub fn is_port_open(&self, pair: PortPair) -> bool {
+        self.open.contains_key(&pair)
+    }
+
+    /// Ignores a global pair on this connection; returns whether anything changed.
+    pub fn ignore_global(&mut self, pair: PortPair) -> bool {
+        self.ignored.insert(pair)
+    }
+
+    /// Stops ignoring a global pair; returns whether anything changed.
+    pub fn observe_global(&mut self, pair: PortPair) -> bool {
+        self.ignored.remove(&pair)
+    }
+
+    /// Whether a global pair is ignored here.
+    pub fn is_ignored(&self, pair: PortPair) -> bool {
+        self.ignored.contains(&pair)
+    }
+
+    /// The global pairs in effect here: globals − ignored, in order.
+    pub fn effective_globals<'a>(
+        &'a self,
+        globals: &'a BTreeMap<PortPair, String>,
+    ) -> impl Iterator<Item = PortPair> + 'a {
+        globals
+            .keys()
+            .copied()
+            .filter(move |p| !self.ignored.contains(p))
+    }
+}
+
+fn open_pair(map: &mut BTreeMap<PortPair, String>, pair: PortPair, name: &str) -> bool {
+    match map.entry(pair) {
+        std::collections::btree_map::Entry::Occupied(_) => false,
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(name.to_string());
+            true
+        }
+    }
+}
+
+/// The whole policy: `INetFwV6Mgr`'s global pairs, the connections, the
+/// ICMPv6 policy and the state switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Global open pairs with their names.
+    #[serde(default)]
+    pub globals: BTreeMap<PortPair, String>,
+    /// Connections by id.
+    #[serde(default)]
+    pub connections: BTreeMap<String, Connection>,
+    /// Inbound ICMPv6 policy.
+    #[serde(default)]
+    pub icmp: IcmpPolicy,
+    /// Whether outbound flows are tracked so their replies are `established`.
+    #[serde(default = "default_true")]
+    pub state: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            globals: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            icmp: IcmpPolicy::default(),
+            state: true,
+        }
+    }
+}
+
+impl Policy {
+    /// Opens a global pair; returns whether anything changed. The first name stays.
+    pub fn open_global(&mut self, pair: PortPair, name: &str) -> bool {
+        open_pair(&mut self.globals, pair, name)
+    }
+
+    /// Closes a global pair; returns whether anything changed.
+    pub fn close_global(&mut self, pair: PortPair) -> bool {
+        self.globals.remove(&pair).is_some()
+    }
+
+    /// Whether a global pair is open.
+    pub fn is_global_open(&self, pair: PortPair) -> bool {
+        self.globals.contains_key(&pair)
+    }
+
+    /// Adds a connection; refuses a duplicate id.
+    pub fn add_connection(&mut self, conn: Connection) -> Result<(), PolicyError> {
+        if self.connections.contains_key(&conn.id) {
+            return Err(PolicyError::DuplicateConnection(conn.id));
+        }
+        self.connections.insert(conn.id.clone(), conn);
+        Ok(())
+    }
+
+    /// A connection by id.
+    pub fn connection(&self, id: &str) -> Result<&Connection, PolicyError> {
+        self.connections
+            .get(id)
+            .ok_or_else(|| PolicyError::UnknownConnection(id.to_string()))
+    }
+
+    /// A connection by id, to change.
+    pub fn connection_mut(&mut self, id: &str) -> Result<&mut Connection, PolicyError> {
+        self.connections
+            .get_mut(id)
+            .ok_or_else(|| PolicyError::UnknownConnection(id.to_string()))
+    }
+
+    /// The effective pairs of a connection: own ∪ (globals − ignored), sorted.
+    pub fn effective(&self, conn: &Connection) -> BTreeSet<PortPair> {
+        conn.open
+            .keys()
+            .copied()
+            .chain(conn.effective_globals(&self.globals))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_parsing_and_errors() {
+        let p: PortPair = "22/tcp".parse().unwrap();
+        assert_eq!((p.port(), p.protocol()), (22, Protocol::Tcp));
+        assert_eq!(p.to_string(), "22/tcp");
+        assert_eq!(
+            "53/UDP".parse::<PortPair>().unwrap(),
+            PortPair::new(53, Protocol::Udp).unwrap()
+        );
+        assert_eq!(
+            "0/tcp".parse::<PortPair>().unwrap_err().to_string(),
+            "port 0 is not valid: ports are 1-65535"
+        );
+        assert_eq!(
+            "70000/tcp".parse::<PortPair>().unwrap_err(),
+            PolicyError::InvalidPort(70000)
+        );
+        assert!(matches!(
+            "22/icmp".parse::<PortPair>(),
+            Err(PolicyError::InvalidProtocol(_))
+        ));
+        assert!(matches!(
+            "ssh".parse::<PortPair>(),
+            Err(PolicyError::InvalidPair(_))
+        ));
+        assert!(PortPair::from_raw(0, 6).is_err());
+        assert!(PortPair::from_raw(65536, 6).is_err());
+        assert!(PortPair::from_raw(-1, 6).is_err());
+        assert!(PortPair::from_raw(80, 1).is_err());
+        assert!(PortPair::from_raw(65535, 17).is_ok());
+    }
+
+    #[test]
+    fn pairs_sort_by_protocol_then_port() {
+        let mut v: Vec<PortPair> = ["80/udp", "443/tcp", "22/tcp", "53/udp"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        v.sort();
+        let s: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(s, ["22/tcp", "443/tcp", "53/udp", "80/udp"]);
+    }
+
+    #[test]
+    fn open_is_idempotent_and_first_name_stays() {
+        let mut c = Connection::new("eth0", "Ethernet", 2);
+        let p = PortPair::new(22, Protocol::Tcp).unwrap();
+        assert!(c.open_port(p, "ssh"));
+        assert!(!c.open_port(p, "other"));
+        assert_eq!(c.open.get(&p).map(String::as_str), Some("ssh"));
+        assert!(c.close_port(p));
+        assert!(!c.close_port(p));
+        assert!(!c.is_port_open(p));
+    }
+
+    #[test]
+    fn effective_set_is_own_plus_unignored_globals() {
+        let mut pol = Policy::default();
+        let a = PortPair::new(1, Protocol::Tcp).unwrap();
+        let b = PortPair::new(2, Protocol::Tcp).unwrap();
+        let c = PortPair::new(3, Protocol::Udp).unwrap();
+        pol.open_global(a, "a");
+        pol.open_global(b, "b");
+        let mut conn = Connection::new("x", "x", 1);
+        conn.open_port(c, "c");
+        conn.ignore_global(b);
+        assert_eq!(pol.effective(&conn), [a, c].into_iter().collect());
+        assert!(
+            !conn.is_port_open(a),
+            "is_port_open answers for own pairs only"
+        );
+    }
+
+    #[test]
+    fn icmp_defaults_follow_spec() {
+        let p = IcmpPolicy::default();
+        for t in [
+            1, 2, 3, 4, 128, 129, 130, 131, 132, 143, 141, 142, 148, 149, 151, 152, 153,
+        ] {
+            assert!(p.allows(t, 1), "type {t}");
+        }
+        for t in 133..=136 {
+            assert!(p.allows(t, 255));
+            assert!(!p.allows(t, 254));
+        }
+        for t in [0, 5, 100, 127, 137, 138, 139, 140, 144, 150, 154, 255] {
+            assert!(!p.allows(t, 255), "type {t}");
+        }
+        assert!(p.overrides().is_empty());
+    }
+
+    #[test]
+    fn policy_serde_round_trip() {
+        let mut pol = Policy::default();
+        pol.open_global(PortPair::new(443, Protocol::Tcp).unwrap(), "https");
+        let mut conn = Connection::new("eth0", "Ethernet", 2);
+        conn.open_port(PortPair::new(53, Protocol::Udp).unwrap(), "dns");
+        conn.ignore_global(PortPair::new(443, Protocol::Tcp).unwrap());
+        pol.add_connection(conn).unwrap();
+        pol.icmp.set(128, IcmpRule::Deny);
+        let text = toml::to_string(&pol).unwrap();
+        assert!(text.contains("\"443/tcp\" = \"https\""), "{text}");
+        let back: Policy = toml::from_str(&text).unwrap();
+        assert_eq!(pol, back);
+        assert!(toml::from_str::<Policy>("[globals]\n\"0/tcp\" = \"x\"\n").is_err());
+    }
+}
