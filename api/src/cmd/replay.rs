@@ -1,16 +1,262 @@
-//! `v6fw replay` (to be written).
+//! `v6fw replay CAPTURE`: what v6fw would decide for every frame of a capture,
+//! without rights or a live network (SPEC.md, "Replay and the per-packet line").
 
-use std::path::PathBuf;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+use v6fw_capture::file::CaptureFile;
+use v6fw_capture::replay::{replay, Prefix, ReplayOptions, Replayed};
+use v6fw_engine::{Connection, Engine, Policy, PortPair, Totals};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The pcap or pcapng file.
     pub capture: PathBuf,
+    /// Pairs open on the replay connection, e.g. `22/tcp,53/udp`.
+    #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
+    pub open: Vec<PortPair>,
+    /// Global pairs, e.g. `443/tcp` (reason `global_port`).
+    #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
+    pub global: Vec<PortPair>,
+    /// Global pairs the replay connection ignores.
+    #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
+    pub ignore: Vec<PortPair>,
+    /// A policy file (the TOML of `v6fw`'s state directory).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Which connection of the policy file the packets arrive on
+    /// (default: its only connection, or a new one).
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<String>,
+    /// Sources inside this prefix are outbound (repeatable), e.g. `fd00::/8`.
+    #[arg(long, value_name = "PREFIX")]
+    pub local: Vec<Prefix>,
+    /// Turn the connection's firewall off (reason `firewall_disabled`).
+    #[arg(long)]
+    pub disabled: bool,
+    /// Do not track outbound flows (no `established`).
+    #[arg(long)]
+    pub no_state: bool,
+    /// One line per frame: `frame verdict reason proto dport`, tab-separated.
+    #[arg(long)]
+    pub per_packet: bool,
+    /// JSON output: the summary as one object; with --per-packet, one object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The connection id replay uses when the policy names none.
+const REPLAY_CONNECTION: &str = "replay";
+
+/// Builds the policy and picks the connection the frames arrive on.
+fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
+    let mut policy = match &args.policy {
+        Some(path) => load_policy(path)?,
+        None => Policy::default(),
+    };
+    let id = match (&args.connection, policy.connections.len()) {
+        (Some(id), _) => {
+            policy.connection(id)?;
+            id.clone()
+        }
+        (None, 1) => policy
+            .connections
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| REPLAY_CONNECTION.to_string()),
+        (None, 0) => {
+            policy.add_connection(Connection::new(REPLAY_CONNECTION, "replay", 0))?;
+            REPLAY_CONNECTION.to_string()
+        }
+        (None, n) => anyhow::bail!(
+            "the policy has {n} connections: choose one with --connection ID ({})",
+            policy
+                .connections
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    for pair in &args.global {
+        policy.open_global(*pair, "replay");
+    }
+    policy.state &= !args.no_state;
+    let conn = policy.connection_mut(&id)?;
+    for pair in &args.open {
+        conn.open_port(*pair, "replay");
+    }
+    for pair in &args.ignore {
+        conn.ignore_global(*pair);
+    }
+    conn.enabled &= !args.disabled;
+    Ok((policy, id))
+}
+
+/// Reads a policy file, naming the file and line on error.
+pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the policy file", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
+        match line {
+            Some(l) => anyhow::anyhow!("{}: line {l}: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct JsonLine {
+    frame: u64,
+    verdict: &'static str,
+    reason: &'static str,
+    proto: Option<u8>,
+    dport: Option<u16>,
+}
+
+fn column<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn write_line(out: &mut impl Write, r: &Replayed, json: bool) -> io::Result<()> {
+    let d = &r.decision;
+    if json {
+        let line = JsonLine {
+            frame: r.frame,
+            verdict: d.verdict().as_str(),
+            reason: d.reason.as_str(),
+            proto: d.proto,
+            dport: d.dport,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        writeln!(out)
+    } else {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}",
+            r.frame,
+            d.verdict(),
+            d.reason,
+            column(d.proto),
+            column(d.dport)
+        )
+    }
+}
+
+/// The summary of a replay, as printed.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Frames decided.
+    pub packets: u64,
+    /// Frames accepted.
+    pub accepted: u64,
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Count per reason, every reason in SPEC order.
+    pub reasons: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Summary {
+    /// The summary of some counts.
+    pub fn new(t: &Totals) -> Self {
+        Summary {
+            packets: t.packets(),
+            accepted: t.accepted(),
+            dropped: t.dropped(),
+            reasons: t
+                .iter()
+                .map(|(r, n)| (r.as_str().to_string(), n.into()))
+                .collect(),
+        }
+    }
+}
+
+fn write_summary(out: &mut impl Write, t: &Totals, json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &Summary::new(t))?;
+        return writeln!(out);
+    }
+    writeln!(out, "packets   {}", t.packets())?;
+    writeln!(out, "accepted  {}", t.accepted())?;
+    writeln!(out, "dropped   {}", t.dropped())?;
+    writeln!(out)?;
+    writeln!(out, "{:<22}{:<8}{:>8}", "reason", "verdict", "count")?;
+    for (reason, n) in t.iter() {
+        writeln!(
+            out,
+            "{:<22}{:<8}{:>8}",
+            reason.as_str(),
+            reason.verdict().as_str(),
+            n
+        )?;
+    }
+    Ok(())
+}
+
+fn progress_bar(file: &CaptureFile) -> Option<indicatif::ProgressBar> {
+    const LARGE: u64 = 16 << 20;
+    if !io::stderr().is_terminal() || file.size() < LARGE {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(file.size());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// Runs `v6fw replay`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("replay is not written yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (policy, id) = build_policy(&args)?;
+    let if_index = policy.connection(&id)?.if_index;
+    let mut file = CaptureFile::open(&args.capture)?;
+    let engine = Engine::new(policy);
+    let opts = ReplayOptions {
+        local: args.local.clone(),
+        if_index,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let bar = progress_bar(&file);
+    let mut write_error: Option<io::Error> = None;
+    let mut n = 0u64;
+    let totals = replay(&mut file, &engine, &opts, |r, f| {
+        n += 1;
+        if let Some(bar) = bar.as_ref().filter(|_| n % 4096 == 0) {
+            bar.set_position(f.position());
+        }
+        if args.per_packet {
+            if let Err(e) = write_line(&mut out, r, args.json) {
+                write_error = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let totals = totals?;
+    let result = match write_error {
+        Some(e) => Err(e),
+        None if args.per_packet => out.flush(),
+        None => write_summary(&mut out, &totals, args.json).and_then(|()| out.flush()),
+    };
+    match result {
+        // A reader that went away (`| head`) is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("cannot write the output"),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
 }
