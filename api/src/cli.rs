@@ -20,6 +20,16 @@ pub struct Cli {
 pub enum Command {
     /// Decide every packet of a pcap/pcapng capture offline and report.
     Replay(cmd::replay::Args),
+    /// Filter live (needs root / Administrator): NFQUEUE on Linux, WinDivert on Windows.
+    Run(cmd::run::Args),
+    /// List, open and close port/protocol pairs (globally or per connection).
+    Ports(cmd::ports::Args),
+    /// List the connections (network interfaces) and their firewall state.
+    Connections(cmd::connections::Args),
+    /// Turn the firewall on or off for one connection.
+    Firewall(cmd::firewall::Args),
+    /// Show the running daemon's verdict counters per reason.
+    Stats(cmd::stats::Args),
 }
 
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
@@ -28,6 +38,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Ports(args) => cmd::ports::run(args),
+        Command::Connections(args) => cmd::connections::run(args),
+        Command::Firewall(args) => cmd::firewall::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,3 +3,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod control;
+pub mod fw;
+pub mod interfaces;
+pub mod store;

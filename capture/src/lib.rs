@@ -3,10 +3,18 @@
 //! - [`file`]: pcap and pcapng captures, streamed in constant memory, with the
 //!   link-layer headers SPEC.md lists stripped down to the IP packet.
 //! - [`replay`]: decide every frame of a capture as the live path would.
-//!
-//! The live backends (NFQUEUE on Linux, WinDivert on Windows) share one batch
-//! trait: receive a batch, decide it on one pinned snapshot, return verdicts.
+//! - [`backend`]: the batch trait the live backends share — receive a batch,
+//!   decide it on one pinned snapshot, return verdicts — and the packet loop.
+//! - `nfqueue` (Linux) and [`windivert`] (Windows): the live backends;
+//!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`privilege`]: the
+//!   rights check and the stop signal.
 
+pub mod backend;
 pub mod file;
 pub mod link;
+#[cfg(target_os = "linux")]
+pub mod nfqueue;
+pub mod privilege;
 pub mod replay;
+pub mod rules;
+pub mod windivert;

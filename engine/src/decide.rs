@@ -183,9 +183,17 @@ impl Worker {
 
     /// Decides a packet that was already walked (does not count it).
     pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk, meta: &PacketMeta) -> Decision {
-        if let Outcome::Invalid(reason) = w.outcome {
-            return Decision::bare(reason);
+        match w.outcome {
+            // `not_ipv6`, or a version-6 frame under 40 bytes: it has no
+            // addresses, so it "cannot be placed as outbound" (SPEC.md).
+            Outcome::Invalid(reason) => return Decision::bare(reason),
+            // Step 2 comes before the firewall switch (step 3) inbound.
+            Outcome::BadLength if meta.direction == Direction::Inbound => {
+                return Decision::bare(Reason::Malformed);
+            }
+            _ => {}
         }
+        // Outbound traffic is never blocked, whatever its shape (SPEC.md).
         if meta.direction == Direction::Outbound {
             if snap.state() {
                 self.record_flow(w, meta.now_ns);
@@ -198,6 +206,7 @@ impl Worker {
         }
         let reason = match w.outcome {
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, meta.now_ns)),
+            Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
             Outcome::Complete => match w.upper {
                 Upper::Tcp { sport, dport, .. } | Upper::Udp { sport, dport } => {
@@ -222,13 +231,17 @@ impl Worker {
                 Upper::Other | Upper::None => Reason::UnsupportedProtocol,
             },
         };
-        if reason != Reason::IncompleteChain {
-            if let Some(frag) = w.fragment.filter(|f| f.is_first()) {
-                let key = FragKey {
-                    id: frag.id,
-                    src: w.src,
-                    dst: w.dst,
-                };
+        if let Some(frag) = w.fragment.filter(|f| f.is_first()) {
+            let key = FragKey {
+                id: frag.id,
+                src: w.src,
+                dst: w.dst,
+            };
+            if reason == Reason::IncompleteChain {
+                // Not remembered, and it replaces what an earlier first
+                // fragment with this key left: its later fragments are orphans.
+                self.frags.remove(&key);
+            } else {
                 let until = meta.now_ns.saturating_add(self.config.frag_timeout_ns);
                 self.frags.insert(key, reason, meta.now_ns, until);
             }

@@ -228,17 +228,20 @@ impl IcmpPolicy {
     }
 
     /// The rule for one type.
+    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
     pub fn rule(&self, icmp_type: u8) -> IcmpRule {
         self.rules[usize::from(icmp_type)]
     }
 
     /// Sets the rule for one type.
+    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
     pub fn set(&mut self, icmp_type: u8, rule: IcmpRule) {
         self.rules[usize::from(icmp_type)] = rule;
     }
 
     /// Whether a message of this type with this hop limit is allowed.
     #[inline]
+    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
     pub fn allows(&self, icmp_type: u8, hop_limit: u8) -> bool {
         match self.rules[usize::from(icmp_type)] {
             IcmpRule::Allow => true,

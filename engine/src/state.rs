@@ -113,12 +113,12 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
                     target = Some(i);
                     break;
                 }
-                Some(Some(s)) if s.expires > now => {
-                    if s.expires < best {
-                        best = s.expires;
-                        target = Some(i);
-                    }
+                Some(Some(s)) if s.expires > now && s.expires < best => {
+                    best = s.expires;
+                    target = Some(i);
                 }
+                // Live, and not the closest to expiry: never taken as free.
+                Some(Some(s)) if s.expires > now => {}
                 Some(_) if best > 0 => {
                     best = 0;
                     target = Some(i);

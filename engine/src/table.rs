@@ -35,6 +35,7 @@ impl PortBits {
         PortBits(Box::new([0; WORDS]))
     }
 
+    #[allow(clippy::indexing_slicing)] // port >> 6 < 1,024 = WORDS: in bounds
     fn insert(&mut self, port: u16) {
         let word = &mut self.0[usize::from(port >> 6)];
         *word |= 1 << (port & 63);
@@ -42,6 +43,7 @@ impl PortBits {
 
     /// Whether `port` is in the set: an index and a bit test.
     #[inline]
+    #[allow(clippy::indexing_slicing)] // port >> 6 < 1,024 = WORDS: in bounds
     pub fn contains(&self, port: u16) -> bool {
         (self.0[usize::from(port >> 6)] >> (port & 63)) & 1 == 1
     }
@@ -299,5 +301,111 @@ impl Deref for Pinned<'_> {
         // alive. It is non-null: the table only holds null inside `Drop`, which
         // cannot run while this borrow of the table exists.
         unsafe { &*self.snap }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Connection, PolicyError, PortPair};
+
+    fn pair(port: u16, proto: Protocol) -> PortPair {
+        PortPair::new(port, proto).unwrap()
+    }
+
+    fn table() -> PortTable {
+        let mut p = Policy::default();
+        p.open_global(pair(80, Protocol::Tcp), "http");
+        let mut c = Connection::new("eth0", "Ethernet", 2);
+        c.open_port(pair(22, Protocol::Tcp), "ssh");
+        c.ignore_global(pair(80, Protocol::Tcp));
+        p.add_connection(c).unwrap();
+        PortTable::new(p)
+    }
+
+    #[test]
+    fn snapshot_bits_follow_the_policy() {
+        let t = table();
+        let s = t.pin();
+        assert_eq!(s.generation(), 0);
+        let c = s.connection(2);
+        assert!(c.enabled);
+        assert!(c.own.contains(6, 22));
+        assert!(!c.own.contains(17, 22));
+        assert!(!c.own.contains(1, 22), "only TCP and UDP are ever in a set");
+        assert!(!c.global.contains(6, 80), "ignored here");
+        let f = s.connection(7);
+        assert!(f.enabled, "unknown interfaces: firewall on");
+        assert!(!f.own.contains(6, 22));
+        assert!(f.global.contains(6, 80), "unknown interfaces: globals");
+        assert!(s.state());
+    }
+
+    #[test]
+    fn only_real_changes_are_published() {
+        let t = table();
+        // No change: same generation.
+        t.update(|p| Ok::<_, PolicyError>(p.open_global(pair(80, Protocol::Tcp), "x")))
+            .unwrap();
+        assert_eq!(t.pin().generation(), 0);
+        // A failed change: nothing published, even half-applied.
+        let err = t.update(|p| {
+            p.open_global(pair(81, Protocol::Tcp), "x");
+            p.connection_mut("nope").map(|_| ())
+        });
+        assert!(err.is_err());
+        assert_eq!(t.pin().generation(), 0);
+        assert!(!t.policy().is_global_open(pair(81, Protocol::Tcp)));
+        // A change: one new generation with the new bits.
+        t.update(|p| {
+            p.connection_mut("eth0")
+                .map(|c| c.observe_global(pair(80, Protocol::Tcp)))
+        })
+        .unwrap();
+        let s = t.pin();
+        assert_eq!(s.generation(), 1);
+        assert!(s.connection(2).global.contains(6, 80));
+        assert!(Arc::ptr_eq(s.policy(), &t.policy()));
+    }
+
+    #[test]
+    fn pinned_snapshots_outlive_publication() {
+        let t = table();
+        let old = t.pin();
+        let held = t.policy();
+        for port in 1..=4 {
+            t.update(|p| Ok::<_, PolicyError>(p.open_global(pair(port, Protocol::Udp), "u")))
+                .unwrap();
+            // Pin and unpin in between so the collector may try to reclaim.
+            drop(t.pin());
+        }
+        assert_eq!(old.generation(), 0);
+        assert!(!old.connection(2).global.contains(17, 1));
+        assert!(held.globals.len() == 1);
+        drop(old);
+        let new = t.pin();
+        assert_eq!(new.generation(), 4);
+        assert!(new.connection(2).global.contains(17, 4));
+    }
+
+    #[test]
+    fn replace_and_drop_with_retired_snapshots() {
+        let t = table();
+        let pinned_first = t.pin().generation();
+        // Three different policies, then one equal to the last.
+        for state in [false, true, false, false] {
+            t.replace(Policy {
+                state,
+                ..Policy::default()
+            });
+        }
+        let s = t.pin();
+        assert_eq!((pinned_first, s.generation()), (0, 3));
+        assert!(!s.state());
+        assert!(s.policy().connections.is_empty());
+        drop(s);
+        // Dropping the table frees the current snapshot; retired ones go
+        // through the collector.
+        drop(t);
     }
 }

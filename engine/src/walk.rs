@@ -117,9 +117,16 @@ pub enum Upper {
 /// How the walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Steps 1-2 decided the packet (`not_ipv6` or `malformed`) before any
-    /// header was walked; the packet has no usable fields.
+    /// Step 1 or the 40-byte minimum of step 2 decided the packet (`not_ipv6`
+    /// or `malformed`) before any header was walked; the packet has no
+    /// usable fields, not even its addresses.
     Invalid(Reason),
+    /// Step 2's length check failed on a whole fixed header: the payload
+    /// length says more bytes than the packet has, or is 0 without a valid
+    /// Jumbo Payload option. Inbound this is `malformed`; outbound the packet
+    /// is still `outbound` (SPEC.md: "whatever their shape"). Addresses and
+    /// hop limit are filled, nothing else.
+    BadLength,
     /// The walk stopped at a violation of step 4, 5 or 6.
     Stop(Reason),
     /// The walk stopped at the fragment header of a non-first fragment.
@@ -236,6 +243,7 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk {
     let payload_len = be16([fixed[4], fixed[5]]);
     let first_next = fixed[6];
     let mut w = Walk::invalid(Reason::Malformed);
+    w.outcome = Outcome::BadLength;
     w.hop_limit = fixed[7];
     if let (Some(src), Some(dst)) = (fixed.get(8..24), fixed.get(24..40)) {
         w.src.copy_from_slice(src);

@@ -1,3 +1,8 @@
 //! One module per `v6fw` subcommand.
 
+pub mod connections;
+pub mod firewall;
+pub mod ports;
 pub mod replay;
+pub mod run;
+pub mod stats;

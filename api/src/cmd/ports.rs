@@ -1,0 +1,303 @@
+//! `v6fw ports`: list, open and close port/protocol pairs, globally or on one
+//! connection; ignore or observe global pairs on a connection.
+//!
+//! Every `v6fw` administration command goes through the daemon when one
+//! answers on `--socket`, and edits the policy file in `--state-dir` directly
+//! otherwise (changes need root either way).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use v6fw_engine::PortPair;
+
+use crate::control::client::{decode, execute, Route};
+use crate::control::protocol::{
+    ChangedResult, ConnectionsResult, PortsResult, ProtoArg, Request, WirePort,
+};
+use crate::control::DEFAULT_SOCKET;
+use crate::fw::FwError;
+
+/// Where the daemon and the policy file are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Where {
+    /// The daemon's control socket; used when a daemon answers there.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// The state directory holding policy.toml; used when no daemon runs.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
+    pub state_dir: PathBuf,
+}
+
+impl Where {
+    /// Runs one request (through the daemon, or on the file).
+    pub fn run(&self, req: &Request) -> Result<(serde_json::Value, Route), FwError> {
+        execute(&self.socket, &self.state_dir, req)
+    }
+}
+
+/// Which set a command acts on.
+#[derive(Debug, Clone, clap::Args)]
+#[group(multiple = false)]
+pub struct Scope {
+    /// One connection (interface name on Linux); see `v6fw connections`.
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<String>,
+    /// The global pairs (the default for open and close).
+    #[arg(long)]
+    pub global: bool,
+}
+
+/// Arguments of `v6fw ports`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// The `v6fw ports` actions.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// List open pairs: the global ones, a connection's effective set, or all.
+    List {
+        /// Which set (neither: global pairs and every connection).
+        #[command(flatten)]
+        scope: Scope,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Daemon socket and state directory.
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Open a pair, e.g. `v6fw ports open 443/tcp --name https`.
+    Open {
+        /// PORT/PROTO, e.g. 443/tcp or 53/udp.
+        pair: String,
+        /// A name kept with the pair (the first name given stays).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Where to open it (default: globally).
+        #[command(flatten)]
+        scope: Scope,
+        /// Daemon socket and state directory.
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Close a pair, e.g. `v6fw ports close 443/tcp`.
+    Close {
+        /// PORT/PROTO, e.g. 443/tcp.
+        pair: String,
+        /// Where to close it (default: globally).
+        #[command(flatten)]
+        scope: Scope,
+        /// Daemon socket and state directory.
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Stop a global pair from applying on one connection.
+    IgnoreGlobal {
+        /// PORT/PROTO of the global pair.
+        pair: String,
+        /// The connection.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// Daemon socket and state directory.
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Let an ignored global pair apply on one connection again.
+    ObserveGlobal {
+        /// PORT/PROTO of the global pair.
+        pair: String,
+        /// The connection.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// Daemon socket and state directory.
+        #[command(flatten)]
+        place: Where,
+    },
+}
+
+/// Runs `v6fw ports`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Action::List { scope, json, place } => list(&scope, json, &place)?,
+        Action::Open {
+            pair,
+            name,
+            scope,
+            place,
+        } => {
+            let p = parse_pair(&pair)?;
+            let req = Request::OpenPort {
+                connection: scope.connection.clone(),
+                port: i64::from(p.port()),
+                protocol: ProtoArg::from(p.protocol()),
+                name,
+            };
+            change(&place, &req, p, "opened", "already open", &scope.connection)?;
+        }
+        Action::Close { pair, scope, place } => {
+            let p = parse_pair(&pair)?;
+            let req = Request::ClosePort {
+                connection: scope.connection.clone(),
+                port: i64::from(p.port()),
+                protocol: ProtoArg::from(p.protocol()),
+            };
+            change(&place, &req, p, "closed", "not open", &scope.connection)?;
+        }
+        Action::IgnoreGlobal {
+            pair,
+            connection,
+            place,
+        } => {
+            let p = parse_pair(&pair)?;
+            let req = Request::IgnoreGlobal {
+                connection: connection.clone(),
+                port: i64::from(p.port()),
+                protocol: ProtoArg::from(p.protocol()),
+            };
+            let what = format!("global {p} ignored");
+            report(&place, &req, &what, "already ignored", &connection)?;
+        }
+        Action::ObserveGlobal {
+            pair,
+            connection,
+            place,
+        } => {
+            let p = parse_pair(&pair)?;
+            let req = Request::ObserveGlobal {
+                connection: connection.clone(),
+                port: i64::from(p.port()),
+                protocol: ProtoArg::from(p.protocol()),
+            };
+            let what = format!("global {p} observed");
+            report(&place, &req, &what, "not ignored", &connection)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `PORT/PROTO`; a bad pair is `E_INVALIDARG`.
+pub fn parse_pair(s: &str) -> Result<PortPair, FwError> {
+    Ok(s.parse::<PortPair>()?)
+}
+
+fn where_text(connection: &Option<String>) -> String {
+    match connection {
+        Some(id) => format!("on connection {id}"),
+        None => "globally".to_string(),
+    }
+}
+
+fn change(
+    place: &Where,
+    req: &Request,
+    pair: PortPair,
+    done: &str,
+    already: &str,
+    connection: &Option<String>,
+) -> Result<(), FwError> {
+    let (v, route) = place.run(req)?;
+    let r: ChangedResult = decode(v)?;
+    let at = where_text(connection);
+    if r.changed {
+        println!("{done} {pair} {at}{}", route_note(route));
+    } else {
+        println!("{pair} was {already} {at}; nothing changed");
+    }
+    Ok(())
+}
+
+fn report(
+    place: &Where,
+    req: &Request,
+    done: &str,
+    already: &str,
+    connection: &str,
+) -> Result<(), FwError> {
+    let (v, route) = place.run(req)?;
+    let r: ChangedResult = decode(v)?;
+    if r.changed {
+        println!("{done} on connection {connection}{}", route_note(route));
+    } else {
+        println!("{already} on connection {connection}; nothing changed");
+    }
+    Ok(())
+}
+
+/// A note for changes made without a daemon.
+pub fn route_note(route: Route) -> &'static str {
+    match route {
+        Route::Daemon => "",
+        Route::File => " (no daemon running: policy file updated)",
+    }
+}
+
+fn list(scope: &Scope, json: bool, place: &Where) -> Result<(), FwError> {
+    let (sections, global) = match (&scope.connection, scope.global) {
+        (Some(id), _) => {
+            let ports: PortsResult = decode(
+                place
+                    .run(&Request::OpenPorts {
+                        connection: id.clone(),
+                    })?
+                    .0,
+            )?;
+            (vec![(id.clone(), ports)], None)
+        }
+        (None, true) => (Vec::new(), Some(global_ports(place)?)),
+        (None, false) => {
+            let global = global_ports(place)?;
+            let conns: ConnectionsResult = decode(place.run(&Request::Connections)?.0)?;
+            let mut sections = Vec::new();
+            for c in conns.connections {
+                let req = Request::OpenPorts {
+                    connection: c.id.clone(),
+                };
+                sections.push((c.id, decode(place.run(&req)?.0)?));
+            }
+            (sections, Some(global))
+        }
+    };
+    if json {
+        let mut obj = serde_json::Map::new();
+        if let Some(g) = &global {
+            obj.insert("global".into(), serde_json::json!(g.ports));
+        }
+        if scope.connection.is_some() || !scope.global {
+            let conns: serde_json::Map<String, serde_json::Value> = sections
+                .iter()
+                .map(|(id, p)| (id.clone(), serde_json::json!(p.ports)))
+                .collect();
+            obj.insert("connections".into(), serde_json::Value::Object(conns));
+        }
+        println!("{}", serde_json::Value::Object(obj));
+        return Ok(());
+    }
+    if let Some(g) = &global {
+        println!("global:");
+        print_ports(&g.ports);
+    }
+    for (id, p) in &sections {
+        println!("connection {id}:");
+        print_ports(&p.ports);
+    }
+    Ok(())
+}
+
+fn global_ports(place: &Where) -> Result<PortsResult, FwError> {
+    decode(place.run(&Request::GlobalPorts)?.0)
+}
+
+fn print_ports(ports: &[WirePort]) {
+    if ports.is_empty() {
+        println!("  (none)");
+    }
+    for p in ports {
+        let pair = format!("{}/{}", p.port, p.protocol);
+        let name = if p.name.is_empty() { "-" } else { &p.name };
+        println!("  {pair:<12} {:<7} {name}", p.scope.as_str());
+    }
+}

@@ -1,0 +1,174 @@
+//! A client of the control socket, for the command line and for tests.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::protocol::{Reply, Request};
+use crate::fw::FwError;
+
+/// How long the client waits for one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to a running daemon.
+#[derive(Debug)]
+pub struct Client {
+    path: PathBuf,
+    #[cfg(unix)]
+    stream: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Client {
+    /// Connects to the daemon at `socket`. `Ok(None)` means no daemon is
+    /// running there (no socket file, or nobody listening, or a platform
+    /// without a control socket); other failures are errors.
+    #[cfg(unix)]
+    pub fn connect(socket: &Path) -> Result<Option<Client>, FwError> {
+        use std::io::ErrorKind;
+        use std::os::unix::net::UnixStream;
+
+        match UnixStream::connect(socket) {
+            Ok(s) => {
+                s.set_read_timeout(Some(REPLY_TIMEOUT))
+                    .and_then(|()| s.set_write_timeout(Some(REPLY_TIMEOUT)))
+                    .map_err(|e| FwError::io("configure the connection to", socket, &e))?;
+                Ok(Some(Client {
+                    path: socket.to_path_buf(),
+                    stream: std::io::BufReader::new(s),
+                }))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                Ok(None)
+            }
+            Err(e) => Err(FwError::io("connect to the daemon at", socket, &e)),
+        }
+    }
+
+    /// No control socket on this platform yet: there is never a daemon to reach.
+    #[cfg(not(unix))]
+    pub fn connect(_socket: &Path) -> Result<Option<Client>, FwError> {
+        Ok(None)
+    }
+
+    /// The socket this client is connected to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sends one raw line (a newline is added) and reads one reply.
+    #[cfg(unix)]
+    pub fn send_line(&mut self, line: &[u8]) -> Result<Reply, FwError> {
+        use std::io::{BufRead, Read, Write};
+
+        let mut msg = line.to_vec();
+        msg.push(b'\n');
+        let daemon = self.path.clone();
+        self.stream
+            .get_mut()
+            .write_all(&msg)
+            .map_err(|e| FwError::io("send a request to the daemon at", &daemon, &e))?;
+        let mut reply = Vec::new();
+        let limit = u64::try_from(super::protocol::MAX_REPLY_BYTES).unwrap_or(u64::MAX);
+        let n = self
+            .stream
+            .by_ref()
+            .take(limit)
+            .read_until(b'\n', &mut reply)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => FwError::Abort(
+                    format!("the daemon at {} did not reply in time", daemon.display()),
+                ),
+                _ => FwError::io("read the reply of the daemon at", &daemon, &e),
+            })?;
+        if n == 0 || reply.last() != Some(&b'\n') {
+            return Err(FwError::Fail(format!(
+                "the daemon at {} closed the connection without a whole reply: see its log",
+                daemon.display()
+            )));
+        }
+        serde_json::from_slice(&reply).map_err(|e| {
+            FwError::NoInterface(format!(
+                "the daemon at {} sent a reply this v6fw does not understand ({e}): are both the same version?",
+                daemon.display()
+            ))
+        })
+    }
+
+    /// No control socket on this platform yet.
+    #[cfg(not(unix))]
+    pub fn send_line(&mut self, _line: &[u8]) -> Result<Reply, FwError> {
+        Err(FwError::NotImpl(
+            "the control channel is not written for this platform yet".into(),
+        ))
+    }
+
+    /// Sends a request; the result value or the daemon's error.
+    pub fn call(&mut self, req: &Request) -> Result<Value, FwError> {
+        let line = serde_json::to_vec(req)
+            .map_err(|e| FwError::Unexpected(format!("cannot encode the request: {e}")))?;
+        self.send_line(&line)?.into_result()
+    }
+
+    /// Sends a request and decodes its result as `T`.
+    pub fn request<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T, FwError> {
+        decode(self.call(req)?)
+    }
+}
+
+/// Decodes a result value as `T`; a mismatch is `E_NOINTERFACE`.
+pub fn decode<T: DeserializeOwned>(v: Value) -> Result<T, FwError> {
+    serde_json::from_value(v).map_err(|e| {
+        FwError::NoInterface(format!(
+            "unexpected result from the daemon ({e}): are the daemon and this command the same version?"
+        ))
+    })
+}
+
+/// Whether this process may change the policy without a daemon: effective
+/// uid 0 on Unix. On other platforms the policy file's own permissions decide
+/// (a refused write is `E_ACCESSDENIED`).
+pub fn is_admin() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+/// How a command reached the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Through a running daemon.
+    Daemon,
+    /// Directly in the policy file (no daemon was running).
+    File,
+}
+
+/// Runs `req` through the daemon at `socket` if one answers there, else
+/// directly on the policy file of `state_dir`: a read opens it read-only, a
+/// change needs root (`E_ACCESSDENIED` otherwise) and is written durably
+/// exactly as the daemon would write it.
+pub fn execute(socket: &Path, state_dir: &Path, req: &Request) -> Result<(Value, Route), FwError> {
+    if let Some(mut client) = Client::connect(socket)? {
+        return Ok((client.call(req)?, Route::Daemon));
+    }
+    let admin = is_admin();
+    if req.is_change() && !admin {
+        return Err(FwError::needs_root());
+    }
+    let mgr = if req.is_change() {
+        crate::fw::FirewallManager::open(state_dir)?
+    } else {
+        crate::fw::FirewallManager::open_read_only(state_dir)?
+    };
+    Ok((
+        super::protocol::dispatch(&mgr, req.clone(), admin)?,
+        Route::File,
+    ))
+}

@@ -1,0 +1,18 @@
+//! The control plane: a local socket through which a running daemon is
+//! administered.
+//!
+//! - [`protocol`]: requests and replies (one JSON object per line) and
+//!   [`protocol::dispatch`], which runs a request on a manager.
+//! - [`server`]: the Unix socket server ([`server::serve`]); reads for
+//!   everyone, changes for uid 0 only (`SO_PEERCRED`).
+//! - [`client`]: the client the command line uses.
+//!
+//! The protocol is documented in `docs/control-protocol.md`.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+pub use client::Client;
+pub use protocol::{dispatch, Reply, Request};
+pub use server::{serve, DEFAULT_SOCKET};

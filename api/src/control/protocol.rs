@@ -1,0 +1,439 @@
+//! The control protocol: one JSON request per line, one JSON reply per line.
+//! See `docs/control-protocol.md` for the full description.
+//!
+//! [`dispatch`] runs a request against a [`FirewallManager`]; the socket
+//! server and the command line's direct (no daemon) path share it, so both
+//! behave the same.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use v6fw_engine::{PortPair, Protocol};
+
+use crate::fw::{ConnectionInfo, FirewallManager, FwError, OpenPorts, PortScope};
+
+/// Longest request line the server reads, newline included.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest reply line a client reads.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A protocol given as a number (6, 17) or a name (`"tcp"`, `"udp"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProtoArg {
+    /// An IP protocol number; only 6 and 17 are valid.
+    Number(i64),
+    /// `tcp` or `udp` (any case).
+    Name(String),
+}
+
+impl From<Protocol> for ProtoArg {
+    fn from(p: Protocol) -> Self {
+        ProtoArg::Name(p.name().to_string())
+    }
+}
+
+/// One request. On the wire: an object whose `op` names the variant in
+/// snake_case, with the variant's fields beside it. Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Is the daemon there? Replies with the version and whether the caller may change.
+    Ping,
+    /// Every connection with its details.
+    Connections,
+    /// The global pairs.
+    GlobalPorts,
+    /// A connection's effective set (own ∪ (global − ignored)).
+    OpenPorts {
+        /// Connection id.
+        connection: String,
+    },
+    /// Whether a pair is open: the connection's own pairs, or the global
+    /// pairs when no connection is given.
+    IsPortOpen {
+        /// Connection id; absent: global.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+        /// Port, 1-65535.
+        port: i64,
+        /// 6/17 or tcp/udp.
+        protocol: ProtoArg,
+    },
+    /// Opens a pair on a connection, or globally when no connection is given.
+    OpenPort {
+        /// Connection id; absent: global.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+        /// Port, 1-65535.
+        port: i64,
+        /// 6/17 or tcp/udp.
+        protocol: ProtoArg,
+        /// Name kept with the pair (the first name stays).
+        #[serde(default)]
+        name: String,
+    },
+    /// Closes a pair on a connection, or globally when no connection is given.
+    ClosePort {
+        /// Connection id; absent: global.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+        /// Port, 1-65535.
+        port: i64,
+        /// 6/17 or tcp/udp.
+        protocol: ProtoArg,
+    },
+    /// Ignores a global pair on a connection.
+    IgnoreGlobal {
+        /// Connection id.
+        connection: String,
+        /// Port, 1-65535.
+        port: i64,
+        /// 6/17 or tcp/udp.
+        protocol: ProtoArg,
+    },
+    /// Observes a global pair on a connection again.
+    ObserveGlobal {
+        /// Connection id.
+        connection: String,
+        /// Port, 1-65535.
+        port: i64,
+        /// 6/17 or tcp/udp.
+        protocol: ProtoArg,
+    },
+    /// Turns a connection's firewall on.
+    Enable {
+        /// Connection id.
+        connection: String,
+    },
+    /// Turns a connection's firewall off.
+    Disable {
+        /// Connection id.
+        connection: String,
+    },
+    /// Re-reads the host's interfaces.
+    Refresh,
+    /// The engine's counters per reason.
+    Stats,
+}
+
+impl Request {
+    /// Whether the request changes the policy (and so needs root).
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Request::OpenPort { .. }
+                | Request::ClosePort { .. }
+                | Request::IgnoreGlobal { .. }
+                | Request::ObserveGlobal { .. }
+                | Request::Enable { .. }
+                | Request::Disable { .. }
+                | Request::Refresh
+        )
+    }
+}
+
+/// A reply error: the HRESULT, its name and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    /// e.g. `E_INVALIDARG`.
+    pub code: String,
+    /// e.g. 2147942487 (0x80070057).
+    pub hresult: u32,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl From<&FwError> for WireError {
+    fn from(e: &FwError) -> Self {
+        WireError {
+            code: e.code_name().to_string(),
+            hresult: e.hresult(),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+impl From<WireError> for FwError {
+    fn from(w: WireError) -> Self {
+        FwError::from_hresult(w.hresult, w.message)
+    }
+}
+
+/// One reply: `{"ok":true,"result":...}` or `{"ok":false,"error":{...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The result, when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+impl Reply {
+    /// The reply for a dispatch result.
+    pub fn from_result(r: Result<Value, FwError>) -> Self {
+        match r {
+            Ok(v) => Reply {
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Reply::error(&e),
+        }
+    }
+
+    /// An error reply.
+    pub fn error(e: &FwError) -> Self {
+        Reply {
+            ok: false,
+            result: None,
+            error: Some(e.into()),
+        }
+    }
+
+    /// The reply as one line of JSON, newline included.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(
+                r#"{{"ok":false,"error":{{"code":"E_UNEXPECTED","hresult":2147549183,"message":"reply not serializable: {}"}}}}"#,
+                e.to_string().replace(['"', '\\'], "'")
+            )
+        });
+        s.push('\n');
+        s
+    }
+
+    /// Back to a result: the `result` value, or the error as an [`FwError`].
+    pub fn into_result(self) -> Result<Value, FwError> {
+        match (self.ok, self.result, self.error) {
+            (true, r, _) => Ok(r.unwrap_or(Value::Null)),
+            (false, _, Some(e)) => Err(e.into()),
+            (false, _, None) => Err(FwError::Unexpected(
+                "the daemon replied with an error but gave no reason".into(),
+            )),
+        }
+    }
+}
+
+/// One pair of a `ports` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePort {
+    /// Port, 1-65535.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The name the pair was first opened with.
+    pub name: String,
+    /// `own` or `global`.
+    pub scope: PortScope,
+}
+
+/// The result of `global_ports` and `open_ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortsResult {
+    /// The pairs, sorted by protocol then port.
+    pub ports: Vec<WirePort>,
+}
+
+impl From<&OpenPorts> for PortsResult {
+    fn from(o: &OpenPorts) -> Self {
+        PortsResult {
+            ports: o
+                .iter()
+                .map(|p| WirePort {
+                    port: p.port(),
+                    protocol: p.protocol().name().to_string(),
+                    name: p.name().to_string(),
+                    scope: p.scope(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The result of `connections`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionsResult {
+    /// Every connection, sorted by id.
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// The result of a change: whether anything changed (a repeated open or
+/// close succeeds without change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedResult {
+    /// Whether the policy changed.
+    pub changed: bool,
+}
+
+/// The result of `is_port_open`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsOpenResult {
+    /// Whether the pair is open.
+    pub open: bool,
+}
+
+/// The result of `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingResult {
+    /// The daemon's version.
+    pub version: String,
+    /// Whether this caller may change the policy.
+    pub admin: bool,
+}
+
+/// One reason's count in a `stats` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    /// SPEC.md's reason, e.g. `port_closed`.
+    pub reason: String,
+    /// `accept` or `drop`.
+    pub verdict: String,
+    /// Packets decided with this reason.
+    pub count: u64,
+}
+
+/// The result of `stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsResult {
+    /// All packets decided.
+    pub packets: u64,
+    /// Packets accepted.
+    pub accepted: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+    /// Every reason in SPEC.md's order, with its count.
+    pub reasons: Vec<ReasonCount>,
+}
+
+/// Parses one request line (without its newline). Bad JSON, an unknown `op`
+/// or unknown fields are `E_INVALIDARG` with serde's explanation.
+pub fn parse_request(line: &[u8]) -> Result<Request, FwError> {
+    serde_json::from_slice(line).map_err(|e| {
+        FwError::InvalidArg(format!(
+            "the request is not valid: {e}; send one JSON object per line, e.g. {{\"op\":\"ping\"}} (see docs/control-protocol.md)"
+        ))
+    })
+}
+
+fn pair(port: i64, protocol: &ProtoArg) -> Result<PortPair, FwError> {
+    let number = match protocol {
+        ProtoArg::Number(n) => *n,
+        ProtoArg::Name(s) => i64::from(s.parse::<Protocol>()?.number()),
+    };
+    Ok(PortPair::from_raw(port, number)?)
+}
+
+fn to_value<T: Serialize>(t: &T) -> Result<Value, FwError> {
+    serde_json::to_value(t)
+        .map_err(|e| FwError::Unexpected(format!("cannot encode the result: {e}")))
+}
+
+fn changed(c: bool) -> Result<Value, FwError> {
+    to_value(&ChangedResult { changed: c })
+}
+
+/// Runs `req` against `mgr`. `admin` says whether the caller may change the
+/// policy; a change by anyone else is `E_ACCESSDENIED` and changes nothing.
+pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result<Value, FwError> {
+    if req.is_change() && !admin {
+        return Err(FwError::needs_root());
+    }
+    match req {
+        Request::Ping => to_value(&PingResult {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            admin,
+        }),
+        Request::Connections => to_value(&ConnectionsResult {
+            connections: mgr.connection_infos(),
+        }),
+        Request::GlobalPorts => to_value(&PortsResult::from(&mgr.global_open_ports())),
+        Request::OpenPorts { connection } => to_value(&PortsResult::from(
+            &mgr.connection(&connection)?.open_ports()?,
+        )),
+        Request::IsPortOpen {
+            connection,
+            port,
+            protocol,
+        } => {
+            let p = pair(port, &protocol)?;
+            let open = match connection {
+                Some(id) => mgr.connection(&id)?.is_port_open(p.port(), p.protocol())?,
+                None => mgr.is_global_port_open(p.port(), p.protocol())?,
+            };
+            to_value(&IsOpenResult { open })
+        }
+        Request::OpenPort {
+            connection,
+            port,
+            protocol,
+            name,
+        } => {
+            let p = pair(port, &protocol)?;
+            changed(match connection {
+                Some(id) => mgr
+                    .connection(&id)?
+                    .open_port(p.port(), p.protocol(), &name)?,
+                None => mgr.open_global_port(p.port(), p.protocol(), &name)?,
+            })
+        }
+        Request::ClosePort {
+            connection,
+            port,
+            protocol,
+        } => {
+            let p = pair(port, &protocol)?;
+            changed(match connection {
+                Some(id) => mgr.connection(&id)?.close_port(p.port(), p.protocol())?,
+                None => mgr.close_global_port(p.port(), p.protocol())?,
+            })
+        }
+        Request::IgnoreGlobal {
+            connection,
+            port,
+            protocol,
+        } => {
+            let p = pair(port, &protocol)?;
+            changed(
+                mgr.connection(&connection)?
+                    .ignore_global(p.port(), p.protocol())?,
+            )
+        }
+        Request::ObserveGlobal {
+            connection,
+            port,
+            protocol,
+        } => {
+            let p = pair(port, &protocol)?;
+            changed(
+                mgr.connection(&connection)?
+                    .observe_global(p.port(), p.protocol())?,
+            )
+        }
+        Request::Enable { connection } => changed(mgr.connection(&connection)?.enable()?),
+        Request::Disable { connection } => changed(mgr.connection(&connection)?.disable()?),
+        Request::Refresh => changed(mgr.refresh()?),
+        Request::Stats => {
+            let t = mgr.engine().counters().totals();
+            to_value(&StatsResult {
+                packets: t.packets(),
+                accepted: t.accepted(),
+                dropped: t.dropped(),
+                reasons: t
+                    .iter()
+                    .map(|(r, count)| ReasonCount {
+                        reason: r.as_str().to_string(),
+                        verdict: r.verdict().as_str().to_string(),
+                        count,
+                    })
+                    .collect(),
+            })
+        }
+    }
+}

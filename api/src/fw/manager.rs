@@ -1,0 +1,326 @@
+//! [`FirewallManager`]: `INetFwV6Mgr` — global pairs, the connections, and the
+//! one path every change takes.
+//!
+//! A change is applied as: validate → compute the next [`Policy`] from the
+//! current one → persist it ([`PolicyStore::save`]: temp file, fsync, rename,
+//! fsync of the directory) → publish it to the engine with
+//! [`v6fw_engine::PortTable::update`]. The manager's own writer lock is held
+//! across all four steps, so the order of changes on disk is the order in
+//! which the engine sees them, and a change is on disk before anyone (the
+//! caller, a control-socket client) hears that it was made. Readers never take
+//! that lock: they read the `Arc<Policy>` of the current snapshot.
+//!
+//! The manager must be the only writer of its engine's table.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol, StateConfig};
+
+use super::collection::{ConnectionInfo, OpenPorts};
+use super::connection::FirewallConnection;
+use super::error::FwError;
+use crate::interfaces::{self, Interface};
+use crate::store::{PolicyStore, StoreLock};
+
+/// Longest name a pair may be given, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// `INetFwV6Mgr`: the global pairs and the connections of one host, backed by
+/// a durable policy file and published to an [`Engine`].
+pub struct FirewallManager {
+    engine: Arc<Engine>,
+    store: Option<PolicyStore>,
+    read_only: bool,
+    writer: Mutex<()>,
+    /// Held for the manager's life when it may write the store.
+    _lock: Option<StoreLock>,
+}
+
+impl fmt::Debug for FirewallManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FirewallManager")
+            .field("store", &self.store)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FirewallManager {
+    /// Opens the policy of `state_dir` for reading and changing: creates the
+    /// directory if needed, loads `policy.toml` (or starts empty and writes
+    /// it), refreshes the connections from the host's interfaces, and builds
+    /// the engine. A corrupt policy file is an error naming the file and line.
+    ///
+    /// The manager holds the state directory's writer lock for its whole
+    /// life: a second writable manager on the same directory (another daemon,
+    /// or a command editing the file while a daemon runs) fails with `E_FAIL`
+    /// after about two seconds. Read-only managers take no lock.
+    pub fn open(state_dir: &Path) -> Result<Arc<FirewallManager>, FwError> {
+        Self::open_with_state(state_dir, StateConfig::default())
+    }
+
+    /// [`FirewallManager::open`] with explicit flow/fragment table sizes.
+    pub fn open_with_state(
+        state_dir: &Path,
+        state: StateConfig,
+    ) -> Result<Arc<FirewallManager>, FwError> {
+        let store = PolicyStore::new(state_dir);
+        store.prepare()?;
+        let lock = store.lock()?;
+        store.remove_temp_files(&lock)?;
+        let policy = match store.load()? {
+            Some(p) => p,
+            None => {
+                let p = Policy::default();
+                store.save(&p)?;
+                p
+            }
+        };
+        let mgr = Arc::new(FirewallManager {
+            engine: Arc::new(Engine::with_state(policy, state)),
+            store: Some(store),
+            read_only: false,
+            writer: Mutex::new(()),
+            _lock: Some(lock),
+        });
+        match mgr.refresh() {
+            Ok(_) => {}
+            Err(FwError::NotImpl(m)) => tracing::warn!("connections not refreshed: {m}"),
+            Err(e) => return Err(e),
+        }
+        Ok(mgr)
+    }
+
+    /// Opens the policy of `state_dir` to read only (for unprivileged
+    /// listings): nothing on disk is created or changed; a missing file reads
+    /// as an empty policy; every change is refused with `E_ACCESSDENIED`.
+    /// Connections are refreshed in memory only.
+    pub fn open_read_only(state_dir: &Path) -> Result<Arc<FirewallManager>, FwError> {
+        let store = PolicyStore::new(state_dir);
+        let policy = store.load()?.unwrap_or_default();
+        // Refresh in memory first (no store yet, so nothing is written),
+        // then attach the store and refuse every later change.
+        let mut mgr = FirewallManager {
+            engine: Arc::new(Engine::new(policy)),
+            store: None,
+            read_only: false,
+            writer: Mutex::new(()),
+            _lock: None,
+        };
+        if let Ok(list) = interfaces::list() {
+            mgr.refresh_from(&list)?;
+        }
+        mgr.store = Some(store);
+        mgr.read_only = true;
+        Ok(Arc::new(mgr))
+    }
+
+    /// A manager with no file behind it (tests, embedding): changes are
+    /// published but not persisted. Connections are not refreshed.
+    pub fn in_memory(policy: Policy) -> Arc<FirewallManager> {
+        Arc::new(FirewallManager {
+            engine: Arc::new(Engine::new(policy)),
+            store: None,
+            read_only: false,
+            writer: Mutex::new(()),
+            _lock: None,
+        })
+    }
+
+    /// The engine the policy is published to (for the packet loop and stats).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The policy file behind this manager, if any.
+    pub fn store(&self) -> Option<&PolicyStore> {
+        self.store.as_ref()
+    }
+
+    /// Whether every change is refused ([`FirewallManager::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The current policy: immutable, stable however long it is held.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.engine.table().policy()
+    }
+
+    /// Applies one change: validate and compute (in `change`, on a copy of the
+    /// current policy) → persist → publish. Returns what `change` returned;
+    /// on any error nothing is persisted or published.
+    pub(crate) fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Policy) -> Result<T, FwError>,
+    ) -> Result<T, FwError> {
+        if self.read_only {
+            return Err(FwError::needs_root());
+        }
+        let _writer = self.writer.lock();
+        let current = self.engine.table().policy();
+        let mut next = Policy::clone(&current);
+        let out = change(&mut next)?;
+        if next != *current {
+            if let Some(store) = &self.store {
+                store.save(&next)?;
+            }
+            self.engine.table().replace(next);
+        }
+        Ok(out)
+    }
+
+    // ----- INetFwV6Mgr: global ports -----
+
+    /// Opens a global pair on every connection that does not ignore it
+    /// (`INetFwV6Mgr::OpenPort`). Opening an open pair changes nothing and the
+    /// first name stays. Returns whether anything changed.
+    pub fn open_global_port(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        name: &str,
+    ) -> Result<bool, FwError> {
+        let pair = PortPair::new(port, protocol)?;
+        let name = check_name(name)?;
+        self.change(|p| Ok(p.open_global(pair, name)))
+    }
+
+    /// [`open_global_port`](Self::open_global_port) from raw numbers: port
+    /// 1-65535, protocol 6 or 17, else `E_INVALIDARG`.
+    pub fn open_global_port_raw(
+        &self,
+        port: i64,
+        protocol: i64,
+        name: &str,
+    ) -> Result<bool, FwError> {
+        let pair = PortPair::from_raw(port, protocol)?;
+        self.open_global_port(pair.port(), pair.protocol(), name)
+    }
+
+    /// Closes a global pair; closing a closed pair changes nothing. Returns
+    /// whether anything changed.
+    pub fn close_global_port(&self, port: u16, protocol: Protocol) -> Result<bool, FwError> {
+        let pair = PortPair::new(port, protocol)?;
+        self.change(|p| Ok(p.close_global(pair)))
+    }
+
+    /// [`close_global_port`](Self::close_global_port) from raw numbers.
+    pub fn close_global_port_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
+        let pair = PortPair::from_raw(port, protocol)?;
+        self.close_global_port(pair.port(), pair.protocol())
+    }
+
+    /// Whether a global pair is open.
+    pub fn is_global_port_open(&self, port: u16, protocol: Protocol) -> Result<bool, FwError> {
+        let pair = PortPair::new(port, protocol)?;
+        Ok(self.policy().is_global_open(pair))
+    }
+
+    /// [`is_global_port_open`](Self::is_global_port_open) from raw numbers.
+    pub fn is_global_port_open_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
+        let pair = PortPair::from_raw(port, protocol)?;
+        self.is_global_port_open(pair.port(), pair.protocol())
+    }
+
+    /// The global pairs as they are now, as a snapshot that never changes.
+    pub fn global_open_ports(&self) -> OpenPorts {
+        OpenPorts::globals(&self.policy())
+    }
+
+    /// Switches the tracking of outbound flows (replies `established`) on or
+    /// off; persisted like any change. Returns whether anything changed.
+    pub fn set_state_tracking(&self, on: bool) -> Result<bool, FwError> {
+        self.change(|p| Ok(std::mem::replace(&mut p.state, on) != on))
+    }
+
+    // ----- INetFwV6Mgr: connections -----
+
+    /// Handles to every connection, sorted by id (`EnumerateConnections`).
+    pub fn connections(self: &Arc<Self>) -> Vec<FirewallConnection> {
+        self.policy()
+            .connections
+            .keys()
+            .map(|id| FirewallConnection::new(Arc::clone(self), id.clone()))
+            .collect()
+    }
+
+    /// The details of every connection, from one snapshot, sorted by id.
+    pub fn connection_infos(&self) -> Vec<ConnectionInfo> {
+        self.policy()
+            .connections
+            .values()
+            .map(ConnectionInfo::of)
+            .collect()
+    }
+
+    /// A handle to one connection (`GetConnection`); an unknown id is
+    /// `E_INVALIDARG`.
+    pub fn connection(self: &Arc<Self>, id: &str) -> Result<FirewallConnection, FwError> {
+        self.policy().connection(id)?;
+        Ok(FirewallConnection::new(Arc::clone(self), id.to_string()))
+    }
+
+    /// Re-reads the host's interfaces; see [`refresh_from`](Self::refresh_from).
+    pub fn refresh(&self) -> Result<bool, FwError> {
+        let list = interfaces::list()?;
+        self.refresh_from(&list)
+    }
+
+    /// Brings the connections up to date with `interfaces`: a new interface
+    /// becomes a connection with the firewall on and no pairs of its own; a
+    /// known one keeps its policy and takes the current index and name. A
+    /// connection whose interface is gone (or whose index another interface
+    /// now has) keeps its policy with index 0 until it comes back. Returns
+    /// whether anything changed.
+    pub fn refresh_from(&self, interfaces: &[Interface]) -> Result<bool, FwError> {
+        self.change(|p| {
+            let before = p.clone();
+            for conn in p.connections.values_mut() {
+                let same = interfaces.iter().find(|i| i.id == conn.id);
+                conn.if_index = same.map_or(0, |i| i.index);
+                if let Some(i) = same {
+                    conn.name.clone_from(&i.name);
+                }
+            }
+            for i in interfaces {
+                if !p.connections.contains_key(&i.id) {
+                    p.add_connection(Connection::new(i.id.as_str(), i.name.as_str(), i.index))?;
+                }
+            }
+            Ok(*p != before)
+        })
+    }
+
+    /// Adds one connection by hand (firewall on, no pairs); an existing id is
+    /// `E_INVALIDARG`.
+    pub fn add_connection(&self, id: &str, name: &str, if_index: u32) -> Result<(), FwError> {
+        if id.is_empty() || id.chars().any(char::is_control) {
+            return Err(FwError::InvalidArg(format!(
+                "connection id {id:?} is not valid: give a non-empty id without control characters"
+            )));
+        }
+        let name = check_name(name)?;
+        self.change(|p| Ok(p.add_connection(Connection::new(id, name, if_index))?))
+    }
+}
+
+/// Validates the name of a pair: at most [`MAX_NAME_CHARS`] characters, no
+/// control characters.
+pub(crate) fn check_name(name: &str) -> Result<&str, FwError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(FwError::InvalidArg(format!(
+            "the name is too long ({} characters): use at most {MAX_NAME_CHARS}",
+            name.chars().count()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FwError::InvalidArg(
+            "the name contains control characters (newline, tab, ...): use plain text".into(),
+        ));
+    }
+    Ok(name)
+}

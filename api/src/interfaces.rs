@@ -1,0 +1,106 @@
+//! The host's network interfaces: the connections of the API.
+//!
+//! On Linux a connection is an interface of `/sys/class/net`: its id and name
+//! are the interface name (or the name and its `ifalias`), its index is what
+//! the packet path sees. On other Unix systems `if_nameindex(3)` lists them.
+//! On Windows the id would be the adapter GUID; that is not written yet and
+//! listing returns `E_NOTIMPL`.
+
+use crate::fw::FwError;
+
+/// One network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Stable id: the interface name on Unix.
+    pub id: String,
+    /// Friendly name (the alias if one is set, else the id).
+    pub name: String,
+    /// Interface index.
+    pub index: u32,
+}
+
+/// The interfaces of this host, sorted by id.
+#[cfg(target_os = "linux")]
+pub fn list() -> Result<Vec<Interface>, FwError> {
+    use std::path::Path;
+
+    let base = Path::new("/sys/class/net");
+    let entries = std::fs::read_dir(base).map_err(|e| FwError::io("list", base, &e))?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        let Some(index) = std::fs::read_to_string(dir.join("ifindex"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue; // vanished meanwhile, or not an interface
+        };
+        let alias = std::fs::read_to_string(dir.join("ifalias"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let name = if alias.is_empty() { id.clone() } else { alias };
+        out.push(Interface { id, name, index });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The interfaces of this host, sorted by id.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn list() -> Result<Vec<Interface>, FwError> {
+    use std::ffi::CStr;
+
+    // SAFETY: if_nameindex takes no arguments and returns a heap array (or
+    // null on failure) that we own until if_freenameindex.
+    let head = unsafe { libc::if_nameindex() };
+    if head.is_null() {
+        return Err(FwError::Fail(format!(
+            "cannot list the network interfaces: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    loop {
+        // SAFETY: `p` points into the array returned above, which ends with
+        // an entry whose index is 0 and name null; we stop there.
+        let entry = unsafe { &*p };
+        if entry.if_index == 0 || entry.if_name.is_null() {
+            break;
+        }
+        // SAFETY: a non-null if_name is a NUL-terminated string owned by the array.
+        let id = unsafe { CStr::from_ptr(entry.if_name) }
+            .to_string_lossy()
+            .into_owned();
+        out.push(Interface {
+            name: id.clone(),
+            id,
+            index: entry.if_index,
+        });
+        // SAFETY: the terminating entry has not been reached, so the next
+        // element is still inside the array.
+        p = unsafe { p.add(1) };
+    }
+    // SAFETY: `head` came from if_nameindex and is freed exactly once.
+    unsafe { libc::if_freenameindex(head) };
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The interfaces of this host: not written for Windows yet (`E_NOTIMPL`).
+#[cfg(not(unix))]
+pub fn list() -> Result<Vec<Interface>, FwError> {
+    Err(FwError::NotImpl(
+        "listing network adapters is not written for this platform yet; use global ports".into(),
+    ))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn lists_loopback() {
+        let list = super::list().unwrap_or_default();
+        assert!(list.iter().any(|i| i.id == "lo" && i.index > 0), "{list:?}");
+    }
+}

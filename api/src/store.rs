@@ -1,0 +1,264 @@
+//! The durable policy: `policy.toml` in a state directory.
+//!
+//! Every change is written atomically before it is acknowledged: the new text
+//! goes to a temporary file in the same directory, which is written, fsynced,
+//! renamed over `policy.toml`, and then the directory itself is fsynced so the
+//! rename survives a power cut. A reader (or a restart after `SIGKILL`) sees
+//! either the old file or the new one, never a mix.
+//!
+//! A file that does not parse is never silently replaced: loading fails with
+//! an error naming the file, the line and the column.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use v6fw_engine::Policy;
+
+use crate::fw::FwError;
+
+/// The policy file's name inside the state directory.
+pub const POLICY_FILE: &str = "policy.toml";
+
+/// The lock file a writer holds for as long as it may change the policy.
+pub const LOCK_FILE: &str = "policy.lock";
+
+/// Prefix of the temporary files a write goes through.
+const TMP_PREFIX: &str = ".policy.toml.tmp";
+
+/// Distinguishes temporary files of concurrent writers in one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The default state directory.
+pub fn default_state_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        PathBuf::from(base).join("v6fw")
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from("/var/lib/v6fw")
+    }
+}
+
+/// Where the policy of one state directory lives, and how it is read and written.
+#[derive(Debug, Clone)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl PolicyStore {
+    /// The store of `state_dir` (nothing is touched yet).
+    pub fn new(state_dir: &Path) -> Self {
+        PolicyStore {
+            dir: state_dir.to_path_buf(),
+            path: state_dir.join(POLICY_FILE),
+        }
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The policy file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the state directory (mode 0755) if it is missing.
+    pub fn prepare(&self) -> Result<(), FwError> {
+        create_dir(&self.dir)
+    }
+
+    /// Removes temporary files a killed writer left behind. Call it only
+    /// while holding [`PolicyStore::lock`], so no live writer's file is taken.
+    pub fn remove_temp_files(&self, _lock: &StoreLock) -> Result<(), FwError> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| FwError::io("read the directory", &self.dir, &e))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let p = entry.path();
+                fs::remove_file(&p).map_err(|e| FwError::io("remove", &p, &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the exclusive writer lock of the state directory (`flock` on
+    /// `policy.lock`), waiting up to about two seconds for another writer.
+    /// One process at a time may change a policy file; the lock is released
+    /// when the returned value is dropped or the process dies.
+    pub fn lock(&self) -> Result<StoreLock, FwError> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| FwError::io("open the lock file", &path, &e))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            for attempt in 0..40 {
+                // SAFETY: the fd belongs to `file`, which is open for the call.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                if rc == 0 {
+                    return Ok(StoreLock { _file: file });
+                }
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::WouldBlock || attempt == 39 {
+                    return Err(FwError::Fail(format!(
+                        "the policy in {} is in use by another v6fw process ({err}): if a daemon runs, talk to it through its --socket, or stop it",
+                        self.dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        Ok(StoreLock { _file: file })
+    }
+
+    /// The stored policy, or `None` if there is no file yet. A file that does
+    /// not parse is an `E_FAIL` naming the file and the line.
+    pub fn load(&self) -> Result<Option<Policy>, FwError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FwError::io("read", &self.path, &e)),
+        };
+        parse(&self.path, &text).map(Some)
+    }
+
+    /// Writes `policy` atomically and durably (temp file, fsync, rename,
+    /// fsync of the directory). When this returns `Ok`, the change survives a
+    /// crash.
+    pub fn save(&self, policy: &Policy) -> Result<(), FwError> {
+        let text = render(policy)?;
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}.{}.{n}", std::process::id()));
+        let result = write_synced(&tmp, text.as_bytes())
+            .and_then(|()| {
+                fs::rename(&tmp, &self.path).map_err(|e| FwError::io("replace", &self.path, &e))
+            })
+            .and_then(|()| sync_dir(&self.dir));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// The writer lock of a state directory; released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: fs::File,
+}
+
+/// The text of `policy` as it is stored, with a header comment.
+pub fn render(policy: &Policy) -> Result<String, FwError> {
+    let body = toml::to_string(policy).map_err(|e| {
+        FwError::Unexpected(format!(
+            "the policy could not be written as TOML: {e}; please report this"
+        ))
+    })?;
+    Ok(format!(
+        "# v6fw policy. Written by v6fw on every change; edit only while the daemon is stopped.\n{body}"
+    ))
+}
+
+/// Parses the text of a policy file; errors name `path`, the line and column.
+pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
+    let policy: Policy = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (line, col) = line_col(text, s.start);
+                format!(" at line {line}, column {col}")
+            })
+            .unwrap_or_default();
+        FwError::Fail(format!(
+            "the policy file {} is corrupt{at}: {}; fix it or move it away (v6fw never replaces it silently)",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
+    for (key, conn) in &policy.connections {
+        if *key != conn.id {
+            return Err(FwError::Fail(format!(
+                "the policy file {} is inconsistent: connection [connections.{key:?}] has id {:?}; make them equal",
+                path.display(),
+                conn.id
+            )));
+        }
+    }
+    Ok(policy)
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn create_dir(dir: &Path) -> Result<(), FwError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o755);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| FwError::io("create the state directory", dir, &e))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), FwError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o644);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| FwError::io("create", path, &e))?;
+    f.write_all(bytes)
+        .map_err(|e| FwError::io("write", path, &e))?;
+    f.sync_all().map_err(|e| FwError::io("fsync", path, &e))
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<(), FwError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FwError::io("fsync the directory", dir, &e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<(), FwError> {
+    // Windows: a rename is made durable by the file system's journal; a
+    // directory handle cannot be fsynced.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("ab\ncd\nef", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd\nef", 4), (2, 2));
+        assert_eq!(line_col("ab\ncd\nef", 100), (3, 3));
+    }
+}

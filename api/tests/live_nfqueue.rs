@@ -1,0 +1,536 @@
+//! End to end: `v6fw run` filters a veth pair between two network namespaces
+//! with real sockets on both sides.
+//!
+//! Namespace FW (fd00::1) runs `v6fw run --open 8080/tcp,5353/udp` and
+//! servers on 8080/9090 (TCP) and 5353/5354 (UDP echo); namespace PEER
+//! (fd00::2) runs a TCP server on 7070 and a UDP echo on 7071. Traffic never
+//! leaves the two namespaces. The test skips (passes with a note) when not
+//! root or when `ip`, `ip6tables`, `python3` or the NFQUEUE target is
+//! missing; set `V6FW_REQUIRE_LIVE=1` (as CI does) to make those a failure.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const FW_ADDR: &str = "fd00::1";
+const PEER_ADDR: &str = "fd00::2";
+
+/// Serves TCP (sends `hi` to each client) and UDP echo on the given ports
+/// until killed (or 60 s), touching the ready file once bound.
+const SERVER: &str = r#"
+import socket, sys, threading, time
+ready, tcp_ports, udp_ports = sys.argv[1], sys.argv[2], sys.argv[3]
+def tcp(s):
+    while True:
+        c, _ = s.accept()
+        try:
+            c.sendall(b"hi")
+        except OSError:
+            pass
+        c.close()
+def udp(s):
+    while True:
+        d, a = s.recvfrom(2048)
+        s.sendto(d, a)
+for p in filter(None, tcp_ports.split(",")):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", int(p))); s.listen(16)
+    threading.Thread(target=tcp, args=(s,), daemon=True).start()
+for p in filter(None, udp_ports.split(",")):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("::", int(p)))
+    threading.Thread(target=udp, args=(s,), daemon=True).start()
+open(ready, "w").close()
+time.sleep(60)
+"#;
+
+/// One exchange: prints `ok` or `fail:<why>`.
+const CLIENT: &str = r#"
+import socket, sys
+kind, host, port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+try:
+    if kind == "tcp":
+        s = socket.create_connection((host, port), timeout=timeout)
+        s.settimeout(timeout)
+        d = s.recv(16)
+    else:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.settimeout(timeout)
+        s.sendto(b"v6fw", (host, port))
+        d, _ = s.recvfrom(64)
+    print("ok" if d in (b"hi", b"v6fw") else "bad:" + repr(d))
+except OSError as e:
+    print("fail:" + type(e).__name__)
+"#;
+
+fn require_live() -> bool {
+    std::env::var_os("V6FW_REQUIRE_LIVE").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// Passes with a note, unless the environment asks for the live test.
+fn skip(why: &str) {
+    assert!(
+        !require_live(),
+        "V6FW_REQUIRE_LIVE is set but the live test cannot run: {why}"
+    );
+    eprintln!("SKIPPED live_nfqueue: {why}");
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn has(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Runs a command to completion, killing it after `limit`.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().expect("wait").is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn sh(args: &[&str]) -> Output {
+    run_bounded(
+        Command::new(args[0]).args(&args[1..]),
+        Duration::from_secs(10),
+    )
+}
+
+fn ok(args: &[&str]) -> bool {
+    sh(args).status.success()
+}
+
+/// Two namespaces and a veth pair; everything is removed on drop, together
+/// with every process started in them.
+struct Lab {
+    fw: String,
+    peer: String,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Result<Lab, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = std::env::temp_dir().join(format!("v6fw-live-{id}"));
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let lab = Lab {
+            fw: format!("v6fw-fw-{id}"),
+            peer: format!("v6fw-peer-{id}"),
+            children: Vec::new(),
+            dir,
+        };
+        let (va, vb) = (format!("v6a{id}"), format!("v6b{id}"));
+        let (fw, peer) = (lab.fw.as_str(), lab.peer.as_str());
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["ip", "netns", "add", fw],
+            vec!["ip", "netns", "add", peer],
+            vec![
+                "ip", "link", "add", &va, "netns", fw, "type", "veth", "peer", "name", &vb,
+                "netns", peer,
+            ],
+            vec![
+                "ip",
+                "-n",
+                fw,
+                "addr",
+                "add",
+                "fd00::1/64",
+                "dev",
+                &va,
+                "nodad",
+            ],
+            vec![
+                "ip",
+                "-n",
+                peer,
+                "addr",
+                "add",
+                "fd00::2/64",
+                "dev",
+                &vb,
+                "nodad",
+            ],
+            vec!["ip", "-n", fw, "link", "set", "lo", "up"],
+            vec!["ip", "-n", peer, "link", "set", "lo", "up"],
+            vec!["ip", "-n", fw, "link", "set", &va, "up"],
+            vec!["ip", "-n", peer, "link", "set", &vb, "up"],
+        ];
+        for step in steps {
+            let out = sh(&step);
+            if !out.status.success() {
+                return Err(format!(
+                    "`{}` failed: {}",
+                    step.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(lab)
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(args);
+        c
+    }
+
+    /// Starts the server script in `ns`; waits until it has bound its ports.
+    fn server(&mut self, ns: &str, tcp: &str, udp: &str) {
+        let ready = self.dir.join(format!("ready-{ns}"));
+        let child = self
+            .exec(
+                ns,
+                &["python3", "-c", SERVER, ready.to_str().unwrap(), tcp, udp],
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the server script");
+        self.children.push(child);
+        wait_for(
+            Duration::from_secs(5),
+            || ready.exists(),
+            "the servers to bind",
+        );
+    }
+
+    /// One client exchange from `ns`; `ok` or `fail:...`.
+    fn client(&self, ns: &str, kind: &str, host: &str, port: u16, timeout: f64) -> String {
+        let out = run_bounded(
+            &mut self.exec(
+                ns,
+                &[
+                    "python3",
+                    "-c",
+                    CLIENT,
+                    kind,
+                    host,
+                    &port.to_string(),
+                    &timeout.to_string(),
+                ],
+            ),
+            Duration::from_secs_f64(timeout * 3.0 + 5.0),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn ip6tables_save(&self) -> String {
+        let out = run_bounded(
+            &mut self.exec(&self.fw, &["ip6tables-save"]),
+            Duration::from_secs(10),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.fw, &self.peer] {
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Why the live test cannot run here, if it cannot.
+fn unavailable() -> Option<String> {
+    if !cfg!(target_os = "linux") {
+        return Some("NFQUEUE is Linux only".into());
+    }
+    if !is_root() {
+        return Some("not root (network namespaces and NFQUEUE need it)".into());
+    }
+    for (cmd, arg) in [
+        ("ip", "-V"),
+        ("ip6tables", "-V"),
+        ("ip6tables-save", "-V"),
+        ("python3", "-V"),
+        ("ping", "-V"),
+    ] {
+        if !has(cmd, arg) {
+            return Some(format!(
+                "`{cmd}` is not installed (apt-get install iproute2 iptables iputils-ping python3)"
+            ));
+        }
+    }
+    None
+}
+
+/// The NFQUEUE target works in the lab's FW namespace.
+fn nfqueue_target_works(lab: &Lab) -> bool {
+    let rule = [
+        "-w",
+        "-A",
+        "OUTPUT",
+        "-o",
+        "lo",
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "7",
+        "--queue-bypass",
+    ];
+    let mut args = vec!["ip", "netns", "exec", &lab.fw, "ip6tables"];
+    args.extend(rule);
+    if !ok(&args) {
+        return false;
+    }
+    args[6] = "-D";
+    ok(&args)
+}
+
+fn reason(summary: &serde_json::Value, name: &str) -> u64 {
+    summary["reasons"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no reason {name} in {summary}"))
+}
+
+#[test]
+fn live_nfqueue_filters_a_veth_pair() {
+    if let Some(why) = unavailable() {
+        return skip(&why);
+    }
+    let started = Instant::now();
+    let mut lab = match Lab::new() {
+        Ok(lab) => lab,
+        Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
+    };
+    if !nfqueue_target_works(&lab) {
+        return skip("the kernel has no ip6tables NFQUEUE target (xt_NFQUEUE / nft_compat)");
+    }
+    let (fw, peer) = (lab.fw.clone(), lab.peer.clone());
+    lab.server(&fw, "8080,9090", "5353,5354");
+    lab.server(&peer, "7070", "7071");
+
+    let out_path = lab.dir.join("run.out");
+    let err_path = lab.dir.join("run.err");
+    let daemon = lab
+        .exec(
+            &fw,
+            &[
+                env!("CARGO_BIN_EXE_v6fw"),
+                "run",
+                "--open",
+                "8080/tcp,5353/udp",
+                "--json",
+                "--stats-interval",
+                "1",
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start v6fw run");
+    let pid = daemon.id();
+    lab.children.push(daemon);
+    let log = || fs::read_to_string(&err_path).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(10),
+        || log().contains("filtering IPv6"),
+        "v6fw run to start",
+    );
+    let rules = lab.ip6tables_save();
+    assert!(rules.contains("-A INPUT -j V6FW-IN"), "{rules}");
+    assert!(rules.contains("-A OUTPUT -j V6FW-OUT"), "{rules}");
+    assert!(
+        rules.contains("-A V6FW-IN -j NFQUEUE --queue-num 0"),
+        "{rules}"
+    );
+
+    // Neighbour discovery must work through the firewall: forget what the
+    // namespaces learnt before it started.
+    for ns in [&fw, &peer] {
+        let _ = sh(&["ip", "-n", ns, "neigh", "flush", "all"]);
+    }
+    let ping = run_bounded(
+        &mut lab.exec(&peer, &["ping", "-6", "-c", "1", "-W", "2", FW_ADDR]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        ping.status.success(),
+        "ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+
+    assert_eq!(
+        lab.client(&peer, "tcp", FW_ADDR, 8080, 3.0),
+        "ok",
+        "TCP to an open port"
+    );
+    assert_eq!(
+        lab.client(&peer, "udp", FW_ADDR, 5353, 2.0),
+        "ok",
+        "UDP to an open port"
+    );
+    assert!(
+        lab.client(&peer, "tcp", FW_ADDR, 9090, 1.2)
+            .starts_with("fail"),
+        "TCP to a closed port"
+    );
+    assert!(
+        lab.client(&peer, "udp", FW_ADDR, 5354, 1.0)
+            .starts_with("fail"),
+        "UDP to a closed port"
+    );
+    // Replies to connections opened from the filtered side are let in,
+    // although 7070/7071 are closed.
+    assert_eq!(
+        lab.client(&fw, "tcp", PEER_ADDR, 7070, 3.0),
+        "ok",
+        "established TCP"
+    );
+    assert_eq!(
+        lab.client(&fw, "udp", PEER_ADDR, 7071, 2.0),
+        "ok",
+        "established UDP"
+    );
+
+    // SAFETY: `pid` is the v6fw process this test started (ip netns exec
+    // execs it in place) and has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    let daemon = lab.children.last_mut().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "v6fw run did not stop on SIGTERM:\n{}",
+            log()
+        );
+        sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "v6fw run exited with {status}:\n{}",
+        log()
+    );
+    let rules = lab.ip6tables_save();
+    assert!(!rules.contains("V6FW"), "rules left behind:\n{rules}");
+    // And the traffic the firewall blocked now passes.
+    assert_eq!(
+        lab.client(&peer, "tcp", FW_ADDR, 9090, 3.0),
+        "ok",
+        "9090 after stop"
+    );
+
+    let text = fs::read_to_string(&out_path).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}\n{}", log()));
+    let n = |name| reason(&summary, name);
+    eprintln!("v6fw run totals: {summary}");
+    // At least one SYN to 9090 and exactly one datagram to 5354 were closed.
+    assert!(n("port_closed") >= 2, "{summary}");
+    // SYN, ACKs, FIN to 8080 and the datagram to 5353.
+    assert!(n("global_port") >= 3, "{summary}");
+    // SYN-ACK and data from 7070, the UDP reply from 7071.
+    assert!(n("established") >= 2, "{summary}");
+    // The echo request and the neighbour solicitation/advertisement.
+    assert!(n("icmp_allowed") >= 2, "{summary}");
+    assert!(n("outbound") >= 5, "{summary}");
+    assert_eq!(
+        summary["dropped"].as_u64(),
+        Some(n("port_closed")),
+        "only closed ports dropped: {summary}"
+    );
+    assert_eq!(n("open_port"), 0, "--open opens global pairs: {summary}");
+    assert!(
+        log().contains("stats: packets="),
+        "no periodic stats:\n{}",
+        log()
+    );
+    eprintln!(
+        "live_nfqueue: passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The binary, somewhere an unprivileged user can execute it.
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("v6fw");
+    fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn live_refuses_to_start_without_root() {
+    const MESSAGE: &str = "v6fw run needs root (CAP_NET_ADMIN) to divert packets: run it with sudo";
+    let out = if is_root() {
+        if !has("setpriv", "--version") {
+            return skip("`setpriv` is not installed (util-linux)");
+        }
+        let dir = std::env::temp_dir().join(format!("v6fw-nobody-{}", std::process::id()));
+        let bin = binary_for_nobody(&dir);
+        let out = sh(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin.to_str().unwrap(),
+            "run",
+            "--open",
+            "8080/tcp",
+        ]);
+        let _ = fs::remove_dir_all(&dir);
+        out
+    } else {
+        sh(&[env!("CARGO_BIN_EXE_v6fw"), "run"])
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !is_root() && !stderr.contains(MESSAGE) && out.status.success() {
+        return skip("this unprivileged user has CAP_NET_ADMIN");
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(MESSAGE), "{stderr}");
+}

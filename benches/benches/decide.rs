@@ -1,0 +1,236 @@
+//! Criterion benchmarks of v6fw's decision against the obvious baselines.
+//!
+//! Groups (each compares v6fw with etherparse + `std::sync::RwLock<HashSet>`,
+//! `parking_lot::RwLock<HashSet>` and `arc_swap::ArcSwap<HashSet>`):
+//! - `kind/<packet>`: one packet of each kind, decided inbound (v6fw on a
+//!   snapshot pinned outside the timing loop, as a batch would).
+//! - `mixed_1024`: the mixed batch of 1,024 packets, one pin per batch; plus
+//!   the bare floor (port at a fixed offset and a bit test).
+//! - `open_ports/<n>`: reading a connection's open pairs with n entries:
+//!   `table.policy()` then iterating; the baselines copy the set under the
+//!   lock (a snapshot that later changes cannot touch).
+//! - `publish`: the cost of one published change.
+//!
+//! `cargo bench -p v6fw-benches --bench decide`; figures in docs/benchmarks.md.
+
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use v6fw_benches::baseline::{
+    baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, ParkingLotPorts,
+    PortLookup, StdRwLockPorts, V6fwDecider, NOW_NS,
+};
+use v6fw_benches::packets::{self, MixedBatch};
+use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol};
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+/// Runs `f` under each baseline's name with a fresh port set.
+fn baselines(mut f: impl FnMut(&str, &dyn PortLookupDyn)) {
+    f(
+        "etherparse_std_rwlock",
+        &StdRwLockPorts::new(baseline_pairs()),
+    );
+    f(
+        "etherparse_parking_lot",
+        &ParkingLotPorts::new(baseline_pairs()),
+    );
+    f("etherparse_arc_swap", &ArcSwapPorts::new(baseline_pairs()));
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Object-safe view of a baseline, so one loop covers all three.
+trait PortLookupDyn {
+    /// Benchmarks deciding one packet.
+    fn bench_one(&self, g: &mut Group<'_>, id: BenchmarkId, pkt: &[u8]);
+    /// Benchmarks deciding a batch.
+    fn bench_batch(&self, g: &mut Group<'_>, id: BenchmarkId, batch: &MixedBatch);
+    /// Opens or closes a TCP port.
+    fn toggle(&self, port: u16, open: bool);
+}
+
+impl<P: PortLookup> PortLookupDyn for P {
+    fn bench_one(&self, g: &mut Group<'_>, id: BenchmarkId, pkt: &[u8]) {
+        let mut d = BaselineDecider::new(self, &[]);
+        g.bench_function(id, |b| b.iter(|| d.decide(black_box(pkt), true, NOW_NS)));
+    }
+    fn bench_batch(&self, g: &mut Group<'_>, id: BenchmarkId, batch: &MixedBatch) {
+        let mut d = BaselineDecider::new(self, &batch.outbound);
+        g.bench_function(id, |b| b.iter(|| d.decide_batch(black_box(&batch.packets))));
+    }
+    fn toggle(&self, port: u16, open: bool) {
+        if open {
+            self.open(port, 6);
+        } else {
+            self.close(port, 6);
+        }
+    }
+}
+
+fn kinds(c: &mut Criterion) {
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("tcp_syn", packets::tcp_syn(1, 40_000, 22)),
+        ("udp", packets::udp(1, 40_000, 53)),
+        ("icmpv6_ndp_hl255", packets::icmpv6_ndp(1)),
+        ("ext_chain3", packets::ext_chain3(1, 40_000, 22)),
+        ("first_fragment", packets::first_fragment(1, 53, 9)),
+        ("malformed", packets::malformed(1, 22)),
+    ];
+    let engine = bench_engine();
+    for (name, pkt) in &cases {
+        let mut g = c.benchmark_group(format!("kind/{name}"));
+        g.throughput(Throughput::Elements(1));
+        let mut d = V6fwDecider::new(&engine, &[]);
+        let snap = engine.table().pin();
+        g.bench_function("v6fw", |b| b.iter(|| d.decide_one(&snap, black_box(pkt))));
+        drop(snap);
+        baselines(|base, ports| ports.bench_one(&mut g, BenchmarkId::from_parameter(base), pkt));
+        g.finish();
+    }
+}
+
+/// The floor DESIGN.md quotes: the port at a fixed offset and one bit test.
+fn floor_batch(bits: &[u64; 1024], batch: &[Vec<u8>]) -> usize {
+    batch
+        .iter()
+        .filter(|p| {
+            let port = p
+                .get(42..44)
+                .and_then(<[u8]>::first_chunk::<2>)
+                .map_or(0, |b| u16::from_be_bytes(*b));
+            bits.get(usize::from(port >> 6))
+                .is_some_and(|w| (w >> (port & 63)) & 1 == 1)
+        })
+        .count()
+}
+
+fn mixed(c: &mut Criterion) {
+    let batch = MixedBatch::new(1_024, 1);
+    let engine = bench_engine();
+    let mut g = c.benchmark_group("mixed_1024");
+    g.throughput(Throughput::Elements(batch.packets.len() as u64));
+    let mut d = V6fwDecider::new(&engine, &batch.outbound);
+    g.bench_function("v6fw", |b| {
+        b.iter(|| d.decide_batch(black_box(&batch.packets)))
+    });
+    baselines(|base, ports| ports.bench_batch(&mut g, BenchmarkId::from_parameter(base), &batch));
+    let mut bits = [0u64; 1024];
+    for &p in &packets::OPEN_TCP {
+        if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
+            *w |= 1 << (p & 63);
+        }
+    }
+    g.bench_function("bare_floor", |b| {
+        b.iter(|| floor_batch(&bits, black_box(&batch.packets)))
+    });
+    g.bench_function("epoch_pin_only", |b| {
+        b.iter(|| black_box(engine.table().pin().generation()))
+    });
+    g.finish();
+}
+
+/// A policy whose connection `eth0` has `n` own TCP pairs (ports 1..=n).
+fn policy_with(n: u16) -> Policy {
+    let mut policy = Policy::default();
+    let mut conn = Connection::new("eth0", "Ethernet", 1);
+    for port in 1..=n {
+        if let Ok(pair) = PortPair::new(port, Protocol::Tcp) {
+            conn.open_port(pair, "p");
+        }
+    }
+    let _ = policy.add_connection(conn);
+    policy
+}
+
+fn open_ports(c: &mut Criterion) {
+    for n in [10u16, 1_000, 65_535] {
+        let mut g = c.benchmark_group(format!("open_ports/{n}"));
+        g.throughput(Throughput::Elements(u64::from(n)));
+        let engine = Engine::new(policy_with(n));
+        g.bench_function("v6fw", |b| {
+            b.iter(|| {
+                let policy = engine.table().policy();
+                let conn = policy.connections.get("eth0");
+                conn.map_or(0, |c| {
+                    c.open.keys().map(|p| usize::from(p.port())).sum::<usize>()
+                })
+            })
+        });
+        let set: HashSet<(u16, u8)> = (1..=n).map(|p| (p, 6u8)).collect();
+        let std_lock = std::sync::RwLock::new(set.clone());
+        g.bench_function("std_rwlock_copy", |b| {
+            b.iter(|| {
+                let copy: Vec<(u16, u8)> = std_lock
+                    .read()
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                copy.iter().map(|p| usize::from(p.0)).sum::<usize>()
+            })
+        });
+        let pl_lock = parking_lot::RwLock::new(set.clone());
+        g.bench_function("parking_lot_copy", |b| {
+            b.iter(|| {
+                let copy: Vec<(u16, u8)> = pl_lock.read().iter().copied().collect();
+                copy.iter().map(|p| usize::from(p.0)).sum::<usize>()
+            })
+        });
+        let swap = arc_swap::ArcSwap::from_pointee(set);
+        g.bench_function("arc_swap_load_full", |b| {
+            b.iter(|| {
+                let snap = swap.load_full();
+                snap.iter().map(|p| usize::from(p.0)).sum::<usize>()
+            })
+        });
+        g.finish();
+    }
+}
+
+fn publish(c: &mut Criterion) {
+    let mut g = c.benchmark_group("publish");
+    g.throughput(Throughput::Elements(1));
+    let engine = bench_engine();
+    let mut i = 0u64;
+    g.bench_function("v6fw_update", |b| {
+        b.iter(|| {
+            i += 1;
+            let (port, open) = v6fw_benches::harness::writer_change(i);
+            engine.table().update(|p| {
+                let pair = PortPair::new(port, Protocol::Tcp)?;
+                Ok::<_, v6fw_engine::PolicyError>(if open {
+                    p.open_global(pair, "w")
+                } else {
+                    p.close_global(pair)
+                })
+            })
+        })
+    });
+    baselines(|base, ports| {
+        let mut i = 0u64;
+        g.bench_function(BenchmarkId::from_parameter(base), |b| {
+            b.iter(|| {
+                i += 1;
+                let (port, open) = v6fw_benches::harness::writer_change(i);
+                ports.toggle(port, open);
+            })
+        });
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = kinds, mixed, open_ports, publish
+}
+criterion_main!(benches);

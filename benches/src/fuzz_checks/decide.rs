@@ -1,0 +1,269 @@
+//! The `decide` target: arbitrary bytes through the whole decision.
+
+use v6fw_engine::walk::{walk, Outcome};
+use v6fw_engine::{
+    Connection, Decision, Engine, IcmpPolicy, PacketMeta, Policy, PortPair, Protocol, Reason,
+    StateConfig,
+};
+
+use super::Violation;
+
+const CONN: u32 = 1;
+const DISABLED: u32 = 2;
+const UNKNOWN: u32 = 3;
+
+fn pair(port: u16, proto: Protocol) -> Option<PortPair> {
+    PortPair::new(port, proto).ok()
+}
+
+/// The fixed policy: `eth0` (if 1) opens 22/tcp and 53/udp and ignores the
+/// global 443/tcp; `eth1` (if 2) is disabled; globals 443/tcp, 8080/tcp,
+/// 123/udp; interface 3 belongs to no connection (globals only).
+fn policy() -> Policy {
+    let mut p = Policy::default();
+    for (port, proto) in [
+        (443, Protocol::Tcp),
+        (8080, Protocol::Tcp),
+        (123, Protocol::Udp),
+    ] {
+        if let Some(pair) = pair(port, proto) {
+            p.open_global(pair, "g");
+        }
+    }
+    let mut eth0 = Connection::new("eth0", "eth0", CONN);
+    for (port, proto) in [(22, Protocol::Tcp), (53, Protocol::Udp)] {
+        if let Some(pair) = pair(port, proto) {
+            eth0.open_port(pair, "own");
+        }
+    }
+    if let Some(pair) = pair(443, Protocol::Tcp) {
+        eth0.ignore_global(pair);
+    }
+    let mut eth1 = Connection::new("eth1", "eth1", DISABLED);
+    eth1.enabled = false;
+    let _ = p.add_connection(eth0);
+    let _ = p.add_connection(eth1);
+    p
+}
+
+fn own(if_index: u32, proto: u8, port: u16) -> bool {
+    if_index == CONN && matches!((proto, port), (6, 22) | (17, 53))
+}
+
+fn global(if_index: u32, proto: u8, port: u16) -> bool {
+    match (proto, port) {
+        (6, 443) => if_index != CONN,
+        (6, 8080) | (17, 123) => true,
+        _ => false,
+    }
+}
+
+/// SPEC step 2, computed from the bytes alone (version 6 assumed): whether
+/// the packet is `malformed` before any header is walked. Payload length 0
+/// is counted as malformed only when no hop-by-hop header follows (a Jumbo
+/// option needs one); the rest of the Jumbo rules are the walk's.
+fn step2_malformed(data: &[u8], truncated: bool) -> bool {
+    let Some(fixed) = data.first_chunk::<40>() else {
+        return true;
+    };
+    let payload_len = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+    if payload_len == 0 {
+        return fixed[6] != 0;
+    }
+    40 + payload_len > data.len() && !truncated
+}
+
+fn columns_bare(d: &Decision) -> bool {
+    d.proto.is_none() && d.dport.is_none()
+}
+
+/// Checks one decision against SPEC.md's invariants.
+fn check_one(
+    data: &[u8],
+    truncated: bool,
+    meta: &PacketMeta,
+    d: &Decision,
+    flows_recorded: bool,
+) -> Result<(), Violation> {
+    let ctx = || {
+        format!(
+            "{:?} if {} truncated {truncated}: {d:?}",
+            meta.direction, meta.if_index
+        )
+    };
+    let fail = |what: &str| Err(format!("{what}; {}", ctx()));
+    if d.verdict() != d.reason.verdict() {
+        return fail("verdict differs from the reason's verdict");
+    }
+    let is_v6 = data.first().is_some_and(|b| b >> 4 == 6);
+    if !is_v6 {
+        if d.reason != Reason::NotIpv6 || !columns_bare(d) {
+            return fail("a version nibble other than 6 must be accept not_ipv6 - -");
+        }
+        return Ok(());
+    }
+    if d.reason == Reason::NotIpv6 {
+        return fail("not_ipv6 for a version-6 packet");
+    }
+    if data.len() < 40 {
+        if d.reason != Reason::Malformed || !columns_bare(d) {
+            return fail("a version-6 frame under 40 bytes must be drop malformed - -");
+        }
+        return Ok(());
+    }
+    let step2 = step2_malformed(data, truncated);
+    let inbound = meta.direction == v6fw_engine::Direction::Inbound;
+    if step2 && inbound && (d.reason != Reason::Malformed || !columns_bare(d)) {
+        return fail("a step-2 malformed packet must be drop malformed - -");
+    }
+    if let Some(p) = d.proto {
+        if matches!(p, 0 | 43 | 44 | 51 | 59 | 60) {
+            return fail("an extension header or 59 printed as the upper layer");
+        }
+    }
+    if d.dport.is_some() && !matches!(d.proto, Some(6 | 17 | 58)) {
+        return fail("dport without TCP, UDP or ICMPv6");
+    }
+    if !inbound {
+        // SPEC.md: outbound packets are `accept outbound` whatever their
+        // shape, once they have a whole fixed header.
+        if d.reason != Reason::Outbound {
+            return fail("an outbound IPv6 packet of 40 bytes or more must be accept outbound");
+        }
+        return Ok(());
+    }
+    if meta.if_index == DISABLED {
+        let expected = match walk(data, truncated).outcome {
+            Outcome::Invalid(r) => r,
+            Outcome::BadLength => Reason::Malformed,
+            _ => Reason::FirewallDisabled,
+        };
+        if d.reason != expected {
+            return fail("a disabled connection must be accept firewall_disabled");
+        }
+        return Ok(());
+    }
+    if d.reason == Reason::FirewallDisabled {
+        return fail("firewall_disabled on an enabled connection");
+    }
+    let (proto, dport) = (d.proto, d.dport);
+    match d.reason {
+        Reason::BadExtensionOrder
+        | Reason::RoutingHeader0
+        | Reason::ChainTooLong
+        | Reason::NoUpperLayer
+        | Reason::OrphanFragment => {
+            if !columns_bare(d) {
+                return fail("walk drops and non-first fragments print - -");
+            }
+        }
+        Reason::Malformed | Reason::IncompleteChain => {
+            if dport.is_some() || !matches!(proto, None | Some(6 | 17 | 58)) {
+                return fail("a short header prints no dport, and only for TCP/UDP/ICMPv6");
+            }
+        }
+        Reason::OpenPort | Reason::GlobalPort | Reason::Established | Reason::PortClosed => {
+            let (Some(p @ (6 | 17)), Some(port)) = (proto, dport) else {
+                return fail("a port decision without TCP/UDP columns");
+            };
+            let expected_open = own(meta.if_index, p, port);
+            let expected_global = !expected_open && global(meta.if_index, p, port);
+            let ok = match d.reason {
+                Reason::OpenPort => expected_open,
+                Reason::GlobalPort => expected_global,
+                Reason::Established => !expected_open && !expected_global && flows_recorded,
+                _ => !expected_open && !expected_global,
+            };
+            if !ok {
+                return fail("port decision disagrees with the fixed policy");
+            }
+        }
+        Reason::IcmpAllowed | Reason::IcmpPolicy => {
+            let (Some(58), Some(ty)) = (proto, dport) else {
+                return fail("an ICMPv6 decision without ICMPv6 columns");
+            };
+            let hop_limit = data.get(7).copied().unwrap_or(0);
+            let allowed =
+                u8::try_from(ty).is_ok_and(|ty| IcmpPolicy::default().allows(ty, hop_limit));
+            if allowed != (d.reason == Reason::IcmpAllowed) {
+                return fail("ICMPv6 decision disagrees with the default policy");
+            }
+        }
+        Reason::UnsupportedProtocol => {
+            if dport.is_some() || matches!(proto, None | Some(6 | 17 | 58)) {
+                return fail("unsupported_protocol must print its protocol and no dport");
+            }
+        }
+        Reason::NotIpv6 | Reason::FirewallDisabled | Reason::Outbound => {
+            return fail("impossible inbound reason");
+        }
+    }
+    Ok(())
+}
+
+/// The decisions of one sequence on a fresh worker: inbound on the
+/// connection, on the disabled connection, on an unknown interface, then
+/// outbound, then inbound again (now possibly `established`).
+fn sequence(engine: &Engine, data: &[u8], truncated: bool) -> Result<Vec<Decision>, Violation> {
+    let mut worker = engine.worker();
+    let snap = engine.table().pin();
+    let metas = [
+        (PacketMeta::inbound(CONN, 1), false),
+        (PacketMeta::inbound(DISABLED, 2), false),
+        (PacketMeta::inbound(UNKNOWN, 3), false),
+        (PacketMeta::outbound(CONN, 4), false),
+        (PacketMeta::inbound(CONN, 5), true),
+    ];
+    let mut out = Vec::with_capacity(metas.len());
+    for (meta, flows_recorded) in metas {
+        let meta = PacketMeta { truncated, ..meta };
+        let d = worker.decide(&snap, data, &meta);
+        check_one(data, truncated, &meta, &d, flows_recorded)?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Decides `data` inbound and outbound, truncated and not, on one fresh
+/// engine with a fixed policy (a fresh worker per sequence); checks SPEC.md's
+/// invariants on every decision, that
+/// an outbound packet's columns are the inbound ones (same walk), and that
+/// the truncated flag changes nothing when the packet is complete.
+pub fn decide(data: &[u8]) -> Result<(), Violation> {
+    let state = StateConfig {
+        flow_capacity: 64,
+        frag_capacity: 64,
+        ..StateConfig::default()
+    };
+    let engine = Engine::with_state(policy(), state);
+    let plain = sequence(&engine, data, false)?;
+    let cut = sequence(&engine, data, true)?;
+    let again = sequence(&engine, data, false)?;
+    if plain != again {
+        return Err(format!("not deterministic: {plain:?} then {again:?}"));
+    }
+    for seq in [&plain, &cut] {
+        if let (Some(inb), Some(outb)) = (seq.first(), seq.get(3)) {
+            let comparable =
+                outb.reason == Reason::Outbound && !matches!(inb.reason, Reason::OrphanFragment);
+            if comparable && (inb.proto, inb.dport) != (outb.proto, outb.dport) {
+                return Err(format!(
+                    "outbound columns differ from the same walk inbound: {inb:?} vs {outb:?}"
+                ));
+            }
+        }
+    }
+    // Payload length 0 is left out: a Jumbo length past the end is cut short
+    // when truncated, which is the point of the flag.
+    let payload_len = data
+        .get(4..)
+        .and_then(<[u8]>::first_chunk::<2>)
+        .map_or(0, |b| u16::from_be_bytes(*b));
+    let complete = data.len() >= 40 && payload_len != 0 && !step2_malformed(data, false);
+    if complete && plain != cut {
+        return Err(format!(
+            "a complete packet decided differently when marked truncated: {plain:?} vs {cut:?}"
+        ));
+    }
+    Ok(())
+}

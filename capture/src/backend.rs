@@ -1,0 +1,323 @@
+//! The batch trait every live backend implements, and the packet loop they share.
+//!
+//! A live backend (NFQUEUE on Linux, WinDivert on Windows) does three things
+//! only: receive a batch of packets from the OS ([`Backend::recv_batch`]),
+//! show each packet with what the OS said about it ([`Backend::packet`]), and
+//! hand one verdict per packet back ([`Backend::send_verdicts`]). Everything
+//! else — the clock, the pinned snapshot, the decision, the counters, the
+//! shutdown flag — is here, in [`decide_batch`] and [`run_loop`], and is the
+//! same on every OS.
+//!
+//! Per batch the loop reads the monotonic clock once and pins the port table
+//! once; per packet it walks the header chain and tests a bit. Nothing on the
+//! per-packet path allocates, locks or makes a system call: the backend's own
+//! receive and verdict calls are the only I/O, one or two per batch.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use v6fw_engine::{Direction, Engine, PacketMeta, Verdict, Worker};
+
+/// The most packets one batch can hold (WinDivert's `WINDIVERT_BATCH_MAX`).
+pub const MAX_BATCH: usize = 255;
+
+/// The batch size used when none is asked for.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// How long a receive waits before the loop looks at the shutdown flag again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One packet of the batch a backend received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// The IPv6 packet from its fixed header on (possibly cut at the copy range).
+    pub bytes: &'a [u8],
+    /// Which way it goes.
+    pub direction: Direction,
+    /// The interface it arrived on (inbound) or leaves by (outbound).
+    pub if_index: u32,
+    /// The OS handed fewer bytes than the packet has: skip the payload-length check.
+    pub truncated: bool,
+}
+
+/// What went wrong in a live backend, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// An OS call failed.
+    #[error("{context}: {source}")]
+    Os {
+        /// What was being done, and what to do about it.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The OS answered something the backend cannot use.
+    #[error("{0}")]
+    Protocol(String),
+    /// A worker thread panicked (a bug: please report it with the log).
+    #[error("the packet loop of {0} panicked; its queue was released")]
+    Panicked(String),
+}
+
+impl CaptureError {
+    /// An [`CaptureError::Os`] from the last OS error.
+    pub fn last_os(context: impl Into<String>) -> Self {
+        CaptureError::Os {
+            context: context.into(),
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    /// An [`CaptureError::Os`] from an [`io::Error`].
+    pub fn os(context: impl Into<String>, source: io::Error) -> Self {
+        CaptureError::Os {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A live packet source and verdict sink, one per worker thread.
+pub trait Backend {
+    /// Waits at most `timeout` for packets and receives up to a batch of them.
+    /// Returns how many were received: 0 when the wait timed out (or was
+    /// interrupted), so the caller can look at its shutdown flag.
+    fn recv_batch(&mut self, timeout: Duration) -> Result<usize, CaptureError>;
+
+    /// The `i`-th packet of the batch last received (`None` past its end).
+    fn packet(&self, i: usize) -> Option<Packet<'_>>;
+
+    /// Hands back the verdicts of the batch last received: `verdicts[i]` is
+    /// for packet `i`, and there is one per packet.
+    fn send_verdicts(&mut self, verdicts: &[Verdict]) -> Result<(), CaptureError>;
+
+    /// A short name for logs, e.g. `nfqueue 0`.
+    fn name(&self) -> &str;
+}
+
+/// A monotonic clock in nanoseconds since the daemon started, shared by workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock starting now.
+    pub fn start() -> Self {
+        Clock(Instant::now())
+    }
+
+    /// Nanoseconds since [`Clock::start`] (monotonic; read once per batch).
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Decides the first `out.len()` packets of the backend's current batch on
+/// one pinned snapshot, writing `out[i]` for packet `i`. A slot the backend
+/// cannot show (it said the batch was longer than it is) is dropped.
+pub fn decide_batch<B: Backend + ?Sized>(
+    backend: &B,
+    engine: &Engine,
+    worker: &mut Worker,
+    now_ns: u64,
+    out: &mut [Verdict],
+) {
+    let snap = engine.table().pin();
+    for (i, verdict) in out.iter_mut().enumerate() {
+        *verdict = match backend.packet(i) {
+            Some(p) => {
+                let meta = PacketMeta {
+                    direction: p.direction,
+                    if_index: p.if_index,
+                    now_ns,
+                    truncated: p.truncated,
+                };
+                worker.decide(&snap, p.bytes, &meta).verdict()
+            }
+            None => Verdict::Drop,
+        };
+    }
+}
+
+/// Receives, decides and answers batches until `shutdown` is set or the
+/// backend fails. Returns how many packets it decided.
+pub fn run_loop<B: Backend + ?Sized>(
+    backend: &mut B,
+    engine: &Engine,
+    worker: &mut Worker,
+    clock: &Clock,
+    shutdown: &AtomicBool,
+) -> Result<u64, CaptureError> {
+    let mut verdicts = [Verdict::Drop; MAX_BATCH];
+    let mut decided = 0u64;
+    while !shutdown.load(Ordering::Relaxed) {
+        let n = backend.recv_batch(POLL_INTERVAL)?.min(MAX_BATCH);
+        let Some(out) = verdicts.get_mut(..n).filter(|o| !o.is_empty()) else {
+            continue;
+        };
+        decide_batch(backend, engine, worker, clock.now_ns(), out);
+        backend.send_verdicts(out)?;
+        decided += n as u64;
+    }
+    Ok(decided)
+}
+
+/// [`run_loop`] for a worker thread: creates the worker, catches a panic
+/// (reported as [`CaptureError::Panicked`]) and, however the loop ends, sets
+/// `shutdown` so the daemon stops and removes its rules rather than leave the
+/// kernel queueing packets nobody answers.
+pub fn run_worker<B: Backend + ?Sized>(
+    backend: &mut B,
+    engine: &Engine,
+    clock: &Clock,
+    shutdown: &AtomicBool,
+) -> Result<u64, CaptureError> {
+    let name = backend.name().to_string();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut worker = engine.worker();
+        run_loop(backend, engine, &mut worker, clock, shutdown)
+    }));
+    shutdown.store(true, Ordering::SeqCst);
+    result.unwrap_or(Err(CaptureError::Panicked(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use v6fw_engine::{Policy, PortPair, Reason};
+
+    /// A backend over packets in memory; answers go to `answered`.
+    struct Memory {
+        batches: Vec<Vec<(Vec<u8>, Direction)>>,
+        current: Vec<(Vec<u8>, Direction)>,
+        answered: Vec<Verdict>,
+        panic_on_recv: bool,
+    }
+
+    impl Backend for Memory {
+        fn recv_batch(&mut self, _timeout: Duration) -> Result<usize, CaptureError> {
+            assert!(!self.panic_on_recv, "test panic");
+            self.current = if self.batches.is_empty() {
+                Vec::new()
+            } else {
+                self.batches.remove(0)
+            };
+            Ok(self.current.len())
+        }
+        fn packet(&self, i: usize) -> Option<Packet<'_>> {
+            self.current.get(i).map(|(b, d)| Packet {
+                bytes: b,
+                direction: *d,
+                if_index: 7,
+                truncated: false,
+            })
+        }
+        fn send_verdicts(&mut self, v: &[Verdict]) -> Result<(), CaptureError> {
+            assert_eq!(v.len(), self.current.len());
+            self.answered.extend_from_slice(v);
+            Ok(())
+        }
+        fn name(&self) -> &str {
+            "memory"
+        }
+    }
+
+    fn tcp(src_last: u8, sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 60];
+        p[0] = 0x60;
+        p[5] = 20;
+        p[6] = 6;
+        p[7] = 64;
+        p[23] = src_last;
+        p[39] = 1;
+        p[40..42].copy_from_slice(&sport.to_be_bytes());
+        p[42..44].copy_from_slice(&dport.to_be_bytes());
+        p[52] = 5 << 4;
+        p
+    }
+
+    #[test]
+    fn decides_batches_and_counts() {
+        let mut policy = Policy::default();
+        policy.open_global(
+            PortPair::new(8080, v6fw_engine::Protocol::Tcp).unwrap(),
+            "t",
+        );
+        let engine = Engine::new(policy);
+        let mut b = Memory {
+            batches: vec![
+                vec![
+                    (tcp(2, 4000, 8080), Direction::Inbound),
+                    (tcp(2, 4000, 9090), Direction::Inbound),
+                ],
+                vec![(vec![0x60, 0, 0], Direction::Inbound)],
+            ],
+            current: Vec::new(),
+            answered: Vec::new(),
+            panic_on_recv: false,
+        };
+        let mut worker = engine.worker();
+        let shutdown = AtomicBool::new(false);
+        let clock = Clock::start();
+        let mut verdicts = [Verdict::Drop; 4];
+        for _ in 0..2 {
+            let n = b.recv_batch(POLL_INTERVAL).unwrap();
+            decide_batch(&b, &engine, &mut worker, clock.now_ns(), &mut verdicts[..n]);
+            b.send_verdicts(&verdicts[..n]).unwrap();
+        }
+        assert_eq!(b.answered, [Verdict::Accept, Verdict::Drop, Verdict::Drop]);
+        let t = engine.counters().totals();
+        assert_eq!(t.get(Reason::GlobalPort), 1);
+        assert_eq!(t.get(Reason::PortClosed), 1);
+        assert_eq!(t.get(Reason::Malformed), 1);
+        shutdown.store(true, Ordering::Relaxed);
+        assert_eq!(
+            run_loop(&mut b, &engine, &mut worker, &clock, &shutdown).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn outbound_flow_lets_the_reply_in() {
+        let engine = Engine::new(Policy::default());
+        let mut worker = engine.worker();
+        let out = tcp(1, 9090, 5555);
+        let mut back = tcp(1, 5555, 9090);
+        // Swap addresses so the reply comes from the remote (::1 → ::2 becomes ::2 → ::1).
+        back[23] = 1;
+        back[39] = 1;
+        let mut reply = back.clone();
+        reply[8..24].copy_from_slice(&out[24..40]);
+        reply[24..40].copy_from_slice(&out[8..24]);
+        let b = Memory {
+            batches: Vec::new(),
+            current: vec![(out, Direction::Outbound), (reply, Direction::Inbound)],
+            answered: Vec::new(),
+            panic_on_recv: false,
+        };
+        let mut v = [Verdict::Drop; 2];
+        decide_batch(&b, &engine, &mut worker, 1, &mut v);
+        assert_eq!(v, [Verdict::Accept, Verdict::Accept]);
+        assert_eq!(engine.counters().totals().get(Reason::Established), 1);
+    }
+
+    #[test]
+    fn a_panicking_loop_sets_shutdown_and_reports() {
+        let engine = Engine::new(Policy::default());
+        let mut b = Memory {
+            batches: Vec::new(),
+            current: Vec::new(),
+            answered: Vec::new(),
+            panic_on_recv: true,
+        };
+        let shutdown = AtomicBool::new(false);
+        let r = run_worker(&mut b, &engine, &Clock::start(), &shutdown);
+        assert!(matches!(r, Err(CaptureError::Panicked(_))));
+        assert!(shutdown.load(Ordering::SeqCst));
+    }
+}

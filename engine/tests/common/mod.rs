@@ -1,0 +1,397 @@
+//! Packet builders and a decision harness shared by the engine's integration tests.
+//!
+//! Simple packets come whole from etherparse's `PacketBuilder`. Chains that
+//! `PacketBuilder` cannot express (repeated or misplaced extension headers,
+//! truncated headers) are assembled from etherparse's own header types
+//! (`Ipv6Header`, `Ipv6RawExtHeader`, `Ipv6FragmentHeader`, `IpAuthHeader`,
+//! `TcpHeader`, `UdpHeader`), each serialized with `to_bytes`.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use etherparse::{
+    IpAuthHeader, IpFragOffset, IpNumber, Ipv6FlowLabel, Ipv6FragmentHeader, Ipv6Header,
+    Ipv6RawExtHeader, PacketBuilder, TcpHeader, UdpHeader,
+};
+use v6fw_engine::{
+    Connection, Decision, Engine, PacketMeta, Policy, PortPair, Protocol, StateConfig, Worker,
+};
+
+/// This host.
+pub const LOCAL: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// A peer.
+pub const REMOTE: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// Another peer.
+pub const OTHER: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+
+/// `eth0`: own 22/tcp, 53/udp, 8080/tcp; ignores global 443/tcp.
+pub const ETH0: u32 = 2;
+/// `eth1`: firewall off.
+pub const ETH1: u32 = 3;
+/// `wlan0`: no own pairs, ignores nothing.
+pub const WLAN0: u32 = 4;
+/// No connection has this index.
+pub const UNKNOWN_IF: u32 = 99;
+
+pub const SECOND: u64 = 1_000_000_000;
+
+pub fn pair(port: u16, proto: Protocol) -> PortPair {
+    PortPair::new(port, proto).unwrap()
+}
+
+/// The test policy. Globals: 80/tcp, 443/tcp, 8080/tcp, 5353/udp.
+pub fn test_policy() -> Policy {
+    let mut p = Policy::default();
+    p.open_global(pair(80, Protocol::Tcp), "http");
+    p.open_global(pair(443, Protocol::Tcp), "https");
+    p.open_global(pair(8080, Protocol::Tcp), "alt");
+    p.open_global(pair(5353, Protocol::Udp), "mdns");
+    let mut eth0 = Connection::new("eth0", "Ethernet", ETH0);
+    eth0.open_port(pair(22, Protocol::Tcp), "ssh");
+    eth0.open_port(pair(53, Protocol::Udp), "dns");
+    eth0.open_port(pair(8080, Protocol::Tcp), "alt-own");
+    eth0.ignore_global(pair(443, Protocol::Tcp));
+    p.add_connection(eth0).unwrap();
+    let mut eth1 = Connection::new("eth1", "Disabled", ETH1);
+    eth1.enabled = false;
+    p.add_connection(eth1).unwrap();
+    p.add_connection(Connection::new("wlan0", "Wireless", WLAN0))
+        .unwrap();
+    p
+}
+
+/// One engine and one worker.
+pub struct Harness {
+    pub engine: Engine,
+    pub worker: Worker,
+}
+
+impl Harness {
+    pub fn new(policy: Policy) -> Self {
+        Self::with_state(policy, StateConfig::default())
+    }
+
+    pub fn with_state(policy: Policy, state: StateConfig) -> Self {
+        let engine = Engine::with_state(policy, state);
+        let worker = engine.worker();
+        Harness { engine, worker }
+    }
+
+    pub fn decide(&mut self, pkt: &[u8], meta: PacketMeta) -> Decision {
+        let snap = self.engine.table().pin();
+        self.worker.decide(&snap, pkt, &meta)
+    }
+
+    /// SPEC.md's per-packet line without the frame number:
+    /// `verdict reason proto dport`.
+    pub fn line(&mut self, pkt: &[u8], meta: PacketMeta) -> String {
+        line(&self.decide(pkt, meta))
+    }
+
+    /// Inbound on eth0 at time 0.
+    pub fn inb(&mut self, pkt: &[u8]) -> String {
+        self.line(pkt, PacketMeta::inbound(ETH0, 0))
+    }
+
+    /// Inbound on `if_index` at `now`.
+    pub fn inb_at(&mut self, pkt: &[u8], if_index: u32, now: u64) -> String {
+        self.line(pkt, PacketMeta::inbound(if_index, now))
+    }
+
+    /// Outbound on eth0 at `now`.
+    pub fn out_at(&mut self, pkt: &[u8], now: u64) -> String {
+        self.line(pkt, PacketMeta::outbound(ETH0, now))
+    }
+}
+
+pub fn line(d: &Decision) -> String {
+    let col = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+    format!(
+        "{} {} {} {}",
+        d.verdict(),
+        d.reason,
+        col(d.proto.map(|p| p.to_string())),
+        col(d.dport.map(|p| p.to_string()))
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Whole packets from PacketBuilder.
+
+pub fn tcp_pkt(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ipv6(src, dst, 64)
+        .tcp(sport, dport, 1, 1024)
+        .syn();
+    let mut v = Vec::with_capacity(b.size(4));
+    b.write(&mut v, &[1, 2, 3, 4]).unwrap();
+    v
+}
+
+pub fn udp_pkt(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ipv6(src, dst, 64).udp(sport, dport);
+    let mut v = Vec::with_capacity(b.size(4));
+    b.write(&mut v, &[1, 2, 3, 4]).unwrap();
+    v
+}
+
+/// Inbound TCP from REMOTE:40000 to LOCAL:dport.
+pub fn tcp_in(dport: u16) -> Vec<u8> {
+    tcp_pkt(REMOTE, LOCAL, 40_000, dport)
+}
+
+/// Inbound UDP from REMOTE:40000 to LOCAL:dport.
+pub fn udp_in(dport: u16) -> Vec<u8> {
+    udp_pkt(REMOTE, LOCAL, 40_000, dport)
+}
+
+pub fn icmp_pkt(ty: u8, code: u8, hop_limit: u8) -> Vec<u8> {
+    let b = PacketBuilder::ipv6(REMOTE, LOCAL, hop_limit).icmpv6_raw(ty, code, [0; 4]);
+    let mut v = Vec::with_capacity(b.size(8));
+    b.write(&mut v, &[0; 8]).unwrap();
+    v
+}
+
+/// An IPv6 packet whose upper layer is `proto` with `payload` as its bytes.
+pub fn raw_ip_pkt(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv6(REMOTE, LOCAL, 64);
+    let mut v = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut v, IpNumber(proto), payload).unwrap();
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Hand-assembled chains.
+
+/// An extension header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ext {
+    /// Hop-by-hop options (8 bytes, PadN).
+    Hbh,
+    /// Hop-by-hop options holding a Jumbo Payload option with this value.
+    Jumbo(u32),
+    /// Destination options (8 bytes).
+    Dst,
+    /// Routing header of this type, segments left 0 (8 bytes).
+    Routing(u8),
+    /// Fragment header.
+    Frag { offset: u16, more: bool, id: u32 },
+    /// Authentication header (12 bytes, no ICV).
+    Auth,
+}
+
+impl Ext {
+    pub const fn number(self) -> u8 {
+        match self {
+            Ext::Hbh | Ext::Jumbo(_) => 0,
+            Ext::Dst => 60,
+            Ext::Routing(_) => 43,
+            Ext::Frag { .. } => 44,
+            Ext::Auth => 51,
+        }
+    }
+
+    pub const fn first(id: u32) -> Ext {
+        Ext::Frag {
+            offset: 0,
+            more: true,
+            id,
+        }
+    }
+
+    pub const fn later(id: u32) -> Ext {
+        Ext::Frag {
+            offset: 185,
+            more: true,
+            id,
+        }
+    }
+
+    pub const fn atomic(id: u32) -> Ext {
+        Ext::Frag {
+            offset: 0,
+            more: false,
+            id,
+        }
+    }
+
+    fn bytes(self, next: u8) -> Vec<u8> {
+        let next = IpNumber(next);
+        match self {
+            Ext::Hbh | Ext::Dst => Ipv6RawExtHeader::new_raw(next, &[1, 4, 0, 0, 0, 0])
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+            Ext::Jumbo(len) => {
+                let l = len.to_be_bytes();
+                Ipv6RawExtHeader::new_raw(next, &[0xC2, 4, l[0], l[1], l[2], l[3]])
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec()
+            }
+            Ext::Routing(ty) => Ipv6RawExtHeader::new_raw(next, &[ty, 0, 0, 0, 0, 0])
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+            Ext::Frag { offset, more, id } => {
+                Ipv6FragmentHeader::new(next, IpFragOffset::try_new(offset).unwrap(), more, id)
+                    .to_bytes()
+                    .to_vec()
+            }
+            Ext::Auth => IpAuthHeader::new(next, 0x1234, 1, &[])
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        }
+    }
+}
+
+/// The upper layer of a hand-assembled chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L4 {
+    Tcp {
+        sport: u16,
+        dport: u16,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp {
+        ty: u8,
+    },
+    /// Any protocol number with these bytes (59 for "no next header").
+    Raw(u8, Vec<u8>),
+}
+
+impl L4 {
+    pub fn number(&self) -> u8 {
+        match self {
+            L4::Tcp { .. } => 6,
+            L4::Udp { .. } => 17,
+            L4::Icmp { .. } => 58,
+            L4::Raw(n, _) => *n,
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            L4::Tcp { sport, dport } => {
+                let mut h = TcpHeader::new(*sport, *dport, 1, 1024);
+                h.syn = true;
+                h.to_bytes().to_vec()
+            }
+            L4::Udp { sport, dport } => UdpHeader {
+                source_port: *sport,
+                destination_port: *dport,
+                length: 8,
+                checksum: 0,
+            }
+            .to_bytes()
+            .to_vec(),
+            L4::Icmp { ty } => vec![*ty, 0, 0, 0, 0, 0, 0, 0],
+            L4::Raw(_, b) => b.clone(),
+        }
+    }
+}
+
+pub fn tcp_to(dport: u16) -> L4 {
+    L4::Tcp {
+        sport: 40_000,
+        dport,
+    }
+}
+
+pub fn udp_to(dport: u16) -> L4 {
+    L4::Udp {
+        sport: 40_000,
+        dport,
+    }
+}
+
+/// A packet description: addresses, hop limit, extension headers, upper layer.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub hop_limit: u8,
+    pub exts: Vec<Ext>,
+    pub l4: L4,
+}
+
+impl Chain {
+    /// Inbound REMOTE -> LOCAL, hop limit 64.
+    pub fn new(exts: &[Ext], l4: L4) -> Self {
+        Chain {
+            src: REMOTE,
+            dst: LOCAL,
+            hop_limit: 64,
+            exts: exts.to_vec(),
+            l4,
+        }
+    }
+
+    pub fn from(mut self, src: [u8; 16]) -> Self {
+        self.src = src;
+        self
+    }
+
+    /// Swaps source and destination (an outbound packet from LOCAL).
+    pub fn outbound(mut self) -> Self {
+        std::mem::swap(&mut self.src, &mut self.dst);
+        self
+    }
+
+    /// Fixed header + headers + upper bytes, payload length set to what follows
+    /// the fixed header (0 when a Jumbo option is present).
+    pub fn build(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, e) in self.exts.iter().enumerate() {
+            let next = self
+                .exts
+                .get(i + 1)
+                .map_or_else(|| self.l4.number(), |n| n.number());
+            body.extend(e.bytes(next));
+        }
+        body.extend(self.l4.bytes());
+        let jumbo = self.exts.iter().any(|e| matches!(e, Ext::Jumbo(_)));
+        let payload_length = if jumbo {
+            0
+        } else {
+            u16::try_from(body.len()).unwrap()
+        };
+        let first = self
+            .exts
+            .first()
+            .map_or_else(|| self.l4.number(), |e| e.number());
+        let fixed = Ipv6Header {
+            traffic_class: 0,
+            flow_label: Ipv6FlowLabel::ZERO,
+            payload_length,
+            next_header: IpNumber(first),
+            hop_limit: self.hop_limit,
+            source: self.src,
+            destination: self.dst,
+        };
+        let mut v = fixed.to_bytes().to_vec();
+        v.extend(body);
+        v
+    }
+
+    /// Built, then cut short by `n` bytes with the payload length fixed up,
+    /// so only the headers' own sizes are wrong (not step 2).
+    pub fn build_cut(&self, n: usize) -> Vec<u8> {
+        let mut v = self.build();
+        v.truncate(v.len() - n);
+        set_payload_length(&mut v);
+        v
+    }
+}
+
+/// Sets the payload length to the bytes after the fixed header.
+pub fn set_payload_length(v: &mut [u8]) {
+    let len = u16::try_from(v.len() - 40).unwrap();
+    v[4..6].copy_from_slice(&len.to_be_bytes());
+}
