@@ -6,4 +6,5 @@ pub mod cmd;
 pub mod control;
 pub mod fw;
 pub mod interfaces;
+pub mod log;
 pub mod store;

@@ -211,7 +211,7 @@ fn clear_errors() {
         "[globals]\n\"22/tcp\" = \"ssh\"\n\"99999/tcp\" = \"x\"\n",
     )
     .unwrap();
-    fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 3");
+    fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 3,");
 }
 
 #[test]

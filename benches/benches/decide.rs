@@ -3,7 +3,8 @@
 //! Groups (each compares v6fw with etherparse + `std::sync::RwLock<HashSet>`,
 //! `parking_lot::RwLock<HashSet>` and `arc_swap::ArcSwap<HashSet>`):
 //! - `kind/<packet>`: one packet of each kind, decided inbound (v6fw on a
-//!   snapshot pinned outside the timing loop, as a batch would).
+//!   snapshot pinned outside the timing loop, as a batch would), and v6fw's
+//!   header walk alone.
 //! - `mixed_1024`: the mixed batch of 1,024 packets, one pin per batch; plus
 //!   the bare floor (port at a fixed offset and a bit test).
 //! - `open_ports/<n>`: reading a connection's open pairs with n entries:
@@ -95,6 +96,9 @@ fn kinds(c: &mut Criterion) {
         let snap = engine.table().pin();
         g.bench_function("v6fw", |b| b.iter(|| d.decide_one(&snap, black_box(pkt))));
         drop(snap);
+        g.bench_function("v6fw_walk_only", |b| {
+            b.iter(|| v6fw_engine::walk::walk(black_box(pkt), false))
+        });
         baselines(|base, ports| ports.bench_one(&mut g, BenchmarkId::from_parameter(base), pkt));
         g.finish();
     }

@@ -46,13 +46,12 @@ pub struct Packet<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// An OS call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Os {
         /// What was being done, and what to do about it.
         context: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
+        /// The OS error (part of the message, so not also a `source`).
+        error: io::Error,
     },
     /// The OS answered something the backend cannot use.
     #[error("{0}")]
@@ -67,15 +66,15 @@ impl CaptureError {
     pub fn last_os(context: impl Into<String>) -> Self {
         CaptureError::Os {
             context: context.into(),
-            source: io::Error::last_os_error(),
+            error: io::Error::last_os_error(),
         }
     }
 
     /// An [`CaptureError::Os`] from an [`io::Error`].
-    pub fn os(context: impl Into<String>, source: io::Error) -> Self {
+    pub fn os(context: impl Into<String>, error: io::Error) -> Self {
         CaptureError::Os {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

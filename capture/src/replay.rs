@@ -107,11 +107,17 @@ impl ReplayOptions {
 
 /// One decided frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replayed {
+pub struct Replayed<'a> {
     /// Frame number, from 1.
     pub frame: u64,
+    /// The IPv6 packet (empty when the frame carries none).
+    pub packet: &'a [u8],
+    /// How the packet was placed (direction, time, truncation).
+    pub meta: PacketMeta,
     /// The decision.
     pub decision: Decision,
+    /// Bytes of the capture file read so far (for progress).
+    pub position: u64,
 }
 
 /// Decides every frame of `file` on `engine`, calling `each` per frame (which
@@ -120,13 +126,17 @@ pub fn replay(
     file: &mut CaptureFile,
     engine: &Engine,
     opts: &ReplayOptions,
-    mut each: impl FnMut(&Replayed, &CaptureFile) -> ControlFlow<()>,
+    mut each: impl FnMut(&Replayed<'_>) -> ControlFlow<()>,
 ) -> Result<Totals, CaptureError> {
     let mut worker = engine.worker();
     let mut totals = Totals::default();
     // Nothing changes the policy during a replay: one pin for the whole run.
     let snap = engine.table().pin();
-    while let Some(frame) = file.next_frame() {
+    loop {
+        let position = file.position();
+        let Some(frame) = file.next_frame() else {
+            break;
+        };
         let frame = frame?;
         let packet = frame.ipv6().unwrap_or_default();
         let meta = PacketMeta {
@@ -135,14 +145,16 @@ pub fn replay(
             now_ns: frame.timestamp_ns,
             truncated: frame.truncated,
         };
-        let number = frame.number;
         let decision = worker.decide(&snap, packet, &meta);
         totals.add(decision.reason);
         let replayed = Replayed {
-            frame: number,
+            frame: frame.number,
+            packet,
+            meta,
             decision,
+            position,
         };
-        if each(&replayed, file).is_break() {
+        if each(&replayed).is_break() {
             break;
         }
     }

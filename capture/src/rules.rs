@@ -115,11 +115,11 @@ pub enum RuleError {
         "cannot run ip6tables ({0}): install the iptables package (e.g. `apt-get install \
          iptables`), or start with --no-rules and add the NFQUEUE rules yourself"
     )]
-    Spawn(#[source] io::Error),
+    Spawn(io::Error),
     /// ip6tables ran and refused.
     #[error(
-        "`ip6tables {args}` failed: {stderr}\n(the kernel needs the NFQUEUE target: \
-         CONFIG_NETFILTER_XT_TARGET_NFQUEUE, and with ip6tables-nft also CONFIG_NFT_COMPAT)"
+        "`ip6tables {args}` failed: {stderr}\n(if the NFQUEUE target is unknown, the kernel \
+         needs CONFIG_NETFILTER_XT_TARGET_NFQUEUE, and with ip6tables-nft CONFIG_NFT_COMPAT)"
     )]
     Failed {
         /// The arguments given.

@@ -74,7 +74,7 @@ fn decisions(path: &Path) -> BTreeMap<u64, Decision> {
     let engine = Engine::new(Policy::default());
     let mut file = CaptureFile::open(path).unwrap();
     let mut out = BTreeMap::new();
-    replay(&mut file, &engine, &ReplayOptions::default(), |r, _| {
+    replay(&mut file, &engine, &ReplayOptions::default(), |r| {
         out.insert(r.frame, r.decision);
         ControlFlow::Continue(())
     })

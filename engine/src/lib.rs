@@ -47,6 +47,8 @@ pub mod walk;
 
 pub use counters::{Counters, Totals, WorkerCounters};
 pub use decide::{Decision, Direction, Engine, PacketMeta, StateConfig, Worker};
-pub use policy::{Connection, IcmpPolicy, IcmpRule, Policy, PolicyError, PortPair, Protocol};
+pub use policy::{
+    Connection, IcmpPolicy, IcmpRule, LogSettings, Policy, PolicyError, PortPair, Protocol,
+};
 pub use reason::{Reason, Verdict};
 pub use table::{Pinned, PortTable, Snapshot};

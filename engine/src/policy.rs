@@ -410,6 +410,9 @@ pub struct Policy {
     /// Whether outbound flows are tracked so their replies are `established`.
     #[serde(default = "default_true")]
     pub state: bool,
+    /// The firewall log (`INetFwV6Mgr`'s logging properties).
+    #[serde(default)]
+    pub logging: LogSettings,
 }
 
 impl Default for Policy {
@@ -419,6 +422,48 @@ impl Default for Policy {
             connections: BTreeMap::new(),
             icmp: IcmpPolicy::default(),
             state: true,
+            logging: LogSettings::default(),
+        }
+    }
+}
+
+/// The firewall log's settings, as `INetFwV6Mgr` has them: `LogDroppedPackets`,
+/// `LogConnections`, `LogfilePath`, `LogfileMaximumSize`. The engine only
+/// carries them; the daemon's log writer acts on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// Log every dropped packet.
+    #[serde(default)]
+    pub dropped: bool,
+    /// Log every accepted new connection.
+    #[serde(default)]
+    pub connections: bool,
+    /// The log file (default: `pfirewall.log` in the state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Size cap in bytes; at the cap the file is renamed to `FILE.old`.
+    #[serde(default = "LogSettings::default_max_size")]
+    pub max_size: u64,
+}
+
+impl LogSettings {
+    /// Windows Firewall's default cap: 4,096 KiB.
+    pub const DEFAULT_MAX_SIZE: u64 = 4 << 20;
+    /// The smallest cap accepted: 1 KiB.
+    pub const MIN_MAX_SIZE: u64 = 1 << 10;
+
+    fn default_max_size() -> u64 {
+        Self::DEFAULT_MAX_SIZE
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            dropped: false,
+            connections: false,
+            path: None,
+            max_size: Self::DEFAULT_MAX_SIZE,
         }
     }
 }

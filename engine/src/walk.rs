@@ -95,6 +95,10 @@ pub enum Upper {
         flags: u8,
         /// Window.
         window: u16,
+        /// Sequence number (for the firewall log).
+        seq: u32,
+        /// Acknowledgement number (for the firewall log).
+        ack: u32,
     },
     /// UDP header fields.
     Udp {
@@ -376,6 +380,8 @@ fn upper_layer(w: &mut Walk, l4: &[u8], proto: u8) -> Outcome {
                 dport,
                 flags: h[13],
                 window: be16([h[14], h[15]]),
+                seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
             }
         }
         field::UDP => {

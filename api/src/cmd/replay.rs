@@ -10,7 +10,10 @@ use anyhow::Context;
 use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, Prefix, ReplayOptions, Replayed};
-use v6fw_engine::{Connection, Engine, Policy, PortPair, Totals};
+use v6fw_engine::walk::walk;
+use v6fw_engine::{Connection, Engine, LogSettings, Policy, PortPair, Totals, Verdict};
+
+use crate::log::{local_utc_offset, LogConfig, LogFilter, LogRecord, LogSender, LogWriter};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
@@ -48,6 +51,17 @@ pub struct Args {
     /// JSON output: the summary as one object; with --per-packet, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Write a firewall log (Windows Firewall's `pfirewall.log` format) of the
+    /// dropped packets to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// With --log: also log each accepted new connection.
+    #[arg(long, requires = "log")]
+    pub log_connections: bool,
+    /// With --log: the size cap in bytes, e.g. 4194304 (the file is renamed
+    /// to FILE.old at the cap).
+    #[arg(long, requires = "log", value_name = "BYTES", default_value_t = LogSettings::DEFAULT_MAX_SIZE)]
+    pub log_max_size: u64,
 }
 
 /// The connection id replay uses when the policy names none.
@@ -99,19 +113,12 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
     Ok((policy, id))
 }
 
-/// Reads a policy file, naming the file and line on error.
+/// Reads a policy file (the format of the state directory's `policy.toml`),
+/// naming the file, line and column on error.
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the policy file", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
-        match line {
-            Some(l) => anyhow::anyhow!("{}: line {l}: {}", path.display(), e.message()),
-            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
-        }
-    })
+    Ok(crate::store::parse(path, &text)?)
 }
 
 #[derive(Serialize)]
@@ -127,7 +134,7 @@ fn column<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn write_line(out: &mut impl Write, r: &Replayed, json: bool) -> io::Result<()> {
+fn write_line(out: &mut impl Write, r: &Replayed<'_>, json: bool) -> io::Result<()> {
     let d = &r.decision;
     if json {
         let line = JsonLine {
@@ -216,6 +223,50 @@ fn progress_bar(file: &CaptureFile) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Starts the log writer when `--log` is given.
+fn start_log(args: &Args) -> anyhow::Result<Option<(LogFilter, LogSender, LogWriter)>> {
+    let Some(path) = &args.log else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        args.log_max_size >= LogSettings::MIN_MAX_SIZE,
+        "--log-max-size {} is too small: the cap is at least {} bytes",
+        args.log_max_size,
+        LogSettings::MIN_MAX_SIZE
+    );
+    let config = LogConfig {
+        path: path.clone(),
+        max_size: args.log_max_size,
+        utc_offset_s: local_utc_offset(),
+    };
+    // Replay can wait for its writer: a queue as large as needed loses nothing.
+    let (sender, writer) = LogWriter::spawn(config, 1 << 16)?;
+    let filter = LogFilter {
+        dropped: true,
+        connections: args.log_connections,
+    };
+    Ok(Some((filter, sender, writer)))
+}
+
+/// Sends one decided frame to the log if the filter wants it.
+fn log_frame(r: &Replayed<'_>, filter: &LogFilter, sender: &LogSender) {
+    let wanted = match r.decision.verdict() {
+        Verdict::Drop => filter.dropped,
+        Verdict::Accept => filter.connections,
+    };
+    if !wanted {
+        return;
+    }
+    let w = walk(r.packet, r.meta.truncated);
+    if filter.wants(&r.decision, &w) {
+        if let Some(rec) =
+            LogRecord::new(r.packet, &w, &r.decision, r.meta.direction, r.meta.now_ns)
+        {
+            sender.send_blocking(rec);
+        }
+    }
+}
+
 /// Runs `v6fw replay`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (policy, id) = build_policy(&args)?;
@@ -229,12 +280,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let bar = progress_bar(&file);
+    let log = start_log(&args)?;
     let mut write_error: Option<io::Error> = None;
     let mut n = 0u64;
-    let totals = replay(&mut file, &engine, &opts, |r, f| {
+    let totals = replay(&mut file, &engine, &opts, |r| {
         n += 1;
         if let Some(bar) = bar.as_ref().filter(|_| n % 4096 == 0) {
-            bar.set_position(f.position());
+            bar.set_position(r.position);
+        }
+        if let Some((filter, sender, _)) = &log {
+            log_frame(r, filter, sender);
         }
         if args.per_packet {
             if let Err(e) = write_line(&mut out, r, args.json) {
@@ -246,6 +301,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some((_, sender, writer)) = log {
+        let lost = sender.lost();
+        drop(sender);
+        writer.finish().context("cannot write the firewall log")?;
+        if lost > 0 {
+            eprintln!("v6fw: {lost} log lines were lost: the log writer could not keep up");
+        }
     }
     let totals = totals?;
     let result = match write_error {

@@ -4,17 +4,20 @@
 //! The shape follows mini-redis: [`run`] parses nothing and owns nothing it
 //! does not have to — it checks rights, builds the engine, installs the stop
 //! handler and calls [`serve`] with an `Arc<Engine>` and a shutdown flag.
-//! When the persistent store and control socket land, `run` becomes:
+//! To run on the persistent store with the control socket, `run` becomes
+//! (the signatures below are those of `crate::fw` and `crate::control`):
 //!
 //! ```text
-//! let manager = v6fw_api::fw::FirewallManager::open(&args.state_dir)?;
+//! let manager = crate::fw::FirewallManager::open(&args.state_dir)?;
 //! let engine = Arc::clone(manager.engine());
-//! let control = std::thread::spawn({
-//!     let shutdown = Arc::clone(&shutdown);
-//!     move || v6fw_api::control::server::serve(manager, &socket, shutdown)
-//! });
-//! serve(&args, engine, Arc::clone(&shutdown))?;
+//! let control = crate::control::server::serve(
+//!     Arc::clone(&manager), &args.socket, Arc::clone(&shutdown))?;
+//! let outcome = serve(&args, engine, Arc::clone(&shutdown))?; // sets `shutdown` when done
+//! let _ = control.join();
 //! ```
+//!
+//! (`--open` would then be written to the store, or dropped in favour of
+//! `v6fw ports open`.)
 //!
 //! Shutdown: SIGINT/SIGTERM (Ctrl-C on Windows) or a worker that fails or
 //! panics stops the daemon. The ip6tables rules go first (so no packet is
@@ -147,7 +150,13 @@ pub fn serve(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let clock = Clock::start();
-    let live = start(args, &engine, &shutdown, clock)?;
+    let live = match start(args, &engine, &shutdown, clock) {
+        Ok(live) => live,
+        Err(e) => {
+            shutdown.store(true, Ordering::SeqCst); // let others (control socket) stop too
+            return Err(e);
+        }
+    };
     let open: Vec<String> = args.open.iter().map(ToString::to_string).collect();
     tracing::info!(
         "v6fw run: filtering IPv6 with {}; global open ports: {}; state {}",
