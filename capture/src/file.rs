@@ -194,11 +194,10 @@ pub(crate) struct Record {
 }
 
 /// A pcap or pcapng file open for reading, frame after frame.
-#[derive(Debug)]
 pub struct CaptureFile {
     /// The path as given, for messages.
     name: String,
-    input: BufReader<File>,
+    input: BufReader<Box<dyn Read + Send>>,
     size: u64,
     /// Bytes consumed so far.
     pos: u64,
@@ -213,6 +212,17 @@ pub struct CaptureFile {
     frames: u64,
     /// The end or an error was reached: no more frames.
     done: bool,
+}
+
+impl fmt::Debug for CaptureFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureFile")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("pos", &self.pos)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CaptureFile {
@@ -234,10 +244,21 @@ impl CaptureFile {
         if meta.is_dir() {
             return Err(CaptureError::IsDirectory { file: name });
         }
+        Self::from_reader(name, Box::new(file), meta.len())
+    }
+
+    /// Reads a capture from any reader: `name` names it in messages, `size`
+    /// is its length in bytes (for progress). For captures that are not files
+    /// (tests, fuzzing, a pipe).
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: Box<dyn Read + Send>,
+        size: u64,
+    ) -> Result<CaptureFile, CaptureError> {
         let mut this = CaptureFile {
-            name,
-            input: BufReader::with_capacity(64 * 1024, file),
-            size: meta.len(),
+            name: name.into(),
+            input: BufReader::with_capacity(64 * 1024, reader),
+            size,
             pos: 0,
             buf: Vec::new(),
             kind: Kind::Pcapng,

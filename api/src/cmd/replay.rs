@@ -187,7 +187,7 @@ impl Summary {
     }
 }
 
-fn write_summary(out: &mut impl Write, t: &Totals, json: bool) -> io::Result<()> {
+pub(crate) fn write_summary(out: &mut impl Write, t: &Totals, json: bool) -> io::Result<()> {
     if json {
         serde_json::to_writer_pretty(&mut *out, &Summary::new(t))?;
         return writeln!(out);
