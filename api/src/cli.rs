@@ -28,8 +28,10 @@ pub enum Command {
     Connections(cmd::connections::Args),
     /// Turn the firewall on or off for one connection.
     Firewall(cmd::firewall::Args),
-    /// Show the running daemon's verdict counters per reason.
+    /// Show the running daemon's counters, log counters and open ports (--watch: live).
     Stats(cmd::stats::Args),
+    /// Show or change the firewall log settings (pfirewall.log, size cap).
+    Log(cmd::log::Args),
 }
 
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
@@ -43,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Connections(args) => cmd::connections::run(args),
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Log(args) => cmd::log::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,13 @@
 //! End to end: `v6fw run` filters a veth pair between two network namespaces
 //! with real sockets on both sides.
 //!
-//! Namespace FW (fd00::1) runs `v6fw run --open 8080/tcp,5353/udp` and
-//! servers on 8080/9090 (TCP) and 5353/5354 (UDP echo); namespace PEER
-//! (fd00::2) runs a TCP server on 7070 and a UDP echo on 7071. Traffic never
-//! leaves the two namespaces. The test skips (passes with a note) when not
+//! Namespace FW (fd00::1) runs `v6fw run --open 8080/tcp,5353/udp` with its
+//! own `--state-dir` and `--socket` in a temporary directory, and servers on
+//! 8080/9090 (TCP) and 5353/5354 (UDP echo); namespace PEER (fd00::2) runs a
+//! TCP server on 7070 and a UDP echo on 7071. Traffic never leaves the two
+//! namespaces. Through the control socket the test switches the firewall
+//! log on (`v6fw log set`), opens and closes 9090/tcp (`v6fw ports`) while
+//! the daemon runs, and reads `v6fw stats`. The test skips (passes with a note) when not
 //! root or when `ip`, `ip6tables`, `python3` or the NFQUEUE target is
 //! missing; set `V6FW_REQUIRE_LIVE=1` (as CI does) to make those a failure.
 #![cfg(target_os = "linux")]
@@ -247,6 +250,28 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Runs `v6fw ARGS --socket S --state-dir D` in the FW namespace;
+    /// returns stdout, failing the test on a non-zero exit.
+    fn v6fw(&self, args: &[&str]) -> String {
+        let (socket, state) = (self.dir.join("control.sock"), self.dir.join("state"));
+        let mut all: Vec<&str> = vec![env!("CARGO_BIN_EXE_v6fw")];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]);
+        let out = run_bounded(&mut self.exec(&self.fw, &all), Duration::from_secs(10));
+        assert!(
+            out.status.success(),
+            "`v6fw {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn ip6tables_save(&self) -> String {
         let out = run_bounded(
             &mut self.exec(&self.fw, &["ip6tables-save"]),
@@ -349,6 +374,9 @@ fn live_nfqueue_filters_a_veth_pair() {
 
     let out_path = lab.dir.join("run.out");
     let err_path = lab.dir.join("run.err");
+    let state_dir = lab.dir.join("state");
+    let socket = lab.dir.join("control.sock");
+    let log_path = lab.dir.join("pfirewall.log");
     let daemon = lab
         .exec(
             &fw,
@@ -360,6 +388,10 @@ fn live_nfqueue_filters_a_veth_pair() {
                 "--json",
                 "--stats-interval",
                 "1",
+                "--state-dir",
+                state_dir.to_str().unwrap(),
+                "--socket",
+                socket.to_str().unwrap(),
             ],
         )
         .stdin(Stdio::null())
@@ -375,6 +407,17 @@ fn live_nfqueue_filters_a_veth_pair() {
         || log().contains("filtering IPv6"),
         "v6fw run to start",
     );
+    // The firewall log, switched on through the running daemon.
+    lab.v6fw(&[
+        "log",
+        "set",
+        "--dropped",
+        "on",
+        "--path",
+        log_path.to_str().unwrap(),
+    ]);
+    let shown = lab.v6fw(&["log", "show", "--json"]);
+    assert!(shown.contains(r#""dropped":true"#), "{shown}");
     let rules = lab.ip6tables_save();
     assert!(rules.contains("-A INPUT -j V6FW-IN"), "{rules}");
     assert!(rules.contains("-A OUTPUT -j V6FW-OUT"), "{rules}");
@@ -431,6 +474,35 @@ fn live_nfqueue_filters_a_veth_pair() {
         "established UDP"
     );
 
+    // `v6fw ports` against the running daemon changes the very next packet.
+    lab.v6fw(&["ports", "open", "9090/tcp", "--global"]);
+    assert_eq!(
+        lab.client(&peer, "tcp", FW_ADDR, 9090, 3.0),
+        "ok",
+        "TCP to 9090 once opened through the control socket"
+    );
+    lab.v6fw(&["ports", "close", "9090/tcp", "--global"]);
+    assert!(
+        lab.client(&peer, "tcp", FW_ADDR, 9090, 1.2)
+            .starts_with("fail"),
+        "TCP to 9090 once closed again"
+    );
+    let policy = fs::read_to_string(state_dir.join("policy.toml")).unwrap();
+    assert!(policy.contains("8080"), "--open is persisted:\n{policy}");
+    let stats: serde_json::Value = serde_json::from_str(&lab.v6fw(&["stats", "--json"])).unwrap();
+    assert!(
+        stats["global_ports"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["port"] == 8080)),
+        "{stats}"
+    );
+    assert!(
+        stats["connections"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{stats}"
+    );
+
     // SAFETY: `pid` is the v6fw process this test started (ip netns exec
     // execs it in place) and has not been reaped yet.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
@@ -485,6 +557,32 @@ fn live_nfqueue_filters_a_veth_pair() {
         log().contains("stats: packets="),
         "no periodic stats:\n{}",
         log()
+    );
+    // Every SYN to the closed 9090 is a DROP line in the log.
+    let text = fs::read_to_string(&log_path).unwrap_or_default();
+    let drops: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(" DROP TCP fd00::2 fd00::1 ")
+                && l.contains(" 9090 ")
+                && l.ends_with(" port_closed RECEIVE")
+        })
+        .collect();
+    assert!(
+        drops.len() >= 2,
+        "no DROP lines for 9090 in the log:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" DROP UDP ") && l.contains(" 5354 ")),
+        "{text}"
+    );
+    assert!(text.starts_with("#Version: 1.5\n"), "{text}");
+    assert_eq!(summary["log"]["lost"].as_u64(), Some(0), "{summary}");
+    assert_eq!(
+        summary["log"]["written"].as_u64(),
+        Some(text.lines().filter(|l| !l.starts_with('#')).count() as u64),
+        "{summary}"
     );
     eprintln!(
         "live_nfqueue: passed in {:.1} s",

@@ -22,7 +22,11 @@ fn replay_log(extra: &[&str]) -> Vec<String> {
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -94,24 +98,44 @@ fn dropped_packets_field_by_field() {
     // TCP SYN to 8080: ports, flags, sequence, ack, window.
     let syn = &recs[1];
     assert_eq!(
-        [&syn["protocol"], &syn["src-port"], &syn["dst-port"], &syn["size"]],
+        [
+            &syn["protocol"],
+            &syn["src-port"],
+            &syn["dst-port"],
+            &syn["size"]
+        ],
         ["TCP", "40003", "8080", "60"]
     );
     assert_eq!(
-        [&syn["tcpflags"], &syn["tcpsyn"], &syn["tcpack"], &syn["tcpwin"]],
+        [
+            &syn["tcpflags"],
+            &syn["tcpsyn"],
+            &syn["tcpack"],
+            &syn["tcpwin"]
+        ],
         ["S", "1000", "0", "65535"]
     );
     assert_eq!([&syn["icmptype"], &syn["icmpcode"]], ["-", "-"]);
     // UDP to 9999: ports, no TCP fields.
     let udp = &recs[2];
     assert_eq!(
-        [&udp["protocol"], &udp["src-port"], &udp["dst-port"], &udp["tcpflags"]],
+        [
+            &udp["protocol"],
+            &udp["src-port"],
+            &udp["dst-port"],
+            &udp["tcpflags"]
+        ],
         ["UDP", "5353", "9999", "-"]
     );
     // ICMPv6: type and code, no ports.
     let ns = &recs[3];
     assert_eq!(
-        [&ns["protocol"], &ns["icmptype"], &ns["icmpcode"], &ns["src-port"]],
+        [
+            &ns["protocol"],
+            &ns["icmptype"],
+            &ns["icmpcode"],
+            &ns["src-port"]
+        ],
         ["ICMPv6", "135", "0", "-"]
     );
     assert_eq!(recs[4]["icmptype"], "137");
@@ -131,7 +155,12 @@ fn connections_are_logged_once_per_flow() {
     let allowed: Vec<String> = recs
         .iter()
         .filter(|r| r["action"] == "ALLOW")
-        .map(|r| format!("{} {} {} {}", r["protocol"], r["dst-port"], r["info"], r["path"]))
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["protocol"], r["dst-port"], r["info"], r["path"]
+            )
+        })
         .collect();
     // New TCP connections (SYN without ACK) and UDP flows, each once: the
     // SYN-ACK and the replies are not new; the DNS fragments and the snap-cut

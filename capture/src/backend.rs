@@ -12,13 +12,18 @@
 //! once; per packet it walks the header chain and tests a bit. Nothing on the
 //! per-packet path allocates, locks or makes a system call: the backend's own
 //! receive and verdict calls are the only I/O, one or two per batch.
+//!
+//! A daemon that wants to see the decisions themselves (the firewall log)
+//! passes a [`DecisionHook`] to the `_with` variants: it is asked once per
+//! batch, on the batch's pinned snapshot, whether it wants this batch at all
+//! ([`DecisionHook::begin_batch`]), and only then called per decision.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use v6fw_engine::{Direction, Engine, PacketMeta, Verdict, Worker};
+use v6fw_engine::{Decision, Direction, Engine, PacketMeta, Snapshot, Verdict, Worker};
 
 /// The most packets one batch can hold (WinDivert's `WINDIVERT_BATCH_MAX`).
 pub const MAX_BATCH: usize = 255;
@@ -114,6 +119,36 @@ impl Clock {
     }
 }
 
+/// Sees every decision of a worker, e.g. to write the firewall log.
+///
+/// Both methods run on the packet path. [`begin_batch`](Self::begin_batch)
+/// runs once per batch and may read the clock; [`decided`](Self::decided)
+/// runs per packet and must not allocate, lock or make a system call.
+pub trait DecisionHook {
+    /// A batch is about to be decided on `snapshot`. Returns whether
+    /// [`decided`](Self::decided) is wanted for its packets (for example,
+    /// whether the snapshot's policy has logging on).
+    fn begin_batch(&mut self, snapshot: &Snapshot) -> bool;
+
+    /// One packet of the batch and what was decided for it.
+    fn decided(&mut self, packet: &Packet<'_>, decision: &Decision);
+}
+
+/// The hook that wants nothing: [`decide_batch`], [`run_loop`] and
+/// [`run_worker`] use it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoHook;
+
+impl DecisionHook for NoHook {
+    #[inline]
+    fn begin_batch(&mut self, _snapshot: &Snapshot) -> bool {
+        false
+    }
+
+    #[inline]
+    fn decided(&mut self, _packet: &Packet<'_>, _decision: &Decision) {}
+}
+
 /// Decides the first `out.len()` packets of the backend's current batch on
 /// one pinned snapshot, writing `out[i]` for packet `i`. A slot the backend
 /// cannot show (it said the batch was longer than it is) is dropped.
@@ -124,7 +159,21 @@ pub fn decide_batch<B: Backend + ?Sized>(
     now_ns: u64,
     out: &mut [Verdict],
 ) {
+    decide_batch_with(backend, engine, worker, now_ns, out, &mut NoHook);
+}
+
+/// [`decide_batch`], showing every decision to `hook` when its
+/// [`DecisionHook::begin_batch`] asks for this batch.
+pub fn decide_batch_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
+    backend: &B,
+    engine: &Engine,
+    worker: &mut Worker,
+    now_ns: u64,
+    out: &mut [Verdict],
+    hook: &mut H,
+) {
     let snap = engine.table().pin();
+    let watch = hook.begin_batch(&snap);
     for (i, verdict) in out.iter_mut().enumerate() {
         *verdict = match backend.packet(i) {
             Some(p) => {
@@ -134,7 +183,11 @@ pub fn decide_batch<B: Backend + ?Sized>(
                     now_ns,
                     truncated: p.truncated,
                 };
-                worker.decide(&snap, p.bytes, &meta).verdict()
+                let decision = worker.decide(&snap, p.bytes, &meta);
+                if watch {
+                    hook.decided(&p, &decision);
+                }
+                decision.verdict()
             }
             None => Verdict::Drop,
         };
@@ -150,6 +203,18 @@ pub fn run_loop<B: Backend + ?Sized>(
     clock: &Clock,
     shutdown: &AtomicBool,
 ) -> Result<u64, CaptureError> {
+    run_loop_with(backend, engine, worker, clock, shutdown, &mut NoHook)
+}
+
+/// [`run_loop`] with a [`DecisionHook`].
+pub fn run_loop_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
+    backend: &mut B,
+    engine: &Engine,
+    worker: &mut Worker,
+    clock: &Clock,
+    shutdown: &AtomicBool,
+    hook: &mut H,
+) -> Result<u64, CaptureError> {
     let mut verdicts = [Verdict::Drop; MAX_BATCH];
     let mut decided = 0u64;
     while !shutdown.load(Ordering::Relaxed) {
@@ -157,7 +222,7 @@ pub fn run_loop<B: Backend + ?Sized>(
         let Some(out) = verdicts.get_mut(..n).filter(|o| !o.is_empty()) else {
             continue;
         };
-        decide_batch(backend, engine, worker, clock.now_ns(), out);
+        decide_batch_with(backend, engine, worker, clock.now_ns(), out, hook);
         backend.send_verdicts(out)?;
         decided += n as u64;
     }
@@ -174,10 +239,21 @@ pub fn run_worker<B: Backend + ?Sized>(
     clock: &Clock,
     shutdown: &AtomicBool,
 ) -> Result<u64, CaptureError> {
+    run_worker_with(backend, engine, clock, shutdown, &mut NoHook)
+}
+
+/// [`run_worker`] with a [`DecisionHook`].
+pub fn run_worker_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
+    backend: &mut B,
+    engine: &Engine,
+    clock: &Clock,
+    shutdown: &AtomicBool,
+    hook: &mut H,
+) -> Result<u64, CaptureError> {
     let name = backend.name().to_string();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut worker = engine.worker();
-        run_loop(backend, engine, &mut worker, clock, shutdown)
+        run_loop_with(backend, engine, &mut worker, clock, shutdown, hook)
     }));
     shutdown.store(true, Ordering::SeqCst);
     result.unwrap_or(Err(CaptureError::Panicked(name)))
@@ -303,6 +379,51 @@ mod tests {
         decide_batch(&b, &engine, &mut worker, 1, &mut v);
         assert_eq!(v, [Verdict::Accept, Verdict::Accept]);
         assert_eq!(engine.counters().totals().get(Reason::Established), 1);
+    }
+
+    /// Counts what it is shown; wants batches only when the policy logs drops.
+    #[derive(Default)]
+    struct Seen {
+        batches: usize,
+        decisions: Vec<(u16, Reason)>,
+    }
+
+    impl DecisionHook for Seen {
+        fn begin_batch(&mut self, snapshot: &Snapshot) -> bool {
+            self.batches += 1;
+            snapshot.policy().logging.dropped
+        }
+        fn decided(&mut self, packet: &Packet<'_>, decision: &Decision) {
+            let dport = u16::from_be_bytes([packet.bytes[42], packet.bytes[43]]);
+            self.decisions.push((dport, decision.reason));
+        }
+    }
+
+    #[test]
+    fn the_hook_sees_decisions_only_when_it_asks() {
+        let engine = Engine::new(Policy::default());
+        let b = Memory {
+            batches: Vec::new(),
+            current: vec![(tcp(2, 4000, 9090), Direction::Inbound)],
+            answered: Vec::new(),
+            panic_on_recv: false,
+        };
+        let mut worker = engine.worker();
+        let mut hook = Seen::default();
+        let mut v = [Verdict::Accept; 1];
+        decide_batch_with(&b, &engine, &mut worker, 1, &mut v, &mut hook);
+        assert_eq!((hook.batches, hook.decisions.len()), (1, 0));
+        engine
+            .table()
+            .update(|p| {
+                p.logging.dropped = true;
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        decide_batch_with(&b, &engine, &mut worker, 2, &mut v, &mut hook);
+        assert_eq!(hook.batches, 2);
+        assert_eq!(hook.decisions, [(9090, Reason::PortClosed)]);
+        assert_eq!(v, [Verdict::Drop]);
     }
 
     #[test]

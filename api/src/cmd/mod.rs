@@ -2,6 +2,7 @@
 
 pub mod connections;
 pub mod firewall;
+pub mod log;
 pub mod ports;
 pub mod replay;
 pub mod run;

@@ -1,28 +1,29 @@
 //! `v6fw run`: the live firewall. Diverts IPv6 to this process (NFQUEUE on
 //! Linux, WinDivert on Windows), decides every packet, hands verdicts back.
 //!
-//! The shape follows mini-redis: [`run`] parses nothing and owns nothing it
-//! does not have to — it checks rights, builds the engine, installs the stop
-//! handler and calls [`serve`] with an `Arc<Engine>` and a shutdown flag.
-//! To run on the persistent store with the control socket, `run` becomes
-//! (the signatures below are those of `crate::fw` and `crate::control`):
+//! The shape follows mini-redis: [`run`] checks rights, opens the durable
+//! policy ([`FirewallManager::open`] on `--state-dir`), applies `--open` and
+//! `--no-state` through it (persisted), starts the firewall log's writer and
+//! the control socket (`--socket`), and calls [`serve`] with the manager and
+//! a shutdown flag that all of them share:
 //!
-//! ```text
-//! let manager = crate::fw::FirewallManager::open(&args.state_dir)?;
-//! let engine = Arc::clone(manager.engine());
-//! let control = crate::control::server::serve(
-//!     Arc::clone(&manager), &args.socket, Arc::clone(&shutdown))?;
-//! let outcome = serve(&args, engine, Arc::clone(&shutdown))?; // sets `shutdown` when done
-//! let _ = control.join();
-//! ```
+//! - the workers decide on the manager's engine, so a change made through
+//!   the control socket (`v6fw ports open ...`) applies from the next batch;
+//! - the connections are the host's interfaces (refreshed at start and every
+//!   [`REFRESH_INTERVAL`]); the interface index of a packet selects its
+//!   connection;
+//! - each worker has a [`LogHook`](crate::log::LogHook) that reads the log
+//!   switches from its batch's snapshot; one writer thread follows the
+//!   policy's `logging` settings ([`crate::log::config_for`]).
 //!
-//! (`--open` would then be written to the store, or dropped in favour of
-//! `v6fw ports open`.)
-//!
-//! Shutdown: SIGINT/SIGTERM (Ctrl-C on Windows) or a worker that fails or
-//! panics stops the daemon. The ip6tables rules go first (so no packet is
-//! queued to a process that is leaving), then the workers finish their
-//! batch and release their queues, then the totals per reason are printed.
+//! Shutdown: SIGINT/SIGTERM (Ctrl-C on Windows), a worker that fails or
+//! panics, or a control socket that dies stops the daemon. The ip6tables
+//! rules go first (so no packet is queued to a process that is leaving),
+//! then the workers finish their batch and release their queues, then the
+//! control socket and the log writer end, then the totals per reason are
+//! printed.
+
+mod backends;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -31,20 +32,37 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use v6fw_capture::backend::{CaptureError, Clock, DEFAULT_BATCH, MAX_BATCH};
+use v6fw_capture::backend::{Clock, DEFAULT_BATCH, MAX_BATCH};
 use v6fw_capture::privilege;
 use v6fw_capture::rules::QueueRange;
-use v6fw_engine::{Engine, Policy, PortPair, Totals};
+use v6fw_engine::{Engine, PortPair, Totals};
 
 use crate::cmd::replay::Summary;
+use crate::control::DEFAULT_SOCKET;
+use crate::fw::{FirewallManager, FwError};
+use crate::log::{config_for, LogSender, LogStats, LogWriter, QUEUE_CAPACITY};
+use backends::{describe, start, Live, Shared};
+
+/// How often the daemon re-reads the host's interfaces.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Arguments of `v6fw run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Pairs open on every interface (global pairs), e.g. `8080/tcp,5353/udp`.
+    /// Open these global pairs at start, e.g. `8080/tcp,5353/udp`; they are
+    /// written to the policy and stay open until `v6fw ports close`.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
     pub open: Vec<PortPair>,
+    /// The state directory: policy.toml (the durable policy), and
+    /// pfirewall.log unless `v6fw log set --path` says otherwise.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
+    pub state_dir: PathBuf,
+    /// The control socket `v6fw ports|log|stats ...` talk to.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
     /// with --queue-balance (Linux; Windows uses one WinDivert handle).
     #[arg(long, default_value = "0", value_name = "N|A-B")]
@@ -75,6 +93,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH as i64))]
     pub batch: u16,
     /// Track no outbound flows (replies are then let in only to open ports).
+    /// Each start sets state tracking on or off by this flag (persisted).
     #[arg(long)]
     pub no_state: bool,
     /// Print the totals at exit as JSON.
@@ -82,14 +101,13 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The policy `--open` and `--no-state` describe.
-pub fn policy_from(args: &Args) -> Policy {
-    let mut policy = Policy::default();
+/// Applies `--open` and `--no-state` to the durable policy.
+pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError> {
     for pair in &args.open {
-        policy.open_global(*pair, "v6fw run --open");
+        manager.open_global_port(pair.port(), pair.protocol(), "v6fw run --open")?;
     }
-    policy.state &= !args.no_state;
-    policy
+    manager.set_state_tracking(!args.no_state)?;
+    Ok(())
 }
 
 fn init_tracing() {
@@ -107,60 +125,106 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
     privilege::check()?;
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
-    let engine = Arc::new(Engine::new(policy_from(&args)));
+    let manager = FirewallManager::open(&args.state_dir).with_context(|| {
+        format!(
+            "cannot open the policy in {} (choose another with --state-dir)",
+            args.state_dir.display()
+        )
+    })?;
+    apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    let outcome = serve(&args, Arc::clone(&engine), shutdown)?;
-    print_totals(&outcome.totals, outcome.elapsed, args.json).context("cannot write the totals")?;
-    if outcome.errors.is_empty() {
+    let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
+    let control =
+        match crate::control::serve(Arc::clone(&manager), &args.socket, Arc::clone(&shutdown)) {
+            Ok(handle) => Some(handle),
+            Err(FwError::NotImpl(m)) => {
+                tracing::warn!("no control socket: {m}");
+                None
+            }
+            Err(e) => {
+                drop(sender);
+                let _ = writer.finish();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot serve the control socket {} (choose another with --socket)",
+                    args.socket.display()
+                )));
+            }
+        };
+    let served = serve(&args, &manager, Some(&sender), Arc::clone(&shutdown));
+    shutdown.store(true, Ordering::SeqCst);
+    let mut errors = Vec::new();
+    if let Some(handle) = control {
+        if handle.join().is_err() {
+            errors.push("the control socket thread panicked".to_string());
+        }
+    }
+    drop(sender);
+    let log = match writer.finish() {
+        Ok(stats) => stats,
+        Err(e) => {
+            errors.push(format!("the firewall log writer failed: {e}"));
+            manager.log_counters().stats()
+        }
+    };
+    let outcome = served?;
+    errors.extend(outcome.errors.iter().cloned());
+    print_totals(&outcome.totals, &log, outcome.elapsed, args.json)
+        .context("cannot write the totals")?;
+    if errors.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    for e in &outcome.errors {
+    for e in &errors {
         eprintln!("v6fw: {e}");
     }
     Ok(ExitCode::FAILURE)
 }
 
-/// How a [`serve`] ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Counts per reason over the whole run.
-    pub totals: Totals,
-    /// How long it ran.
-    pub elapsed: Duration,
-    /// What went wrong (a failed worker, rules that could not be removed).
-    pub errors: Vec<String>,
-}
-
-/// The running backends: worker threads, and what must be undone.
-struct Live {
-    workers: Vec<JoinHandle<Result<u64, CaptureError>>>,
-    #[cfg(target_os = "linux")]
-    rules: Option<v6fw_capture::rules::Installed>,
-    #[cfg(windows)]
-    stoppers: Vec<v6fw_capture::windivert::Stopper>,
+/// Starts the log writer that follows `manager`'s policy.
+fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
+    let m = Arc::clone(manager);
+    let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
+    LogWriter::spawn_watching(
+        QUEUE_CAPACITY,
+        Arc::clone(manager.log_counters()),
+        move || config_for(&m.policy().logging, &dir),
+    )
 }
 
 /// Filters live until `shutdown` is set, a stop signal arrives or a worker
-/// ends; then cleans up and returns the totals. `engine` may be changed
-/// (ports opened and closed) by others while this runs.
+/// ends; then cleans up and returns the totals. The policy may be changed
+/// (through `manager`, e.g. by the control socket) while this runs; with
+/// `log`, every worker sends the decisions the policy wants logged there.
 pub fn serve(
     args: &Args,
-    engine: Arc<Engine>,
+    manager: &Arc<FirewallManager>,
+    log: Option<&LogSender>,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let clock = Clock::start();
-    let live = match start(args, &engine, &shutdown, clock) {
+    let engine = Arc::clone(manager.engine());
+    let shared = Shared {
+        engine: &engine,
+        shutdown: &shutdown,
+        clock: Clock::start(),
+        log,
+    };
+    let live = match start(args, &shared) {
         Ok(live) => live,
         Err(e) => {
             shutdown.store(true, Ordering::SeqCst); // let others (control socket) stop too
             return Err(e);
         }
     };
-    let open: Vec<String> = args.open.iter().map(ToString::to_string).collect();
+    let open: Vec<String> = manager
+        .global_open_ports()
+        .iter()
+        .map(|p| format!("{}/{}", p.port(), p.protocol().name()))
+        .collect();
     tracing::info!(
-        "v6fw run: filtering IPv6 with {}; global open ports: {}; state {}",
+        "v6fw run: filtering IPv6 with {}; policy {}; control socket {}; global open ports: {}; state {}",
         describe(args),
+        args.state_dir.display(),
+        args.socket.display(),
         if open.is_empty() {
             "none".to_string()
         } else {
@@ -171,6 +235,8 @@ pub fn serve(
 
     let interval = Duration::from_secs(args.stats_interval);
     let mut next_stats = started + interval;
+    let mut next_refresh = started + REFRESH_INTERVAL;
+    let mut refresh_failed = false;
     loop {
         if privilege::stop_requested() {
             tracing::info!("v6fw run: stop requested, removing rules and draining queues");
@@ -184,13 +250,36 @@ pub fn serve(
             tracing::warn!("v6fw run: a worker stopped; shutting down");
             break;
         }
-        if args.stats_interval > 0 && Instant::now() >= next_stats {
-            log_stats(&engine.counters().totals());
+        let now = Instant::now();
+        if args.stats_interval > 0 && now >= next_stats {
+            log_stats(&engine.counters().totals(), &manager.log_counters().stats());
             next_stats += interval;
+        }
+        if now >= next_refresh {
+            next_refresh = now + REFRESH_INTERVAL;
+            match manager.refresh() {
+                Ok(_) => refresh_failed = false,
+                Err(e) if !refresh_failed => {
+                    refresh_failed = true;
+                    tracing::warn!("cannot refresh the connections from the interfaces: {e}");
+                }
+                Err(_) => {}
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(stop(live, &engine, &shutdown, started))
+}
+
+/// How a [`serve`] ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Counts per reason over the whole run.
+    pub totals: Totals,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// What went wrong (a failed worker, rules that could not be removed).
+    pub errors: Vec<String>,
 }
 
 /// Removes the rules, stops and joins the workers, sums up.
@@ -227,155 +316,41 @@ fn stop(live: Live, engine: &Engine, shutdown: &AtomicBool, started: Instant) ->
     }
 }
 
-fn spawn<B>(
-    mut backend: B,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<AtomicBool>,
-    clock: Clock,
-) -> anyhow::Result<JoinHandle<Result<u64, CaptureError>>>
-where
-    B: v6fw_capture::backend::Backend + Send + 'static,
-{
-    let engine = Arc::clone(engine);
-    let shutdown = Arc::clone(shutdown);
-    let name = backend.name().replace(' ', "-");
-    std::thread::Builder::new()
-        .name(format!("v6fw-{name}"))
-        .spawn(move || {
-            let r = v6fw_capture::backend::run_worker(&mut backend, &engine, &clock, &shutdown);
-            if let Err(e) = &r {
-                tracing::error!("{}: {e}", backend.name());
-            }
-            r
-        })
-        .context("cannot start a worker thread")
-}
-
-#[cfg(target_os = "linux")]
-fn describe(args: &Args) -> String {
-    format!(
-        "NFQUEUE {} (copy range {} B, queue length {}, fail-{}), {}",
-        args.queues,
-        args.copy_range,
-        args.queue_len,
-        if args.fail_open { "open" } else { "closed" },
-        if args.no_rules {
-            "no rules installed (--no-rules)"
-        } else {
-            "ip6tables chains V6FW-IN/V6FW-OUT installed"
-        }
-    )
-}
-
-#[cfg(target_os = "linux")]
-fn start(
-    args: &Args,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<AtomicBool>,
-    clock: Clock,
-) -> anyhow::Result<Live> {
-    use v6fw_capture::nfqueue::{NfQueue, QueueConfig};
-    use v6fw_capture::rules::Rules;
-
-    // Bind every queue before any rule sends packets to it.
-    let mut queues = Vec::with_capacity(args.queues.len());
-    for queue in args.queues.iter() {
-        let config = QueueConfig {
-            queue,
-            copy_range: args.copy_range,
-            queue_len: args.queue_len,
-            fail_open: args.fail_open,
-            batch: usize::from(args.batch),
-        };
-        queues.push(NfQueue::open(&config)?);
-    }
-    let rules = if args.no_rules {
-        None
-    } else {
-        let rules = Rules {
-            queues: args.queues,
-            bypass: args.fail_open,
-        };
-        Some(rules.install()?)
-    };
-    let mut live = Live {
-        workers: Vec::new(),
-        rules,
-    };
-    for q in queues {
-        match spawn(q, engine, shutdown, clock) {
-            Ok(w) => live.workers.push(w),
-            Err(e) => {
-                // Undo: rules first, then the workers already running.
-                let _ = stop(live, engine, shutdown, Instant::now());
-                return Err(e);
-            }
-        }
-    }
-    Ok(live)
-}
-
-#[cfg(windows)]
-fn describe(args: &Args) -> String {
-    format!(
-        "WinDivert (filter \"ipv6 and not loopback\", batch {}, queue length {})",
-        args.batch, args.queue_len
-    )
-}
-
-#[cfg(windows)]
-fn start(
-    args: &Args,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<AtomicBool>,
-    clock: Clock,
-) -> anyhow::Result<Live> {
-    use v6fw_capture::windivert::{WinDivert, WinDivertConfig};
-
-    let config = WinDivertConfig {
-        batch: usize::from(args.batch),
-        queue_len: args.queue_len,
-        priority: 0,
-    };
-    let handle = WinDivert::open(&config, 0)?;
-    let stoppers = vec![handle.stopper()];
-    let worker = spawn(handle, engine, shutdown, clock)?;
-    Ok(Live {
-        workers: vec![worker],
-        stoppers,
-    })
-}
-
-#[cfg(not(any(target_os = "linux", windows)))]
-fn describe(_args: &Args) -> String {
-    String::new()
-}
-
-#[cfg(not(any(target_os = "linux", windows)))]
-fn start(_: &Args, _: &Arc<Engine>, _: &Arc<AtomicBool>, _: Clock) -> anyhow::Result<Live> {
-    anyhow::bail!("v6fw run works on Linux (NFQUEUE) and Windows (WinDivert) only")
-}
-
-fn log_stats(t: &Totals) {
+fn log_stats(t: &Totals, log: &LogStats) {
     let reasons: Vec<String> = t
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{}={n}", r.as_str()))
         .collect();
     tracing::info!(
-        "stats: packets={} accepted={} dropped={} {}",
+        "stats: packets={} accepted={} dropped={} {} log_written={} log_lost={}",
         t.packets(),
         t.accepted(),
         t.dropped(),
-        reasons.join(" ")
+        reasons.join(" "),
+        log.written,
+        log.lost
     );
 }
 
-/// Prints the totals per reason (as `v6fw replay` prints its summary).
-fn print_totals(t: &Totals, elapsed: Duration, json: bool) -> io::Result<()> {
+/// Prints the totals per reason (as `v6fw replay` prints its summary),
+/// and what the firewall log wrote and lost.
+fn print_totals(t: &Totals, log: &LogStats, elapsed: Duration, json: bool) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &Summary::new(t))?;
+        let mut v = serde_json::to_value(Summary::new(t))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "log".into(),
+                serde_json::json!({
+                    "written": log.written,
+                    "lost": log.lost,
+                    "failed": log.failed,
+                    "rotations": log.rotations,
+                }),
+            );
+        }
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         return out.flush();
     }
@@ -383,6 +358,11 @@ fn print_totals(t: &Totals, elapsed: Duration, json: bool) -> io::Result<()> {
     writeln!(out, "packets   {}", t.packets())?;
     writeln!(out, "accepted  {}", t.accepted())?;
     writeln!(out, "dropped   {}", t.dropped())?;
+    writeln!(
+        out,
+        "log       {} lines written, {} lost (queue full), {} not written",
+        log.written, log.lost, log.failed
+    )?;
     writeln!(out)?;
     writeln!(out, "{:<22}{:<8}{:>8}", "reason", "verdict", "count")?;
     for (reason, n) in t.iter() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use v6fw_engine::{PortPair, Protocol};
 
-use crate::fw::{ConnectionInfo, FirewallManager, FwError, OpenPorts, PortScope};
+use crate::fw::{ConnectionInfo, FirewallManager, FwError, LogChange, OpenPorts, PortScope};
 
 /// Longest request line the server reads, newline included.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -115,8 +115,28 @@ pub enum Request {
     },
     /// Re-reads the host's interfaces.
     Refresh,
-    /// The engine's counters per reason.
+    /// The engine's counters per reason, the log's counters, the open pairs.
     Stats,
+    /// The firewall log's settings.
+    LogSettings,
+    /// Changes the firewall log's settings; absent fields stay as they are.
+    SetLog {
+        /// Log every dropped packet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropped: Option<bool>,
+        /// Log every accepted new connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connections: Option<bool>,
+        /// The log file, an absolute path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// Go back to `pfirewall.log` in the state directory.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        default_path: bool,
+        /// Size cap in bytes (at least 1024).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_size: Option<u64>,
+    },
 }
 
 impl Request {
@@ -131,6 +151,7 @@ impl Request {
                 | Request::Enable { .. }
                 | Request::Disable { .. }
                 | Request::Refresh
+                | Request::SetLog { .. }
         )
     }
 }
@@ -310,6 +331,51 @@ pub struct StatsResult {
     pub dropped: u64,
     /// Every reason in SPEC.md's order, with its count.
     pub reasons: Vec<ReasonCount>,
+    /// The firewall log: settings in short and counters.
+    #[serde(default)]
+    pub log: LogCountsResult,
+    /// The global pairs.
+    #[serde(default)]
+    pub global_ports: Vec<WirePort>,
+    /// Every connection with its own and ignored pairs.
+    #[serde(default)]
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// The log part of a `stats` result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCountsResult {
+    /// Whether dropped packets are logged.
+    pub dropped: bool,
+    /// Whether accepted connections are logged.
+    pub connections: bool,
+    /// The log file (set, or the default in the state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Lines written since the daemon started.
+    pub written: u64,
+    /// Lines lost because the queue to the writer was full.
+    pub lost: u64,
+    /// Lines not written: no file open, or a write error.
+    pub failed: u64,
+    /// Rotations to `FILE.old`.
+    pub rotations: u64,
+}
+
+/// The result of `log_settings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSettingsResult {
+    /// Whether dropped packets are logged.
+    pub dropped: bool,
+    /// Whether accepted connections are logged.
+    pub connections: bool,
+    /// The path set, if any (`null`: the default).
+    pub path: Option<String>,
+    /// The file written: the path set, or `pfirewall.log` in the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Size cap in bytes.
+    pub max_size: u64,
 }
 
 /// Parses one request line (without its newline). Bad JSON, an unknown `op`
@@ -419,21 +485,75 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
         Request::Enable { connection } => changed(mgr.connection(&connection)?.enable()?),
         Request::Disable { connection } => changed(mgr.connection(&connection)?.disable()?),
         Request::Refresh => changed(mgr.refresh()?),
-        Request::Stats => {
-            let t = mgr.engine().counters().totals();
-            to_value(&StatsResult {
-                packets: t.packets(),
-                accepted: t.accepted(),
-                dropped: t.dropped(),
-                reasons: t
-                    .iter()
-                    .map(|(r, count)| ReasonCount {
-                        reason: r.as_str().to_string(),
-                        verdict: r.verdict().as_str().to_string(),
-                        count,
-                    })
-                    .collect(),
+        Request::Stats => to_value(&stats(mgr)),
+        Request::LogSettings => {
+            let l = mgr.log_settings();
+            to_value(&LogSettingsResult {
+                dropped: l.dropped,
+                connections: l.connections,
+                path: l.path,
+                file: mgr.log_path().map(|p| p.display().to_string()),
+                max_size: l.max_size,
             })
         }
+        Request::SetLog {
+            dropped,
+            connections,
+            path,
+            default_path,
+            max_size,
+        } => {
+            if default_path && path.is_some() {
+                return Err(FwError::InvalidArg(
+                    "give either a log path or default_path, not both".into(),
+                ));
+            }
+            let path = if default_path {
+                Some(None)
+            } else {
+                path.map(Some)
+            };
+            changed(mgr.set_log_settings(&LogChange {
+                dropped,
+                connections,
+                path,
+                max_size,
+            })?)
+        }
+    }
+}
+
+/// The `stats` result for `mgr` now.
+pub fn stats(mgr: &FirewallManager) -> StatsResult {
+    let t = mgr.engine().counters().totals();
+    let policy = mgr.policy();
+    let log = mgr.log_counters().stats();
+    StatsResult {
+        packets: t.packets(),
+        accepted: t.accepted(),
+        dropped: t.dropped(),
+        reasons: t
+            .iter()
+            .map(|(r, count)| ReasonCount {
+                reason: r.as_str().to_string(),
+                verdict: r.verdict().as_str().to_string(),
+                count,
+            })
+            .collect(),
+        log: LogCountsResult {
+            dropped: policy.logging.dropped,
+            connections: policy.logging.connections,
+            file: mgr.log_path().map(|p| p.display().to_string()),
+            written: log.written,
+            lost: log.lost,
+            failed: log.failed,
+            rotations: log.rotations,
+        },
+        global_ports: PortsResult::from(&OpenPorts::globals(&policy)).ports,
+        connections: policy
+            .connections
+            .values()
+            .map(ConnectionInfo::of)
+            .collect(),
     }
 }

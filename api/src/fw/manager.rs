@@ -23,6 +23,7 @@ use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
 use super::error::FwError;
 use crate::interfaces::{self, Interface};
+use crate::log::LogCounters;
 use crate::store::{PolicyStore, StoreLock};
 
 /// Longest name a pair may be given, in characters.
@@ -35,6 +36,8 @@ pub struct FirewallManager {
     store: Option<PolicyStore>,
     read_only: bool,
     writer: Mutex<()>,
+    /// The firewall log's counters (lines written, lost, ...), for `stats`.
+    log_counters: Arc<LogCounters>,
     /// Held for the manager's life when it may write the store.
     _lock: Option<StoreLock>,
 }
@@ -84,6 +87,7 @@ impl FirewallManager {
             store: Some(store),
             read_only: false,
             writer: Mutex::new(()),
+            log_counters: LogCounters::new(),
             _lock: Some(lock),
         });
         match mgr.refresh() {
@@ -108,6 +112,7 @@ impl FirewallManager {
             store: None,
             read_only: false,
             writer: Mutex::new(()),
+            log_counters: LogCounters::new(),
             _lock: None,
         };
         if let Ok(list) = interfaces::list() {
@@ -126,6 +131,7 @@ impl FirewallManager {
             store: None,
             read_only: false,
             writer: Mutex::new(()),
+            log_counters: LogCounters::new(),
             _lock: None,
         })
     }
@@ -138,6 +144,12 @@ impl FirewallManager {
     /// The policy file behind this manager, if any.
     pub fn store(&self) -> Option<&PolicyStore> {
         self.store.as_ref()
+    }
+
+    /// The firewall log's counters: the daemon's log writer and senders
+    /// count into them, `stats` reads them.
+    pub fn log_counters(&self) -> &Arc<LogCounters> {
+        &self.log_counters
     }
 
     /// Whether every change is refused ([`FirewallManager::open_read_only`]).

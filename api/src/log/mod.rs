@@ -7,15 +7,69 @@
 //! is on; each new accepted TCP connection or UDP flow when connection logging
 //! is on), a [`LogSender`] queues them without ever waiting, and one
 //! [`LogWriter`] thread writes and rotates the file.
+//!
+//! In the daemon, each worker has a [`LogHook`] (the capture loop's
+//! per-decision hook), and the writer follows the policy's settings
+//! ([`LogWriter::spawn_watching`] with [`config_for`]), so `v6fw log set`
+//! takes effect without a restart.
 
+mod hook;
 mod record;
 mod writer;
 
+use std::path::{Path, PathBuf};
+
+pub use hook::{wall_clock_ns, LogHook};
 pub use record::{header, LogRecord, TcpFields};
-pub use writer::{LogConfig, LogSender, LogStats, LogWriter, QUEUE_CAPACITY};
+pub use writer::{
+    LogConfig, LogCounters, LogSender, LogStats, LogWriter, QUEUE_CAPACITY, SETTINGS_POLL,
+};
 
 use v6fw_engine::walk::{Upper, Walk};
-use v6fw_engine::{Decision, Reason, Verdict};
+use v6fw_engine::{Decision, LogSettings, Reason, Verdict};
+
+/// The log file's name in the state directory when no path is set.
+pub const DEFAULT_FILE: &str = "pfirewall.log";
+
+/// The file `settings` log to: its `path`, or [`DEFAULT_FILE`] in `state_dir`.
+pub fn log_path(settings: &LogSettings, state_dir: &Path) -> PathBuf {
+    match &settings.path {
+        Some(p) => PathBuf::from(p),
+        None => state_dir.join(DEFAULT_FILE),
+    }
+}
+
+/// The writer configuration `settings` ask for: `None` when neither dropped
+/// packets nor connections are logged (the file is then closed).
+pub fn config_for(settings: &LogSettings, state_dir: &Path) -> Option<LogConfig> {
+    (settings.dropped || settings.connections).then(|| LogConfig {
+        path: log_path(settings, state_dir),
+        max_size: settings.max_size,
+        utc_offset_s: local_utc_offset(),
+    })
+}
+
+/// Reads a size in bytes: `4096`, `4KiB`, `4MiB`, `1GiB` (also `K`, `KB`,
+/// `M`, `MB`, `G`, `GB`, any case, all powers of 1024 as Windows counts
+/// them). Says what is wrong otherwise.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || {
+        format!("{text:?} is not a size: give bytes (4096) or a number with KiB, MiB or GiB (4MiB)")
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
 
 /// Which decisions become log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,5 +130,37 @@ pub fn local_utc_offset() -> i64 {
     #[cfg(not(unix))]
     {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("4m"), Ok(4 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("4 TiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn config_follows_settings() {
+        let mut s = LogSettings::default();
+        assert_eq!(config_for(&s, Path::new("/var/lib/v6fw")), None);
+        s.dropped = true;
+        let c = config_for(&s, Path::new("/var/lib/v6fw"));
+        assert_eq!(
+            c.map(|c| c.path),
+            Some(PathBuf::from("/var/lib/v6fw/pfirewall.log"))
+        );
+        s.path = Some("/tmp/x.log".into());
+        assert_eq!(log_path(&s, Path::new("/d")), PathBuf::from("/tmp/x.log"));
     }
 }

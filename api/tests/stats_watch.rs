@@ -1,0 +1,231 @@
+//! `v6fw stats` against a running control server: the one-shot view, the
+//! live `--watch` view as JSON lines (`--json --watch --count 2`), and, when
+//! tmux is installed, the redrawn terminal view. Reading needs no root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use etherparse::PacketBuilder;
+use serde_json::Value;
+use v6fw_api::control::server::serve;
+use v6fw_api::fw::{FirewallManager, LogChange};
+use v6fw_api::interfaces::Interface;
+use v6fw_engine::{PacketMeta, Protocol};
+
+struct Daemon {
+    _dir: tempfile::TempDir,
+    mgr: Arc<FirewallManager>,
+    socket: PathBuf,
+    shutdown: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("v6fw-stats-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mgr = FirewallManager::open(&dir.path().join("state")).unwrap();
+        mgr.refresh_from(&[Interface {
+            id: "test0".into(),
+            name: "Test 0".into(),
+            index: 1000,
+        }])
+        .unwrap();
+        mgr.open_global_port(8080, Protocol::Tcp, "web").unwrap();
+        mgr.connection("test0")
+            .unwrap()
+            .open_port(22, Protocol::Tcp, "ssh")
+            .unwrap();
+        mgr.set_log_settings(&LogChange {
+            dropped: Some(true),
+            ..LogChange::default()
+        })
+        .unwrap();
+        let socket = dir.path().join("control.sock");
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let handle = serve(Arc::clone(&mgr), &socket, Arc::clone(&shutdown)).unwrap();
+        Daemon {
+            _dir: dir,
+            mgr,
+            socket,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// Decides `n` SYNs to `dport` on connection test0.
+    fn traffic(&self, dport: u16, n: usize) {
+        let mut syn = Vec::new();
+        PacketBuilder::ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        )
+        .tcp(40000, dport, 1, 1024)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+        let engine = self.mgr.engine();
+        let mut w = engine.worker();
+        let snap = engine.table().pin();
+        for _ in 0..n {
+            w.decide(&snap, &syn, &PacketMeta::inbound(1000, 0));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn stats(socket: &Path, extra: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .arg("stats")
+        .args(extra)
+        .args(["--socket", socket.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn stats_once_shows_reasons_log_and_open_ports() {
+    let d = Daemon::start();
+    d.traffic(9090, 3);
+    d.traffic(8080, 2);
+    let text = String::from_utf8(stats(&d.socket, &[]).stdout).unwrap();
+    assert!(text.contains("packets 5  accepted 2  dropped 3"), "{text}");
+    assert!(text.contains("port_closed"), "{text}");
+    assert!(text.contains("lost (queue full)"), "{text}");
+    assert!(text.contains("global: 8080/tcp"), "{text}");
+    assert!(
+        text.contains("test0 (index 1000, firewall on): own 22/tcp"),
+        "{text}"
+    );
+    assert!(text.contains("log: dropped on, connections off"), "{text}");
+
+    let json: Value = serde_json::from_slice(&stats(&d.socket, &["--json"]).stdout).unwrap();
+    assert_eq!(json["dropped"], 3);
+    assert_eq!(json["log"]["lost"], 0);
+    assert_eq!(json["log"]["dropped"], true);
+    assert_eq!(json["global_ports"][0]["port"], 8080);
+    let test0 = json["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "test0")
+        .unwrap();
+    assert_eq!(test0["open"][0], "22/tcp");
+}
+
+#[test]
+fn stats_watch_json_prints_one_object_per_second() {
+    let d = Daemon::start();
+    d.traffic(9090, 4);
+    let feeding = {
+        let mgr = Arc::clone(&d.mgr);
+        std::thread::spawn(move || {
+            // Traffic between the two refreshes, so the rate is not zero.
+            std::thread::sleep(Duration::from_millis(300));
+            let engine = mgr.engine();
+            let mut w = engine.worker();
+            let snap = engine.table().pin();
+            for _ in 0..10 {
+                w.decide(&snap, &[0x60, 0, 0], &PacketMeta::inbound(1000, 0));
+            }
+        })
+    };
+    let started = Instant::now();
+    let out = stats(&d.socket, &["--json", "--watch", "--count", "2"]);
+    feeding.join().unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "refreshed every second: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(lines[0]["packets"], 4);
+    assert!(lines[0]["packets_per_s"].is_null());
+    assert_eq!(lines[1]["packets"], 14);
+    let rate = lines[1]["packets_per_s"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 10.0 / 0.9, "{rate}");
+    for l in &lines {
+        assert!(l["log"]["lost"].is_u64(), "{l}");
+        assert!(l["reasons"].as_array().is_some_and(|r| r.len() > 10), "{l}");
+        assert_eq!(l["global_ports"][0]["port"], 8080);
+    }
+}
+
+#[test]
+fn stats_watch_redraws_in_a_terminal() {
+    let has_tmux = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_tmux {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let d = Daemon::start();
+    d.traffic(9090, 2);
+    let tmux_sock = d.socket.with_file_name("tmux.sock");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&tmux_sock)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "{} stats --watch --count 30 --socket {}",
+        env!("CARGO_BIN_EXE_v6fw"),
+        d.socket.display()
+    );
+    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "60", &cmd]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut screen = String::new();
+    // Wait for the second frame (it has a rate) to be on the screen.
+    while Instant::now() < deadline && !screen.contains("packets/s") {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+    }
+    let _ = tmux(&["kill-server"]);
+    assert!(screen.contains("packets/s"), "{screen}");
+    // Redrawn, not scrolled: one frame on the screen.
+    assert_eq!(screen.matches("open ports:").count(), 1, "{screen}");
+    assert!(screen.contains("port_closed"), "{screen}");
+}
