@@ -192,9 +192,19 @@ pub(crate) fn write_summary(out: &mut impl Write, t: &Totals, json: bool) -> io:
         serde_json::to_writer_pretty(&mut *out, &Summary::new(t))?;
         return writeln!(out);
     }
+    write_verdict_counts(out, t)?;
+    write_reason_table(out, t)
+}
+
+/// The `packets`, `accepted`, `dropped` lines of a text summary.
+pub(crate) fn write_verdict_counts(out: &mut impl Write, t: &Totals) -> io::Result<()> {
     writeln!(out, "packets   {}", t.packets())?;
     writeln!(out, "accepted  {}", t.accepted())?;
-    writeln!(out, "dropped   {}", t.dropped())?;
+    writeln!(out, "dropped   {}", t.dropped())
+}
+
+/// A blank line and the count of every reason, one line each, in SPEC order.
+pub(crate) fn write_reason_table(out: &mut impl Write, t: &Totals) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<22}{:<8}{:>8}", "reason", "verdict", "count")?;
     for (reason, n) in t.iter() {

@@ -40,7 +40,7 @@ use v6fw_capture::privilege;
 use v6fw_capture::rules::QueueRange;
 use v6fw_engine::{Engine, PortPair, Totals};
 
-use crate::cmd::replay::Summary;
+use crate::cmd::replay::{write_reason_table, write_verdict_counts, Summary};
 use crate::control::DEFAULT_SOCKET;
 use crate::fw::{FirewallManager, FwError};
 use crate::log::{config_for, LogSender, LogStats, LogWriter, QUEUE_CAPACITY};
@@ -355,24 +355,12 @@ fn print_totals(t: &Totals, log: &LogStats, elapsed: Duration, json: bool) -> io
         return out.flush();
     }
     writeln!(out, "ran       {:.1} s", elapsed.as_secs_f64())?;
-    writeln!(out, "packets   {}", t.packets())?;
-    writeln!(out, "accepted  {}", t.accepted())?;
-    writeln!(out, "dropped   {}", t.dropped())?;
+    write_verdict_counts(&mut out, t)?;
     writeln!(
         out,
         "log       {} lines written, {} lost (queue full), {} not written",
         log.written, log.lost, log.failed
     )?;
-    writeln!(out)?;
-    writeln!(out, "{:<22}{:<8}{:>8}", "reason", "verdict", "count")?;
-    for (reason, n) in t.iter() {
-        writeln!(
-            out,
-            "{:<22}{:<8}{:>8}",
-            reason.as_str(),
-            reason.verdict().as_str(),
-            n
-        )?;
-    }
+    write_reason_table(&mut out, t)?;
     out.flush()
 }
