@@ -10,10 +10,9 @@ use anyhow::Context;
 use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, Prefix, ReplayOptions, Replayed};
-use v6fw_engine::walk::walk;
-use v6fw_engine::{Connection, Engine, LogSettings, Policy, PortPair, Totals, Verdict};
+use v6fw_engine::{Connection, Engine, LogSettings, Policy, PortPair, Totals};
 
-use crate::log::{local_utc_offset, LogConfig, LogFilter, LogRecord, LogSender, LogWriter};
+use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
@@ -260,20 +259,10 @@ fn start_log(args: &Args) -> anyhow::Result<Option<(LogFilter, LogSender, LogWri
 
 /// Sends one decided frame to the log if the filter wants it.
 fn log_frame(r: &Replayed<'_>, filter: &LogFilter, sender: &LogSender) {
-    let wanted = match r.decision.verdict() {
-        Verdict::Drop => filter.dropped,
-        Verdict::Accept => filter.connections,
-    };
-    if !wanted {
-        return;
-    }
-    let w = walk(r.packet, r.meta.truncated);
-    if filter.wants(&r.decision, &w) {
-        if let Some(rec) =
-            LogRecord::new(r.packet, &w, &r.decision, r.meta.direction, r.meta.now_ns)
-        {
-            sender.send_blocking(rec);
-        }
+    let d = &r.decision;
+    let m = &r.meta;
+    if let Some(rec) = filter.record(r.packet, m.truncated, d, m.direction, m.now_ns) {
+        sender.send_blocking(rec);
     }
 }
 

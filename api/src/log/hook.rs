@@ -12,10 +12,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use v6fw_capture::backend::{DecisionHook, Packet};
-use v6fw_engine::walk::walk;
-use v6fw_engine::{Decision, Snapshot, Verdict};
+use v6fw_engine::{Decision, Snapshot};
 
-use super::{LogFilter, LogRecord, LogSender};
+use super::{LogFilter, LogSender};
 
 /// Sends the decisions the current policy wants logged to a [`LogSender`].
 /// One per worker thread.
@@ -62,20 +61,14 @@ impl DecisionHook for LogHook {
 
     #[inline]
     fn decided(&mut self, packet: &Packet<'_>, decision: &Decision) {
-        let maybe = match decision.verdict() {
-            Verdict::Drop => self.filter.dropped,
-            Verdict::Accept => self.filter.connections,
-        };
-        if !maybe {
-            return;
-        }
-        let w = walk(packet.bytes, packet.truncated);
-        if !self.filter.wants(decision, &w) {
-            return;
-        }
-        if let Some(record) =
-            LogRecord::new(packet.bytes, &w, decision, packet.direction, self.time_ns)
-        {
+        let record = self.filter.record(
+            packet.bytes,
+            packet.truncated,
+            decision,
+            packet.direction,
+            self.time_ns,
+        );
+        if let Some(record) = record {
             self.sender.send(record);
         }
     }

@@ -104,6 +104,34 @@ impl LogFilter {
     }
 }
 
+impl LogFilter {
+    /// The log record for a decided packet, if the filter wants it. Cheap
+    /// when it does not: the packet is walked again only for a verdict whose
+    /// kind of logging is on.
+    #[inline]
+    pub fn record(
+        &self,
+        packet: &[u8],
+        truncated: bool,
+        decision: &Decision,
+        direction: v6fw_engine::Direction,
+        time_ns: u64,
+    ) -> Option<LogRecord> {
+        let maybe = match decision.verdict() {
+            Verdict::Drop => self.dropped,
+            Verdict::Accept => self.connections,
+        };
+        if !maybe {
+            return None;
+        }
+        let w = v6fw_engine::walk::walk(packet, truncated);
+        if !self.wants(decision, &w) {
+            return None;
+        }
+        LogRecord::new(packet, &w, decision, direction, time_ns)
+    }
+}
+
 /// Seconds east of UTC on this machine now (for `#Time Format: Local`).
 pub fn local_utc_offset() -> i64 {
     #[cfg(unix)]
