@@ -1,0 +1,117 @@
+//! Replay streams: a capture of 5 million packets is replayed in the same
+//! memory as one of 50 thousand. The capture is generated in a temporary
+//! directory (about 400 MB), never committed. The speed of replay is a
+//! measurement, reported in docs/benchmarks.md, not asserted here.
+//!
+//! This file holds one test so that `getrusage(RUSAGE_CHILDREN)` sees only
+//! the two replays it runs.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A few packet shapes: TCP SYNs to open and closed ports, UDP, ICMPv6 echo.
+fn templates() -> Vec<Vec<u8>> {
+    let src = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20];
+    let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+    let mac = [2, 0, 0, 0, 0, 1];
+    let mut out = Vec::new();
+    for dport in [22u16, 8080] {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ethernet2(mac, mac)
+            .ipv6(src, dst, 64)
+            .tcp(40000, dport, 1, 65535)
+            .syn()
+            .write(&mut v, &[])
+            .unwrap();
+        out.push(v);
+    }
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac, mac)
+        .ipv6(src, dst, 64)
+        .udp(5353, 53)
+        .write(&mut v, b"query")
+        .unwrap();
+    out.push(v);
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac, mac)
+        .ipv6(src, dst, 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut v, b"ping")
+        .unwrap();
+    out.push(v);
+    out
+}
+
+fn write_capture(path: &Path, packets: u64) {
+    let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    f.write_all(&0xa1b2_c3d4u32.to_le_bytes()).unwrap();
+    f.write_all(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    f.write_all(&65535u32.to_le_bytes()).unwrap();
+    f.write_all(&1u32.to_le_bytes()).unwrap();
+    let t = templates();
+    for i in 0..packets {
+        let p = &t[(i % t.len() as u64) as usize];
+        let sec = 1_767_225_600 + (i / 1_000_000) as u32;
+        let usec = (i % 1_000_000) as u32;
+        f.write_all(&sec.to_le_bytes()).unwrap();
+        f.write_all(&usec.to_le_bytes()).unwrap();
+        f.write_all(&(p.len() as u32).to_le_bytes()).unwrap();
+        f.write_all(&(p.len() as u32).to_le_bytes()).unwrap();
+        f.write_all(p).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+/// Largest resident set of any child waited for so far, in KiB.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: `usage` is a plain C struct for which all-zero bytes are valid;
+    // getrusage only writes into it.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage.ru_maxrss
+    }
+}
+
+fn replay(path: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["replay", path.to_str().unwrap(), "--open", "22/tcp", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn five_million_packets_in_constant_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.pcap");
+    let large = dir.path().join("large.pcap");
+    write_capture(&small, 50_000);
+    let n: u64 = 5_000_000;
+    write_capture(&large, n);
+
+    let s = replay(&small);
+    let small_rss = children_max_rss_kib();
+    let l = replay(&large);
+    let large_rss = children_max_rss_kib();
+    std::fs::remove_file(&large).unwrap();
+
+    let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+    assert_eq!(v["packets"], n);
+    assert_eq!(v["reasons"]["open_port"], n / 4);
+    assert_eq!(v["reasons"]["port_closed"], 2 * n / 4, "8080/tcp and 53/udp");
+    assert_eq!(v["reasons"]["icmp_allowed"], n / 4);
+    let sv: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(sv["packets"], 50_000);
+    // 100 times the packets, the same memory (a little slack for the allocator).
+    println!("max RSS: {small_rss} KiB for 50,000 packets, {large_rss} KiB for {n}");
+    assert!(
+        large_rss <= small_rss + 4 * 1024,
+        "replay memory grew with the capture: {small_rss} KiB -> {large_rss} KiB"
+    );
+}
