@@ -3,15 +3,16 @@
 //! On Linux a connection is an interface of `/sys/class/net`: its id and name
 //! are the interface name (or the name and its `ifalias`), its index is what
 //! the packet path sees. On other Unix systems `if_nameindex(3)` lists them.
-//! On Windows the id would be the adapter GUID; that is not written yet and
-//! listing returns `E_NOTIMPL`.
+//! On Windows a connection is a network adapter with IPv6 enabled
+//! (`GetAdaptersAddresses`): its id is the adapter GUID, its name the friendly
+//! name, its index the IPv6 interface index (see `interfaces/windows.rs`).
 
 use crate::fw::FwError;
 
 /// One network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
-    /// Stable id: the interface name on Unix.
+    /// Stable id: the interface name on Unix, the adapter GUID on Windows.
     pub id: String,
     /// Friendly name (the alias if one is set, else the id).
     pub name: String,
@@ -88,8 +89,17 @@ pub fn list() -> Result<Vec<Interface>, FwError> {
     Ok(out)
 }
 
-/// The interfaces of this host: not written for Windows yet (`E_NOTIMPL`).
-#[cfg(not(unix))]
+#[cfg(windows)]
+mod windows;
+
+/// The network adapters of this host with IPv6 enabled, sorted by id.
+#[cfg(windows)]
+pub fn list() -> Result<Vec<Interface>, FwError> {
+    self::windows::list()
+}
+
+/// The interfaces of this host: not written for this platform (`E_NOTIMPL`).
+#[cfg(not(any(unix, windows)))]
 pub fn list() -> Result<Vec<Interface>, FwError> {
     Err(FwError::NotImpl(
         "listing network adapters is not written for this platform yet; use global ports".into(),

@@ -14,8 +14,12 @@ use std::process::{Command, Stdio};
 
 /// A few packet shapes: TCP SYNs to open and closed ports, UDP, ICMPv6 echo.
 fn templates() -> Vec<Vec<u8>> {
-    let src = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20];
-    let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+    let src = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20,
+    ];
+    let dst = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
     let mac = [2, 0, 0, 0, 0, 1];
     let mut out = Vec::new();
     for dport in [22u16, 8080] {
@@ -78,11 +82,21 @@ fn children_max_rss_kib() -> i64 {
 
 fn replay(path: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
-        .args(["replay", path.to_str().unwrap(), "--open", "22/tcp", "--json"])
+        .args([
+            "replay",
+            path.to_str().unwrap(),
+            "--open",
+            "22/tcp",
+            "--json",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -104,7 +118,11 @@ fn five_million_packets_in_constant_memory() {
     let v: serde_json::Value = serde_json::from_str(&l).unwrap();
     assert_eq!(v["packets"], n);
     assert_eq!(v["reasons"]["open_port"], n / 4);
-    assert_eq!(v["reasons"]["port_closed"], 2 * n / 4, "8080/tcp and 53/udp");
+    assert_eq!(
+        v["reasons"]["port_closed"],
+        2 * n / 4,
+        "8080/tcp and 53/udp"
+    );
     assert_eq!(v["reasons"]["icmp_allowed"], n / 4);
     let sv: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert_eq!(sv["packets"], 50_000);

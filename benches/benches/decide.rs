@@ -6,7 +6,8 @@
 //!   snapshot pinned outside the timing loop, as a batch would), and v6fw's
 //!   header walk alone.
 //! - `mixed_1024`: the mixed batch of 1,024 packets, one pin per batch; plus
-//!   the bare floor (port at a fixed offset and a bit test).
+//!   v6fw with flow state off, the bare floor (port at a fixed offset and a
+//!   bit test) and one epoch pin.
 //! - `open_ports/<n>`: reading a connection's open pairs with n entries:
 //!   `table.policy()` then iterating; the baselines copy the set under the
 //!   lock (a snapshot that later changes cannot touch).
@@ -127,6 +128,15 @@ fn mixed(c: &mut Criterion) {
     let mut d = V6fwDecider::new(&engine, &batch.outbound);
     g.bench_function("v6fw", |b| {
         b.iter(|| d.decide_batch(black_box(&batch.packets)))
+    });
+    // The same batch with flow state off (replies become port_closed, no
+    // flow-table probes): how much of v6fw's time the flow table takes.
+    let mut stateless = v6fw_benches::baseline::bench_policy();
+    stateless.state = false;
+    let engine_stateless = Engine::new(stateless);
+    let mut d_stateless = V6fwDecider::new(&engine_stateless, &batch.outbound);
+    g.bench_function("v6fw_state_off", |b| {
+        b.iter(|| d_stateless.decide_batch(black_box(&batch.packets)))
     });
     baselines(|base, ports| ports.bench_batch(&mut g, BenchmarkId::from_parameter(base), &batch));
     let mut bits = [0u64; 1024];

@@ -18,6 +18,8 @@ pub struct Client {
     path: PathBuf,
     #[cfg(unix)]
     stream: std::io::BufReader<std::os::unix::net::UnixStream>,
+    #[cfg(windows)]
+    stream: std::io::BufReader<super::pipe::Pipe>,
 }
 
 impl Client {
@@ -46,8 +48,22 @@ impl Client {
         }
     }
 
-    /// No control socket on this platform yet: there is never a daemon to reach.
-    #[cfg(not(unix))]
+    /// Connects to the daemon's named pipe `socket` (`\\.\pipe\NAME`, or
+    /// just `NAME`). `Ok(None)` means no daemon: no pipe of that name.
+    #[cfg(windows)]
+    pub fn connect(socket: &Path) -> Result<Option<Client>, FwError> {
+        match super::pipe::connect(socket, REPLY_TIMEOUT) {
+            Ok(Some(pipe)) => Ok(Some(Client {
+                path: socket.to_path_buf(),
+                stream: std::io::BufReader::new(pipe),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(FwError::io("connect to the daemon at", socket, &e)),
+        }
+    }
+
+    /// No control socket on this platform: there is never a daemon to reach.
+    #[cfg(not(any(unix, windows)))]
     pub fn connect(_socket: &Path) -> Result<Option<Client>, FwError> {
         Ok(None)
     }
@@ -58,7 +74,7 @@ impl Client {
     }
 
     /// Sends one raw line (a newline is added) and reads one reply.
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     pub fn send_line(&mut self, line: &[u8]) -> Result<Reply, FwError> {
         use std::io::{BufRead, Read, Write};
 
@@ -96,8 +112,8 @@ impl Client {
         })
     }
 
-    /// No control socket on this platform yet.
-    #[cfg(not(unix))]
+    /// No control socket on this platform.
+    #[cfg(not(any(unix, windows)))]
     pub fn send_line(&mut self, _line: &[u8]) -> Result<Reply, FwError> {
         Err(FwError::NotImpl(
             "the control channel is not written for this platform yet".into(),
@@ -127,15 +143,21 @@ pub fn decode<T: DeserializeOwned>(v: Value) -> Result<T, FwError> {
 }
 
 /// Whether this process may change the policy without a daemon: effective
-/// uid 0 on Unix. On other platforms the policy file's own permissions decide
-/// (a refused write is `E_ACCESSDENIED`).
+/// uid 0 on Unix; on Windows an elevated token (a member of
+/// BUILTIN\Administrators), as the daemon's pipe requires. On other
+/// platforms the policy file's own permissions decide (a refused write is
+/// `E_ACCESSDENIED`).
 pub fn is_admin() -> bool {
     #[cfg(unix)]
     {
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { libc::geteuid() == 0 }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        super::pipe::current_process_is_admin()
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         true
     }

@@ -6,10 +6,15 @@
 //! - [`server`]: the Unix socket server ([`server::serve`]); reads for
 //!   everyone, changes for uid 0 only (`SO_PEERCRED`).
 //! - [`client`]: the client the command line uses.
+//! - `pipe` (Windows): the same channel as a named pipe
+//!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated
+//!   administrators only.
 //!
 //! The protocol is documented in `docs/control-protocol.md`.
 
 pub mod client;
+#[cfg(windows)]
+mod pipe;
 pub mod protocol;
 pub mod server;
 

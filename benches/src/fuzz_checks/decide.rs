@@ -224,11 +224,79 @@ fn sequence(engine: &Engine, data: &[u8], truncated: bool) -> Result<Vec<Decisio
     Ok(out)
 }
 
+/// The byte offset of the first fragment header in `data`, found by an
+/// independent, minimal walk of the chain (hop-by-hop, routing, destination
+/// options, AH lengths), at most 9 headers deep.
+fn fragment_header_at(data: &[u8]) -> Option<usize> {
+    let mut next = *data.get(6)?;
+    let mut off = 40usize;
+    for _ in 0..9 {
+        let len = match next {
+            44 => return data.get(off..off + 8).map(|_| off),
+            0 | 43 | 60 => (usize::from(*data.get(off + 1)?) + 1) * 8,
+            51 => (usize::from(*data.get(off + 1)?) + 2) * 4,
+            _ => return None,
+        };
+        next = *data.get(off)?;
+        off += len;
+    }
+    None
+}
+
+/// A later fragment (offset 1, M = 0) of the datagram `data` starts: the same
+/// bytes up to and including its fragment header, 16 bytes of payload, and a
+/// payload length that fits.
+fn later_fragment_of(data: &[u8]) -> Option<Vec<u8>> {
+    let at = fragment_header_at(data)?;
+    let mut later = data.get(..at + 8)?.to_vec();
+    later.extend_from_slice(&[0xAB; 16]);
+    let payload = u16::try_from(later.len() - 40).ok()?;
+    *later.get_mut(4..)?.first_chunk_mut::<2>()? = payload.to_be_bytes();
+    *later.get_mut(at + 2..)?.first_chunk_mut::<2>()? = (1u16 << 3).to_be_bytes();
+    Some(later)
+}
+
+/// SPEC step 5 on a pair: when `data` has a fragment header, a later
+/// fragment of the same datagram decided after it on the same worker gets
+/// the first fragment's remembered reason (`orphan_fragment` if it was not
+/// a first fragment that the walk got past, or was `incomplete_chain`), with
+/// columns `- -`.
+fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
+    let Some(later) = later_fragment_of(data) else {
+        return Ok(());
+    };
+    if walk(&later, false).outcome != Outcome::LaterFragment {
+        return Ok(()); // a violation before the fragment header decides it
+    }
+    let mut worker = engine.worker();
+    let snap = engine.table().pin();
+    let first = worker.decide(&snap, data, &PacketMeta::inbound(CONN, 10));
+    let then = worker.decide(&snap, &later, &PacketMeta::inbound(CONN, 11));
+    let w = walk(data, false);
+    let remembered = w.is_first_fragment()
+        && matches!(w.outcome, Outcome::Complete | Outcome::Stop(_))
+        && first.reason != Reason::IncompleteChain;
+    let expected = if remembered {
+        first.reason
+    } else {
+        Reason::OrphanFragment
+    };
+    if then.reason != expected || !columns_bare(&then) {
+        return Err(format!(
+            "later fragment after {first:?} decided {then:?}, expected {expected} - -; \
+             later fragment hex {}",
+            super::hex(&later)
+        ));
+    }
+    Ok(())
+}
+
 /// Decides `data` inbound and outbound, truncated and not, on one fresh
 /// engine with a fixed policy (a fresh worker per sequence); checks SPEC.md's
 /// invariants on every decision, that
 /// an outbound packet's columns are the inbound ones (same walk), and that
-/// the truncated flag changes nothing when the packet is complete.
+/// the truncated flag changes nothing when the packet is complete; and when
+/// it has a fragment header, that a later fragment of it follows the memory.
 pub fn decide(data: &[u8]) -> Result<(), Violation> {
     let state = StateConfig {
         flow_capacity: 64,
@@ -265,5 +333,36 @@ pub fn decide(data: &[u8]) -> Result<(), Violation> {
             "a complete packet decided differently when marked truncated: {plain:?} vs {cut:?}"
         ));
     }
-    Ok(())
+    fragment_pair(&engine, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packets;
+
+    #[test]
+    fn later_fragment_is_built_from_a_first_fragment() {
+        let first = packets::first_fragment(1, 53, 77);
+        let later = later_fragment_of(&first).unwrap();
+        assert_eq!(walk(&later, false).outcome, Outcome::LaterFragment);
+        assert_eq!(later_fragment_of(&packets::tcp_syn(1, 2, 3)), None);
+        let chain = packets::ext_chain3(1, 2, 22);
+        assert_eq!(fragment_header_at(&chain), None);
+    }
+
+    #[test]
+    fn generated_packets_pass() {
+        for p in [
+            packets::first_fragment(1, 53, 77),
+            packets::first_fragment(1, 9, 78),
+            packets::udp_fragment(1, 53, 77, 3),
+            packets::tcp_syn(1, 40_000, 22),
+            packets::ext_chain3(1, 40_000, 8080),
+            packets::icmpv6_ndp(2),
+            packets::malformed(1, 22),
+        ] {
+            decide(&p).unwrap();
+        }
+    }
 }
