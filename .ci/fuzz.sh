@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each engine fuzz target for SECONDS (default 60) on nightly, one at a
+# Runs each fuzz target for SECONDS (default 60) on nightly, one at a
 # time. Exits non-zero on the first crash, printing the reproducer's path and
 # hex. New inputs go to a scratch corpus; the committed seeds in
 # fuzz/corpus/<target>/ are read, never written.
@@ -14,7 +14,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(decide parse_vs_etherparse policy_ops)
+  targets=(decide parse_vs_etherparse policy_ops control_request capture_file)
 fi
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

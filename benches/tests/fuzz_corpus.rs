@@ -59,3 +59,13 @@ fn parse_vs_etherparse_corpus() {
 fn policy_ops_corpus() {
     replay("policy_ops");
 }
+
+#[test]
+fn control_request_corpus() {
+    replay("control_request");
+}
+
+#[test]
+fn capture_file_corpus() {
+    replay("capture_file");
+}

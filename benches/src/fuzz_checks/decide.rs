@@ -206,6 +206,9 @@ fn check_one(
 /// outbound, then inbound again (now possibly `established`).
 fn sequence(engine: &Engine, data: &[u8], truncated: bool) -> Result<Vec<Decision>, Violation> {
     let mut worker = engine.worker();
+    // The same sequence through the full walk alone: `decide`'s fast path for
+    // plain TCP/UDP must give exactly what the full path gives.
+    let mut reference = engine.worker();
     let snap = engine.table().pin();
     let metas = [
         (PacketMeta::inbound(CONN, 1), false),
@@ -218,6 +221,12 @@ fn sequence(engine: &Engine, data: &[u8], truncated: bool) -> Result<Vec<Decisio
     for (meta, flows_recorded) in metas {
         let meta = PacketMeta { truncated, ..meta };
         let d = worker.decide(&snap, data, &meta);
+        let full = reference.decide_walked(&snap, &walk(data, truncated), &meta);
+        if d != full {
+            return Err(format!(
+                "fast path {d:?} but full walk {full:?} for {meta:?}"
+            ));
+        }
         check_one(data, truncated, &meta, &d, flows_recorded)?;
         out.push(d);
     }

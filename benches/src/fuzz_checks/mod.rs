@@ -12,11 +12,18 @@
 //!   `SlicedPacket::from_ip`, with every deliberate difference named.
 //! - [`policy_ops`]: a sequence of policy changes and held snapshots against
 //!   a `BTreeSet` model.
+//! - [`control_request`]: bytes as control-protocol lines through the
+//!   daemon's parser and handler.
+//! - [`capture_file`]: bytes as a pcap/pcapng file through the replay reader.
 
+mod capture_file;
+mod control;
 mod decide;
 mod parse;
 mod policy_ops;
 
+pub use capture_file::capture_file;
+pub use control::control_request;
 pub use decide::decide;
 pub use parse::parse_vs_etherparse;
 pub use policy_ops::policy_ops;
@@ -31,6 +38,8 @@ pub fn check_target(target: &str, data: &[u8]) -> Option<Result<(), Violation>> 
         "decide" => Some(decide(data)),
         "parse_vs_etherparse" => Some(parse_vs_etherparse(data)),
         "policy_ops" => Some(policy_ops(data)),
+        "control_request" => Some(control_request(data)),
+        "capture_file" => Some(capture_file(data)),
         _ => None,
     }
 }

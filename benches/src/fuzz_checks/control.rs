@@ -1,0 +1,67 @@
+//! Fuzz check `control_request`: arbitrary bytes as control-protocol lines
+//! through the parser and the handler of the daemon's control socket, on an
+//! in-memory manager. The first byte says whether the peer is root.
+//!
+//! Invariants: nothing panics; every reply is one line of JSON that reads
+//! back as a reply; an error carries one of the HRESULTs of Netfwv6.h; a peer
+//! that is not root never changes the policy; a request that is not a change
+//! never changes it either.
+
+use v6fw_api::control::protocol::{dispatch, parse_request, Reply};
+use v6fw_api::fw::FirewallManager;
+use v6fw_engine::{Connection, Policy};
+
+use super::Violation;
+
+/// The HRESULTs a reply may carry.
+const HRESULTS: [u32; 9] = [
+    0x8007_0057,
+    0x8007_0005,
+    0x8007_000E,
+    0x8000_4005,
+    0x8000_4004,
+    0x8000_4001,
+    0x8000_4003,
+    0x8000_4002,
+    0x8000_FFFF,
+];
+
+/// Most lines looked at per input.
+const MAX_LINES: usize = 64;
+
+/// Runs the check on one input.
+pub fn control_request(data: &[u8]) -> Result<(), Violation> {
+    let Some((&flags, lines)) = data.split_first() else {
+        return Ok(());
+    };
+    let admin = flags & 1 == 1;
+    let mut policy = Policy::default();
+    policy
+        .add_connection(Connection::new("eth0", "Ethernet", 2))
+        .map_err(|e| e.to_string())?;
+    let manager = FirewallManager::in_memory(policy);
+    for line in lines.split(|b| *b == b'\n').take(MAX_LINES) {
+        let before = manager.policy();
+        let parsed = parse_request(line);
+        let change = parsed.as_ref().is_ok_and(|r| r.is_change());
+        let reply = Reply::from_result(parsed.and_then(|r| dispatch(&manager, r, admin)));
+        let text = reply.to_line();
+        if text.matches('\n').count() != 1 || !text.ends_with('\n') {
+            return Err(format!("reply is not one line: {text:?}"));
+        }
+        let back: Reply = serde_json::from_str(&text)
+            .map_err(|e| format!("reply does not read back ({e}): {text:?}"))?;
+        if let Some(err) = &back.error {
+            if !HRESULTS.contains(&err.hresult) {
+                return Err(format!("unknown HRESULT {:#x}: {text:?}", err.hresult));
+            }
+        }
+        if (!admin || !change) && *manager.policy() != *before {
+            return Err(format!(
+                "policy changed by {:?} (admin {admin}, change {change})",
+                String::from_utf8_lossy(line)
+            ));
+        }
+    }
+    Ok(())
+}
