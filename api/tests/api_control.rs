@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
 use serde_json::{json, Value};
 use v6fw_api::control::client::Client;
 use v6fw_api::control::protocol::{
@@ -22,43 +20,25 @@ use v6fw_api::control::protocol::{
 };
 use v6fw_api::control::server::serve;
 use v6fw_api::fw::{FirewallManager, E_ABORT, E_FAIL, E_INVALIDARG};
-use v6fw_api::interfaces::Interface;
 use v6fw_engine::{PacketMeta, Protocol, Reason};
 
-struct Daemon {
-    dir: tempfile::TempDir,
-    mgr: Arc<FirewallManager>,
-    socket: PathBuf,
-    shutdown: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+mod common;
+
+use common::{tcp_syn, Daemon, DaemonOptions};
 
 impl Daemon {
     /// A daemon on a socket in a fresh 0755 directory under /tmp (so an
     /// unprivileged user can reach it), with connection `test0` (index 1000).
     fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("v6fw-control-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mgr = FirewallManager::open(&dir.path().join("state")).unwrap();
-        mgr.refresh_from(&[Interface {
-            id: "test0".into(),
-            name: "Test 0".into(),
-            index: 1000,
-        }])
-        .unwrap();
-        let socket = dir.path().join("run").join("control.sock");
-        let shutdown = Arc::new(AtomicBool::new(false));
-        let handle = serve(Arc::clone(&mgr), &socket, Arc::clone(&shutdown)).unwrap();
-        Daemon {
-            dir,
-            mgr,
-            socket,
-            shutdown,
-            handle: Some(handle),
-        }
+        Daemon::start_with(
+            &DaemonOptions {
+                prefix: "v6fw-control-",
+                dir_mode: Some(0o755),
+                socket: "run/control.sock",
+                strict_stop: true,
+            },
+            |_| {},
+        )
     }
 
     fn client(&self) -> Client {
@@ -73,19 +53,6 @@ impl Daemon {
         let r = BufReader::new(s.try_clone().unwrap());
         (s, r)
     }
-
-    fn stop(&mut self) {
-        self.shutdown.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            h.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn read_reply(r: &mut BufReader<UnixStream>) -> Reply {
@@ -98,20 +65,6 @@ fn read_reply(r: &mut BufReader<UnixStream>) -> Reply {
 fn err_code(reply: &Reply) -> u32 {
     assert!(!reply.ok, "{reply:?}");
     reply.error.as_ref().unwrap().hresult
-}
-
-fn tcp_syn(dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ipv6(
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-        64,
-    )
-    .tcp(40000, dport, 1, 1024)
-    .syn()
-    .write(&mut v, &[])
-    .unwrap();
-    v
 }
 
 fn open(connection: Option<&str>, port: i64, proto: &str, name: &str) -> Request {

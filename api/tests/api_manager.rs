@@ -10,6 +10,10 @@ use v6fw_api::fw::{FirewallManager, FwError, PortScope, E_ACCESSDENIED, E_FAIL, 
 use v6fw_api::interfaces::Interface;
 use v6fw_engine::{PacketMeta, Policy, PortPair, Protocol, Reason};
 
+mod common;
+
+use common::tcp_syn;
+
 const TCP: Protocol = Protocol::Tcp;
 const UDP: Protocol = Protocol::Udp;
 
@@ -28,20 +32,6 @@ fn manager() -> (tempfile::TempDir, Arc<FirewallManager>) {
     mgr.refresh_from(&[iface("test0", 1000), iface("test1", 1001)])
         .unwrap();
     (dir, mgr)
-}
-
-fn tcp_syn(dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ipv6(
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-        64,
-    )
-    .tcp(40000, dport, 1, 1024)
-    .syn()
-    .write(&mut v, &[])
-    .unwrap();
-    v
 }
 
 fn udp(dport: u16) -> Vec<u8> {

@@ -16,9 +16,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use v6fw_capture::netns::{self, require_live, VethPair};
 
 const FW_ADDR: &str = "fd00::1";
 const PEER_ADDR: &str = "fd00::2";
@@ -72,10 +73,6 @@ except OSError as e:
     print("fail:" + type(e).__name__)
 "#;
 
-fn require_live() -> bool {
-    std::env::var_os("V6FW_REQUIRE_LIVE").is_some_and(|v| v != "0" && !v.is_empty())
-}
-
 /// Passes with a note, unless the environment asks for the live test.
 fn skip(why: &str) {
     assert!(
@@ -101,23 +98,7 @@ fn has(cmd: &str, arg: &str) -> bool {
 
 /// Runs a command to completion, killing it after `limit`.
 fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        sleep(Duration::from_millis(20));
-    }
-    if child.try_wait().expect("wait").is_none() {
-        let _ = child.kill();
-    }
-    child.wait_with_output().expect("output")
+    netns::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn sh(args: &[&str]) -> Output {
@@ -127,93 +108,30 @@ fn sh(args: &[&str]) -> Output {
     )
 }
 
-fn ok(args: &[&str]) -> bool {
-    sh(args).status.success()
-}
-
 /// Two namespaces and a veth pair; everything is removed on drop, together
 /// with every process started in them.
 struct Lab {
-    fw: String,
-    peer: String,
+    net: VethPair,
     children: Vec<Child>,
-    dir: PathBuf,
 }
 
 impl Lab {
     fn new() -> Result<Lab, String> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let dir = std::env::temp_dir().join(format!("v6fw-live-{id}"));
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let lab = Lab {
-            fw: format!("v6fw-fw-{id}"),
-            peer: format!("v6fw-peer-{id}"),
+        Ok(Lab {
+            net: VethPair::new("v6fw", "v6fw-live")?,
             children: Vec::new(),
-            dir,
-        };
-        let (va, vb) = (format!("v6a{id}"), format!("v6b{id}"));
-        let (fw, peer) = (lab.fw.as_str(), lab.peer.as_str());
-        let steps: Vec<Vec<&str>> = vec![
-            vec!["ip", "netns", "add", fw],
-            vec!["ip", "netns", "add", peer],
-            vec![
-                "ip", "link", "add", &va, "netns", fw, "type", "veth", "peer", "name", &vb,
-                "netns", peer,
-            ],
-            vec![
-                "ip",
-                "-n",
-                fw,
-                "addr",
-                "add",
-                "fd00::1/64",
-                "dev",
-                &va,
-                "nodad",
-            ],
-            vec![
-                "ip",
-                "-n",
-                peer,
-                "addr",
-                "add",
-                "fd00::2/64",
-                "dev",
-                &vb,
-                "nodad",
-            ],
-            vec!["ip", "-n", fw, "link", "set", "lo", "up"],
-            vec!["ip", "-n", peer, "link", "set", "lo", "up"],
-            vec!["ip", "-n", fw, "link", "set", &va, "up"],
-            vec!["ip", "-n", peer, "link", "set", &vb, "up"],
-        ];
-        for step in steps {
-            let out = sh(&step);
-            if !out.status.success() {
-                return Err(format!(
-                    "`{}` failed: {}",
-                    step.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-        }
-        Ok(lab)
+        })
     }
 
     fn exec(&self, ns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(args);
+        let mut c = netns::exec_in(ns);
+        c.args(args);
         c
     }
 
     /// Starts the server script in `ns`; waits until it has bound its ports.
     fn server(&mut self, ns: &str, tcp: &str, udp: &str) {
-        let ready = self.dir.join(format!("ready-{ns}"));
+        let ready = self.net.dir.join(format!("ready-{ns}"));
         let child = self
             .exec(
                 ns,
@@ -253,7 +171,10 @@ impl Lab {
     /// Runs `v6fw ARGS --socket S --state-dir D` in the FW namespace;
     /// returns stdout, failing the test on a non-zero exit.
     fn v6fw(&self, args: &[&str]) -> String {
-        let (socket, state) = (self.dir.join("control.sock"), self.dir.join("state"));
+        let (socket, state) = (
+            self.net.dir.join("control.sock"),
+            self.net.dir.join("state"),
+        );
         let mut all: Vec<&str> = vec![env!("CARGO_BIN_EXE_v6fw")];
         all.extend_from_slice(args);
         all.extend_from_slice(&[
@@ -262,7 +183,7 @@ impl Lab {
             "--state-dir",
             state.to_str().unwrap(),
         ]);
-        let out = run_bounded(&mut self.exec(&self.fw, &all), Duration::from_secs(10));
+        let out = run_bounded(&mut self.exec(&self.net.fw, &all), Duration::from_secs(10));
         assert!(
             out.status.success(),
             "`v6fw {}` failed: {}",
@@ -274,7 +195,7 @@ impl Lab {
 
     fn ip6tables_save(&self) -> String {
         let out = run_bounded(
-            &mut self.exec(&self.fw, &["ip6tables-save"]),
+            &mut self.exec(&self.net.fw, &["ip6tables-save"]),
             Duration::from_secs(10),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -287,10 +208,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in [&self.fw, &self.peer] {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-        let _ = fs::remove_dir_all(&self.dir);
+        // Then `net` removes the namespaces and the directory.
     }
 }
 
@@ -326,29 +244,6 @@ fn unavailable() -> Option<String> {
     None
 }
 
-/// The NFQUEUE target works in the lab's FW namespace.
-fn nfqueue_target_works(lab: &Lab) -> bool {
-    let rule = [
-        "-w",
-        "-A",
-        "OUTPUT",
-        "-o",
-        "lo",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        "7",
-        "--queue-bypass",
-    ];
-    let mut args = vec!["ip", "netns", "exec", &lab.fw, "ip6tables"];
-    args.extend(rule);
-    if !ok(&args) {
-        return false;
-    }
-    args[6] = "-D";
-    ok(&args)
-}
-
 fn reason(summary: &serde_json::Value, name: &str) -> u64 {
     summary["reasons"][name]
         .as_u64()
@@ -365,18 +260,18 @@ fn live_nfqueue_filters_a_veth_pair() {
         Ok(lab) => lab,
         Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
     };
-    if !nfqueue_target_works(&lab) {
+    if lab.net.nfqueue_target_works().is_err() {
         return skip("the kernel has no ip6tables NFQUEUE target (xt_NFQUEUE / nft_compat)");
     }
-    let (fw, peer) = (lab.fw.clone(), lab.peer.clone());
+    let (fw, peer) = (lab.net.fw.clone(), lab.net.peer.clone());
     lab.server(&fw, "8080,9090", "5353,5354");
     lab.server(&peer, "7070", "7071");
 
-    let out_path = lab.dir.join("run.out");
-    let err_path = lab.dir.join("run.err");
-    let state_dir = lab.dir.join("state");
-    let socket = lab.dir.join("control.sock");
-    let log_path = lab.dir.join("pfirewall.log");
+    let out_path = lab.net.dir.join("run.out");
+    let err_path = lab.net.dir.join("run.err");
+    let state_dir = lab.net.dir.join("state");
+    let socket = lab.net.dir.join("control.sock");
+    let log_path = lab.net.dir.join("pfirewall.log");
     let daemon = lab
         .exec(
             &fw,

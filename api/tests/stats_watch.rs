@@ -4,89 +4,51 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
 use serde_json::Value;
-use v6fw_api::control::server::serve;
-use v6fw_api::fw::{FirewallManager, LogChange};
-use v6fw_api::interfaces::Interface;
+use v6fw_api::fw::LogChange;
 use v6fw_engine::{PacketMeta, Protocol};
 
-struct Daemon {
-    _dir: tempfile::TempDir,
-    mgr: Arc<FirewallManager>,
-    socket: PathBuf,
-    shutdown: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+mod common;
+
+use common::{tcp_syn, Daemon, DaemonOptions};
 
 impl Daemon {
     fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("v6fw-stats-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let mgr = FirewallManager::open(&dir.path().join("state")).unwrap();
-        mgr.refresh_from(&[Interface {
-            id: "test0".into(),
-            name: "Test 0".into(),
-            index: 1000,
-        }])
-        .unwrap();
-        mgr.open_global_port(8080, Protocol::Tcp, "web").unwrap();
-        mgr.connection("test0")
-            .unwrap()
-            .open_port(22, Protocol::Tcp, "ssh")
-            .unwrap();
-        mgr.set_log_settings(&LogChange {
-            dropped: Some(true),
-            ..LogChange::default()
-        })
-        .unwrap();
-        let socket = dir.path().join("control.sock");
-        let shutdown = Arc::new(AtomicBool::new(false));
-        let handle = serve(Arc::clone(&mgr), &socket, Arc::clone(&shutdown)).unwrap();
-        Daemon {
-            _dir: dir,
-            mgr,
-            socket,
-            shutdown,
-            handle: Some(handle),
-        }
+        Daemon::start_with(
+            &DaemonOptions {
+                prefix: "v6fw-stats-",
+                dir_mode: None,
+                socket: "control.sock",
+                strict_stop: false,
+            },
+            |mgr| {
+                mgr.open_global_port(8080, Protocol::Tcp, "web").unwrap();
+                mgr.connection("test0")
+                    .unwrap()
+                    .open_port(22, Protocol::Tcp, "ssh")
+                    .unwrap();
+                mgr.set_log_settings(&LogChange {
+                    dropped: Some(true),
+                    ..LogChange::default()
+                })
+                .unwrap();
+            },
+        )
     }
 
     /// Decides `n` SYNs to `dport` on connection test0.
     fn traffic(&self, dport: u16, n: usize) {
-        let mut syn = Vec::new();
-        PacketBuilder::ipv6(
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-            64,
-        )
-        .tcp(40000, dport, 1, 1024)
-        .syn()
-        .write(&mut syn, &[])
-        .unwrap();
+        let syn = tcp_syn(dport);
         let engine = self.mgr.engine();
         let mut w = engine.worker();
         let snap = engine.table().pin();
         for _ in 0..n {
             w.decide(&snap, &syn, &PacketMeta::inbound(1000, 0));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.shutdown.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
         }
     }
 }

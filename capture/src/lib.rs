@@ -8,10 +8,14 @@
 //! - `nfqueue` (Linux) and [`windivert`] (Windows): the live backends;
 //!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`privilege`]: the
 //!   rights check and the stop signal.
+//! - `netns` (Linux): fixtures for tests and benchmarks that build their own
+//!   network namespaces.
 
 pub mod backend;
 pub mod file;
 pub mod link;
+#[cfg(target_os = "linux")]
+pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod nfqueue;
 pub mod privilege;

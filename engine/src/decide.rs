@@ -363,13 +363,8 @@ impl Worker {
         dport: u16,
         now: u64,
     ) -> bool {
-        let key = FlowKey {
-            proto,
-            local_port: dport,
-            remote_port: sport,
-            local: dst,
-            remote: src,
-        };
+        // The reply's destination is the local end of the flow.
+        let key = flow_key(proto, (dst, dport), (src, sport));
         let until = now.saturating_add(self.idle(proto));
         self.flows.get(&key, now, Some(until)).is_some()
     }
@@ -390,13 +385,7 @@ impl Worker {
         dport: u16,
         now: u64,
     ) {
-        let key = FlowKey {
-            proto,
-            local_port: sport,
-            remote_port: dport,
-            local: src,
-            remote: dst,
-        };
+        let key = flow_key(proto, (src, sport), (dst, dport));
         let until = now.saturating_add(self.idle(proto));
         self.flows.insert(key, (), now, until);
     }
@@ -404,6 +393,18 @@ impl Worker {
     /// Live flows at `now` (a scan; for tests and stats).
     pub fn flow_count(&self, now: u64) -> usize {
         self.flows.len(now)
+    }
+}
+
+/// The flow between the `local` and `remote` (address, port) ends.
+#[inline]
+fn flow_key(proto: u8, local: ([u8; 16], u16), remote: ([u8; 16], u16)) -> FlowKey {
+    FlowKey {
+        proto,
+        local_port: local.1,
+        remote_port: remote.1,
+        local: local.0,
+        remote: remote.0,
     }
 }
 

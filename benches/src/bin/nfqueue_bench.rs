@@ -51,13 +51,14 @@ mod linux {
     use std::os::fd::AsRawFd;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::RwLock;
     use std::thread::sleep;
     use std::time::{Duration, Instant};
 
     use clap::{Parser, Subcommand};
     use etherparse::{SlicedPacket, TransportSlice};
+    use v6fw_capture::netns::{self, require_live, sh, VethPair};
 
     /// The filtered side's address; the flood goes to it.
     const FW_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
@@ -447,119 +448,27 @@ mod linux {
 
     // --------------------------------------------------------------- the lab
 
-    /// Runs a command to completion, killing it after `limit`.
-    fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<std::process::Output> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-                break;
-            }
-            sleep(Duration::from_millis(10));
-        }
-        if child.try_wait().map_err(|e| e.to_string())?.is_none() {
-            let _ = child.kill();
-        }
-        child.wait_with_output().map_err(|e| e.to_string())
-    }
-
-    /// Runs `args`; an error holds its stderr.
-    fn sh(args: &[&str]) -> Result<String> {
-        let (program, rest) = args.split_first().ok_or("empty command")?;
-        let out = run_bounded(Command::new(program).args(rest), Duration::from_secs(10))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`{}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Two namespaces joined by a veth pair, a scratch directory, the
-    /// processes started in them; all removed on drop.
+    /// The two namespaces and their veth pair (removed on drop, after the
+    /// processes started in them) and whether the naive rules are in.
     struct Lab {
-        fw: String,
-        peer: String,
-        dir: PathBuf,
+        net: VethPair,
         children: Vec<Child>,
         naive_rules: bool,
-        created: Vec<String>,
     }
 
     impl Lab {
         fn new() -> Result<Lab> {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let id = format!(
-                "{}x{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            );
-            let dir = std::env::temp_dir().join(format!("v6fw-nfqbench-{id}"));
-            fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut lab = Lab {
-                fw: format!("v6fwb-fw-{id}"),
-                peer: format!("v6fwb-peer-{id}"),
-                dir,
+            Ok(Lab {
+                net: VethPair::new("v6fwb", "v6fw-nfqbench")?,
                 children: Vec::new(),
                 naive_rules: false,
-                created: Vec::new(),
-            };
-            let (va, vb) = (format!("v6a{id}"), format!("v6b{id}"));
-            let (fw, peer) = (lab.fw.clone(), lab.peer.clone());
-            for ns in [&fw, &peer] {
-                sh(&["ip", "netns", "add", ns])?;
-                lab.created.push(ns.clone());
-            }
-            let steps: [&[&str]; 7] = [
-                &[
-                    "ip", "link", "add", &va, "netns", &fw, "type", "veth", "peer", "name", &vb,
-                    "netns", &peer,
-                ],
-                &[
-                    "ip",
-                    "-n",
-                    &fw,
-                    "addr",
-                    "add",
-                    "fd00::1/64",
-                    "dev",
-                    &va,
-                    "nodad",
-                ],
-                &[
-                    "ip",
-                    "-n",
-                    &peer,
-                    "addr",
-                    "add",
-                    "fd00::2/64",
-                    "dev",
-                    &vb,
-                    "nodad",
-                ],
-                &["ip", "-n", &fw, "link", "set", "lo", "up"],
-                &["ip", "-n", &peer, "link", "set", "lo", "up"],
-                &["ip", "-n", &fw, "link", "set", &va, "up"],
-                &["ip", "-n", &peer, "link", "set", &vb, "up"],
-            ];
-            for step in steps {
-                sh(step)?;
-            }
-            Ok(lab)
+            })
         }
 
         /// `ip netns exec NS [taskset -c CPU] PROGRAM ARGS`: both exec in
         /// place, so the child's pid is the program's.
         fn ns_cmd(ns: &str, cpu: Option<usize>, program: &Path, args: &[String]) -> Command {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]);
+            let mut c = netns::exec_in(ns);
             if let Some(cpu) = cpu {
                 c.args(["taskset", "-c", &cpu.to_string()]);
             }
@@ -590,12 +499,12 @@ mod linux {
         }
 
         fn file(&self, name: &str) -> Result<fs::File> {
-            let p = self.dir.join(name);
+            let p = self.net.dir.join(name);
             fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))
         }
 
         fn read(&self, name: &str) -> String {
-            fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+            fs::read_to_string(self.net.dir.join(name)).unwrap_or_default()
         }
 
         fn child(&mut self, i: usize) -> Result<&mut Child> {
@@ -687,7 +596,7 @@ mod linux {
         }
 
         fn ip6tables(&self, args: &[&str]) -> Result<String> {
-            let mut all = vec!["ip", "netns", "exec", &self.fw, "ip6tables", "-w"];
+            let mut all = vec!["ip", "netns", "exec", &self.net.fw, "ip6tables", "-w"];
             all.extend_from_slice(args);
             sh(&all)
         }
@@ -722,26 +631,6 @@ mod linux {
             errors
         }
 
-        /// The NFQUEUE target can be used in the FW namespace.
-        fn nfqueue_target_works(&self) -> Result<()> {
-            let rule = [
-                "OUTPUT",
-                "-o",
-                "lo",
-                "-j",
-                "NFQUEUE",
-                "--queue-num",
-                "7",
-                "--queue-bypass",
-            ];
-            let mut add = vec!["-A"];
-            add.extend(rule);
-            self.ip6tables(&add)?;
-            let mut del = vec!["-D"];
-            del.extend(rule);
-            self.ip6tables(&del).map(|_| ())
-        }
-
         /// The kernel's counters of queue `QUEUE` in the FW namespace:
         /// (queued so far, dropped because full, dropped on netlink send).
         fn queue_counters(&self) -> Option<(u64, u64, u64)> {
@@ -749,7 +638,7 @@ mod linux {
                 "ip",
                 "netns",
                 "exec",
-                &self.fw,
+                &self.net.fw,
                 "cat",
                 "/proc/net/netfilter/nfnetlink_queue",
             ])
@@ -780,10 +669,7 @@ mod linux {
             if self.naive_rules {
                 let _ = self.remove_naive_rules();
             }
-            for ns in &self.created {
-                let _ = sh(&["ip", "netns", "del", ns]);
-            }
-            let _ = fs::remove_dir_all(&self.dir);
+            // Then `net` removes the namespaces and the directory.
         }
     }
 
@@ -863,7 +749,11 @@ mod linux {
     /// One case: consumer up, receiver up, flood, drain, stop, collect.
     fn run_case(lab: &mut Lab, s: &Setup, case: Case, round: u32) -> Result<Measured> {
         let tag = format!("{}{round}", if case == Case::V6fw { "a" } else { "b" });
-        let (fw, peer, dir) = (lab.fw.clone(), lab.peer.clone(), lab.dir.clone());
+        let (fw, peer, dir) = (
+            lab.net.fw.clone(),
+            lab.net.peer.clone(),
+            lab.net.dir.clone(),
+        );
         let path = |n: &str| dir.join(format!("{tag}-{n}"));
         let (c_ready, c_stop) = (path("consumer.ready"), path("consumer.stop"));
         let (r_ready, r_stop) = (path("recv.ready"), path("recv.stop"));
@@ -1042,10 +932,6 @@ mod linux {
 
     // ---------------------------------------------------------- the harness
 
-    fn require_live() -> bool {
-        std::env::var_os("V6FW_REQUIRE_LIVE").is_some_and(|v| v != "0" && !v.is_empty())
-    }
-
     /// Explains why the harness cannot run; a success in --quick mode (so a
     /// non-root CI passes) unless V6FW_REQUIRE_LIVE says otherwise.
     fn cannot_run(quick: bool, why: &str) -> ExitCode {
@@ -1179,7 +1065,7 @@ mod linux {
                 return cannot_run(args.quick, &format!("cannot build the namespaces: {why}"))
             }
         };
-        if let Err(why) = lab.nfqueue_target_works() {
+        if let Err(why) = lab.net.nfqueue_target_works() {
             drop(lab);
             return cannot_run(
                 args.quick,
@@ -1190,7 +1076,7 @@ mod linux {
         println!(
             "namespaces {} (fd00::1, filtered) and {} (fd00::2, sender); UDP flood of {}-byte \
              datagrams to [fd00::1]:{PORT}, {:.1} s per case, {rounds} round(s) of A then B",
-            lab.fw, lab.peer, setup.payload, setup.seconds
+            lab.net.fw, lab.net.peer, setup.payload, setup.seconds
         );
         println!("v6fw: {}", setup.v6fw.display());
         println!();

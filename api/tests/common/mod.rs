@@ -1,0 +1,26 @@
+//! What several API test files share: a control-server fixture and a packet
+//! builder. Each test file is its own crate and uses only part of it.
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+
+#[cfg(unix)]
+mod daemon;
+
+use etherparse::PacketBuilder;
+
+#[cfg(unix)]
+pub use daemon::{Daemon, DaemonOptions};
+
+/// A TCP SYN 2001:db8::1 port 40000 → 2001:db8::2 port `dport`.
+pub fn tcp_syn(dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(
+        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        64,
+    )
+    .tcp(40000, dport, 1, 1024)
+    .syn()
+    .write(&mut v, &[])
+    .unwrap();
+    v
+}
