@@ -395,3 +395,26 @@ pub fn set_payload_length(v: &mut [u8]) {
     let len = u16::try_from(v.len() - 40).unwrap();
     v[4..6].copy_from_slice(&len.to_be_bytes());
 }
+
+// ---------------------------------------------------------------------------
+// Shared by the SPEC.md tests (spec_*.rs).
+
+/// A harness on the test policy with default state settings.
+pub fn h() -> Harness {
+    Harness::new(test_policy())
+}
+
+/// Eight headers of allowed kinds: hop-by-hop, 2 destination options,
+/// 3 routing, 2 AH.
+pub fn eight() -> Vec<Ext> {
+    vec![
+        Ext::Hbh,
+        Ext::Dst,
+        Ext::Routing(2),
+        Ext::Auth,
+        Ext::Routing(4),
+        Ext::Auth,
+        Ext::Routing(2),
+        Ext::Dst,
+    ]
+}

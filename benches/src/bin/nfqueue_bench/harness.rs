@@ -1,0 +1,259 @@
+//! The harness proper: the checks before it runs, the alternating rounds,
+//! the table and the medians.
+
+use std::fs;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use v6fw_capture::netns::{require_live, sh};
+
+use crate::cli::Args;
+use crate::common::{install_signal_handlers, PORT};
+use crate::lab::Lab;
+use crate::rounds::{run_case, Case, Measured, Setup};
+
+/// Explains why the harness cannot run; a success in --quick mode (so a
+/// non-root CI passes) unless V6FW_REQUIRE_LIVE says otherwise.
+fn cannot_run(quick: bool, why: &str) -> ExitCode {
+    eprintln!("nfqueue_bench: cannot run: {why}");
+    if quick && !require_live() {
+        eprintln!("nfqueue_bench: --quick: nothing measured, exiting 0");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn first_line_with(path: &str, key: &str) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn print_machine() {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(|| "?".into());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!("machine: nproc {nproc}; CPU {cpu}; kernel {kernel}");
+    println!("load average (1/5/15 min) at start: {}", loadavg());
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match (v.get(n / 2), n.checked_sub(1).and_then(|m| v.get(m / 2))) {
+        (Some(a), Some(b)) if n % 2 == 0 => (a + b) / 2.0,
+        (Some(a), _) => *a,
+        _ => 0.0,
+    }
+}
+
+fn mpps(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else {
+        format!("{:.1} k", x / 1e3)
+    }
+}
+
+fn opt(x: Option<u64>) -> String {
+    x.map_or_else(|| "?".into(), |v| v.to_string())
+}
+
+fn per_cpu(results: &[Measured], case: Case) -> Vec<f64> {
+    results
+        .iter()
+        .filter(|m| m.case == case)
+        .filter_map(Measured::per_cpu)
+        .collect()
+}
+
+pub(crate) fn harness(args: &Args) -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return cannot_run(
+            args.quick,
+            "not root (network namespaces, ip6tables and NFQUEUE need it); \
+             run it with sudo",
+        );
+    }
+    for (cmd, arg) in [("ip", "-V"), ("ip6tables", "-V")] {
+        if sh(&[cmd, arg]).is_err() {
+            return cannot_run(
+                args.quick,
+                &format!("`{cmd}` is not usable (apt-get install iproute2 iptables)"),
+            );
+        }
+    }
+    let me = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return cannot_run(args.quick, &format!("cannot find this binary: {e}")),
+    };
+    let v6fw = args
+        .v6fw
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("v6fw"));
+    if !v6fw.is_file() {
+        eprintln!(
+            "nfqueue_bench: no v6fw binary at {} (build it: cargo build --release -p v6fw-api \
+             --bin v6fw, or pass --v6fw PATH)",
+            v6fw.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    install_signal_handlers();
+    let setup = Setup {
+        me,
+        v6fw,
+        seconds: if args.quick {
+            args.seconds.min(2.0)
+        } else {
+            args.seconds
+        }
+        .clamp(0.2, 600.0),
+        payload: args.payload,
+        consumer_cpu: None,
+        sender_cpu: None,
+    };
+    let mut setup = setup;
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.pin {
+        if nproc < 2 || sh(&["taskset", "-V"]).is_err() {
+            eprintln!("nfqueue_bench: --pin needs 2 CPUs and taskset (util-linux)");
+            return ExitCode::FAILURE;
+        }
+        setup.consumer_cpu = Some(0);
+        setup.sender_cpu = Some(nproc - 1);
+    }
+    let rounds = if args.quick {
+        1
+    } else {
+        args.rounds.clamp(1, 100)
+    };
+    let started = Instant::now();
+    let mut lab = match Lab::new() {
+        Ok(lab) => lab,
+        Err(why) => return cannot_run(args.quick, &format!("cannot build the namespaces: {why}")),
+    };
+    if let Err(why) = lab.net.nfqueue_target_works() {
+        drop(lab);
+        return cannot_run(
+            args.quick,
+            &format!("the ip6tables NFQUEUE target does not work: {why}"),
+        );
+    }
+    print_machine();
+    println!(
+        "namespaces {} (fd00::1, filtered) and {} (fd00::2, sender); UDP flood of {}-byte \
+         datagrams to [fd00::1]:{PORT}, {:.1} s per case, {rounds} round(s) of A then B",
+        lab.net.fw, lab.net.peer, setup.payload, setup.seconds
+    );
+    println!("v6fw: {}", setup.v6fw.display());
+    println!();
+    println!(
+        "{:<5} {:<12} {:>7} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "round",
+        "case",
+        "seconds",
+        "sent/s",
+        "decided/s",
+        "delivered/s",
+        "cons. CPU",
+        "/CPU-s",
+        "decided",
+        "refused",
+        "queued",
+        "full drops",
+        "sock drops"
+    );
+    let mut results: Vec<Measured> = Vec::new();
+    for round in 1..=rounds {
+        for case in [Case::V6fw, Case::Naive] {
+            match run_case(&mut lab, &setup, case, round) {
+                Ok(m) => {
+                    println!(
+                        "{:<5} {:<12} {:>7.2} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+                        round,
+                        case.label(),
+                        m.seconds,
+                        mpps(m.rate(m.sent)),
+                        mpps(m.rate(m.decided)),
+                        mpps(m.rate(m.delivered)),
+                        m.cpu_percent()
+                            .map_or_else(|| "?".into(), |c| format!("{c:.0} %")),
+                        m.per_cpu().map_or_else(|| "?".into(), mpps),
+                        m.decided,
+                        m.decided.saturating_sub(m.accepted),
+                        opt(m.queued),
+                        opt(m.queue_dropped),
+                        opt(m.user_dropped),
+                    );
+                    results.push(m);
+                }
+                Err(e) => {
+                    eprintln!("nfqueue_bench: round {round}, {}: {e}", case.label());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    println!();
+    let rates = |case: Case, f: fn(&Measured) -> u64| -> Vec<f64> {
+        results
+            .iter()
+            .filter(|m| m.case == case)
+            .map(|m| m.rate(f(m)))
+            .collect()
+    };
+    let (a_dec, b_dec) = (
+        median(rates(Case::V6fw, |m| m.decided)),
+        median(rates(Case::Naive, |m| m.decided)),
+    );
+    let (a_del, b_del) = (
+        median(rates(Case::V6fw, |m| m.delivered)),
+        median(rates(Case::Naive, |m| m.delivered)),
+    );
+    let per_round: Vec<String> = rates(Case::V6fw, |m| m.decided)
+        .iter()
+        .zip(rates(Case::Naive, |m| m.decided))
+        .map(|(a, b)| format!("{:.2}x", a / b.max(1e-9)))
+        .collect();
+    println!(
+        "median decided/s:   A {} , B {} , A/B {:.2}x (per round: {})",
+        mpps(a_dec),
+        mpps(b_dec),
+        a_dec / b_dec.max(1e-9),
+        per_round.join(", ")
+    );
+    println!(
+        "median delivered/s: A {} , B {} , A/B {:.2}x",
+        mpps(a_del),
+        mpps(b_del),
+        a_del / b_del.max(1e-9)
+    );
+    let (a_cpu, b_cpu) = (
+        median(per_cpu(&results, Case::V6fw)),
+        median(per_cpu(&results, Case::Naive)),
+    );
+    println!(
+        "median decided per consumer CPU-second: A {} , B {} , A/B {:.2}x",
+        mpps(a_cpu),
+        mpps(b_cpu),
+        a_cpu / b_cpu.max(1e-9)
+    );
+    println!("load average (1/5/15 min) at end: {}", loadavg());
+    drop(lab);
+    println!(
+        "done in {:.1} s (namespaces removed)",
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,60 @@
+//! The NFQUEUE harness: packets per second through `v6fw run` against a
+//! naive one-packet-at-a-time nfq loop, in the same run, with the same
+//! sender, inside two network namespaces.
+//!
+//! ```text
+//! cargo build --release -p v6fw-api --bin v6fw
+//! sudo cargo run --release -p v6fw-benches --bin nfqueue_bench -- --seconds 5
+//! sudo cargo run --release -p v6fw-benches --bin nfqueue_bench -- --quick   # <= 20 s, what CI runs
+//! ```
+//!
+//! Namespace FW holds fd00::1/64, namespace PEER fd00::2/64, joined by a veth
+//! pair; no traffic leaves them and both are deleted on exit (also on an
+//! error, a panic or Ctrl-C). Each round re-executes this binary under
+//! `ip netns exec` three times: a receiver counting UDP datagrams on
+//! fd00::1 port 9000 (FW), a `sendmmsg` flood of 16-byte datagrams to it for
+//! T seconds (PEER), and — in case B — the naive consumer (FW). The cases:
+//!
+//! - **A**: `v6fw run --open 9000/udp --queues 0` (its own rules, batched
+//!   `recvmmsg`, one verdict message per batch); decided = its JSON totals.
+//! - **B**: the same rule layout installed by the harness and the `nfq`
+//!   crate's `Queue`: `recv()` one packet, etherparse
+//!   `SlicedPacket::from_ip`, a `std::sync::RwLock<HashSet<(u16, u8)>>`,
+//!   `verdict()` one by one. Same copy range (256) and queue length (4096).
+//!
+//! Rounds alternate A, B, A, B. No figure is asserted: the exit code only
+//! says whether the harness ran; docs/benchmarks.md judges the figures.
+//! Without root it explains why and exits 0 with `--quick` (1 otherwise);
+//! with `V6FW_REQUIRE_LIVE=1` every reason not to run is a failure.
+//! Linux only; elsewhere it says so and exits 0.
+
+use std::process::ExitCode;
+
+#[cfg(target_os = "linux")]
+mod cli;
+#[cfg(target_os = "linux")]
+mod common;
+#[cfg(target_os = "linux")]
+mod harness;
+#[cfg(target_os = "linux")]
+mod lab;
+#[cfg(target_os = "linux")]
+mod naive;
+#[cfg(target_os = "linux")]
+mod receiver;
+#[cfg(target_os = "linux")]
+mod rounds;
+#[cfg(target_os = "linux")]
+mod sender;
+
+fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    {
+        cli::main()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        eprintln!("nfqueue_bench: NFQUEUE is Linux only; nothing to measure here");
+        ExitCode::SUCCESS
+    }
+}

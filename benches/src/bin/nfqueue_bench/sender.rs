@@ -1,0 +1,52 @@
+//! `internal-send`, run in PEER: the UDP flood.
+
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::common::{deadline_after, mmsghdr_for, Result, INTERRUPTED, MMSG};
+
+/// A `sendmmsg` flood of identical datagrams, bounded in time.
+pub(crate) fn send(addr: Ipv6Addr, port: u16, seconds: f64, payload: usize) -> Result<()> {
+    let sock = UdpSocket::bind("[::]:0").map_err(|e| format!("sender bind: {e}"))?;
+    sock.connect(SocketAddr::from((addr, port)))
+        .map_err(|e| format!("sender connect to [{addr}]:{port}: {e}"))?;
+    let data = vec![0x76u8; payload.clamp(1, 1400)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Every message points at the same (read-only) buffer.
+    let mut msgs: Vec<libc::mmsghdr> = (0..MMSG).map(|_| mmsghdr_for(&mut iov)).collect();
+    let fd = sock.as_raw_fd();
+    let started = Instant::now();
+    let deadline = deadline_after(seconds)?;
+    // A bound no real rate reaches: 100 M datagrams/s.
+    let max_calls = (seconds.max(0.0) * 100e6 / MMSG as f64) as u64 + 1;
+    let (mut sent, mut errors) = (0u64, 0u64);
+    let mut last_error = None;
+    for _ in 0..max_calls {
+        if Instant::now() >= deadline || INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        // SAFETY: `msgs` holds MMSG initialised headers whose iovecs point
+        // at `data`, which outlives the call; `fd` is the open socket.
+        let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), MMSG as libc::c_uint, 0) };
+        if rc < 0 {
+            // ENOBUFS, EAGAIN, ECONNREFUSED: the flood goes on.
+            errors += 1;
+            last_error = Some(io::Error::last_os_error().to_string());
+        } else {
+            sent += rc as u64;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"sent": sent, "seconds": elapsed, "errors": errors,
+                           "last_error": last_error})
+    );
+    Ok(())
+}
