@@ -107,14 +107,7 @@ impl FirewallManager {
         let policy = store.load()?.unwrap_or_default();
         // Refresh in memory first (no store yet, so nothing is written),
         // then attach the store and refuse every later change.
-        let mut mgr = FirewallManager {
-            engine: Arc::new(Engine::new(policy)),
-            store: None,
-            read_only: false,
-            writer: Mutex::new(()),
-            log_counters: LogCounters::new(),
-            _lock: None,
-        };
+        let mut mgr = Self::unattached(policy);
         if let Ok(list) = interfaces::list() {
             mgr.refresh_from(&list)?;
         }
@@ -126,14 +119,19 @@ impl FirewallManager {
     /// A manager with no file behind it (tests, embedding): changes are
     /// published but not persisted. Connections are not refreshed.
     pub fn in_memory(policy: Policy) -> Arc<FirewallManager> {
-        Arc::new(FirewallManager {
+        Arc::new(Self::unattached(policy))
+    }
+
+    /// A writable manager publishing `policy`, with no store and no lock.
+    fn unattached(policy: Policy) -> FirewallManager {
+        FirewallManager {
             engine: Arc::new(Engine::new(policy)),
             store: None,
             read_only: false,
             writer: Mutex::new(()),
             log_counters: LogCounters::new(),
             _lock: None,
-        })
+        }
     }
 
     /// The engine the policy is published to (for the packet loop and stats).
