@@ -2,6 +2,8 @@
 //! field against the frames the generator built.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,11 +24,7 @@ fn replay_log(extra: &[&str]) -> Vec<String> {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(out);
     std::fs::read_to_string(&log)
         .unwrap()
         .lines()

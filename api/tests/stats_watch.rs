@@ -61,12 +61,7 @@ fn stats(socket: &Path, extra: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::succeeded(out)
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! What several API test files share: a control-server fixture and a packet
-//! builder. Each test file is its own crate and uses only part of it.
+//! What several API test files share: a control-server fixture, a packet
+//! builder and a check that a command succeeded. Each test file is its own crate and uses only part of it.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 #[cfg(unix)]
@@ -23,4 +23,15 @@ pub fn tcp_syn(dport: u16) -> Vec<u8> {
     .write(&mut v, &[])
     .unwrap();
     v
+}
+
+/// `out` itself if the command exited 0; otherwise fails with its stderr.
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
