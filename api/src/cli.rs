@@ -32,6 +32,10 @@ pub enum Command {
     Stats(cmd::stats::Args),
     /// Show or change the firewall log settings (pfirewall.log, size cap).
     Log(cmd::log::Args),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(cmd::completions::Args),
+    /// Write the man pages of every command and subcommand to a directory.
+    Man(cmd::man::Args),
 }
 
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
@@ -46,6 +50,8 @@ pub fn main() -> ExitCode {
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Log(args) => cmd::log::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,7 @@ use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pcap or pcapng file.
+    /// The pcap or pcapng file, gzip-compressed or not; `-` reads standard input.
     pub capture: PathBuf,
     /// Pairs open on the replay connection, e.g. `22/tcp,53/udp`.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
@@ -309,7 +309,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("v6fw: {lost} log lines were lost: the log writer could not keep up");
         }
     }
-    let totals = totals?;
+    // A capture that breaks off is reported as tcpdump and tshark do: what
+    // was read, then the error (and a failing exit code).
+    let (totals, read_error) = match totals {
+        Ok(totals) => (totals, None),
+        Err(stopped) => (stopped.totals, Some(stopped.error)),
+    };
     let result = match write_error {
         Some(e) => Err(e),
         None if args.per_packet => out.flush(),
@@ -319,6 +324,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e).context("cannot write the output"),
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => match read_error {
+            Some(error) => Err(anyhow::Error::new(error).context(format!(
+                "the capture could not be read to its end: the counts above are of the {} frames before the error",
+                totals.packets()
+            ))),
+            None => Ok(ExitCode::SUCCESS),
+        },
     }
 }
