@@ -141,7 +141,7 @@ pub fn replay(
     engine: &Engine,
     opts: &ReplayOptions,
     mut each: impl FnMut(&Replayed<'_>) -> ControlFlow<()>,
-) -> Result<Totals, Interrupted> {
+) -> Result<Totals, Box<Interrupted>> {
     let mut worker = engine.worker();
     let mut totals = Totals::default();
     // Nothing changes the policy during a replay: one pin for the whole run.
@@ -153,7 +153,7 @@ pub fn replay(
         };
         let frame = match frame {
             Ok(frame) => frame,
-            Err(error) => return Err(Interrupted { totals, error }),
+            Err(error) => return Err(Box::new(Interrupted { totals, error })),
         };
         let packet = frame.ipv6().unwrap_or_default();
         let meta = PacketMeta {

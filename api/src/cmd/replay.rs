@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
-use v6fw_capture::replay::{replay, Prefix, ReplayOptions, Replayed};
+use v6fw_capture::replay::{replay, Interrupted, Prefix, ReplayOptions, Replayed};
 use v6fw_engine::{Connection, Engine, LogSettings, Policy, PortPair, Totals};
 
 use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
@@ -313,7 +313,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // was read, then the error (and a failing exit code).
     let (totals, read_error) = match totals {
         Ok(totals) => (totals, None),
-        Err(stopped) => (stopped.totals, Some(stopped.error)),
+        Err(stopped) => {
+            let Interrupted { totals, error } = *stopped;
+            (totals, Some(error))
+        }
     };
     let result = match write_error {
         Some(e) => Err(e),
