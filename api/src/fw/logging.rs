@@ -89,7 +89,8 @@ impl LogChange {
 /// absolute, free of control characters, names a file (not `..`), and is not
 /// one of v6fw's own files in `state_dir` once resolved (its directory is
 /// canonicalised, so `/d/../var/lib/v6fw/policy.toml` or a symlinked
-/// directory are seen through).
+/// directory are seen through), and, when its directory exists, a directory
+/// only root can write and no symbolic link ([`crate::log::check_log_place`]).
 pub fn check_log_settings(settings: &LogSettings, state_dir: Option<&Path>) -> Result<(), FwError> {
     let size = settings.max_size;
     if !(LogSettings::MIN_MAX_SIZE..=MAX_LOG_SIZE).contains(&size) {
@@ -121,6 +122,7 @@ fn check_log_path(path: &str, state_dir: Option<&Path>) -> Result<(), FwError> {
             "the log path {path:?} names a directory, not a file: give a full file path such as /var/log/v6fw/pfirewall.log"
         )));
     };
+    crate::log::check_log_place(p).map_err(|e| FwError::InvalidArg(e.to_string()))?;
     let Some(dir) = state_dir else {
         return Ok(());
     };
