@@ -1,16 +1,21 @@
 //! The control socket server: a Unix socket (a named pipe on Windows)
 //! speaking the line-based JSON protocol of [`super::protocol`].
 //!
-//! Anyone may connect and read (the socket file is mode 0666); only a peer
-//! whose uid is 0, as the kernel reports it (`SO_PEERCRED`), may change the
-//! policy. On Windows the pipe lets everyone connect and only a client whose
-//! token is a member of BUILTIN\Administrators (elevated) may change the
-//! policy; remote clients are refused (see `pipe.rs`). Every request line is
-//! bounded ([`MAX_REQUEST_BYTES`]) and must
-//! be complete within [`REQUEST_TIMEOUT`] of its first byte (an idle
-//! connection is closed after [`IDLE_TIMEOUT`]); a bad request gets an error reply and
-//! the server keeps serving. Each client has its own thread, at most
-//! [`MAX_CLIENTS`] at once.
+//! Anyone may connect and read (the socket file is mode 0666, set by the
+//! umask at `bind`, in a directory only root may write); only root, or a
+//! member of the `--admin-group` ([`ServeOptions::admin_group`]), as the
+//! kernel reports the peer (`SO_PEERCRED`), may change the policy. On Windows
+//! the pipe lets everyone connect and only a client whose token is a member
+//! of BUILTIN\Administrators (elevated) may change the policy; remote clients
+//! are refused (see `pipe.rs`).
+//!
+//! No unprivileged user can lock root out: each non-root uid may hold at
+//! most [`MAX_CLIENTS_PER_USER`] connections, and [`ROOT_SLOTS`] of the
+//! [`MAX_CLIENTS`] are kept for root. Every request line is bounded
+//! ([`MAX_REQUEST_BYTES`]) and must be complete within [`REQUEST_TIMEOUT`] of
+//! its first byte; a connection that sends no request for [`IDLE_TIMEOUT`] is
+//! closed, and blank lines do not count as requests. A bad request gets an
+//! error reply and the server keeps serving. Each client has its own thread.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -40,6 +45,33 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most clients served at once; more get an `E_OUTOFMEMORY` reply and are closed.
 pub const MAX_CLIENTS: usize = 64;
 
+/// Most connections one non-root uid may hold at once (Unix).
+pub const MAX_CLIENTS_PER_USER: usize = 8;
+
+/// Of [`MAX_CLIENTS`], how many only root may take (Unix).
+pub const ROOT_SLOTS: usize = 8;
+
+/// How a control server runs, beyond its socket.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Members of this group (a name, looked up when the server starts) may
+    /// change the policy too: `v6fw run --admin-group NAME`. Unix only; on
+    /// Windows the elevated Administrators may, and a group is refused.
+    pub admin_group: Option<String>,
+    /// How long a connection may go without a request before it is closed
+    /// (default [`IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            admin_group: None,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
 /// How often the accept loop looks at the shutdown flag.
 #[cfg(any(unix, windows))]
 pub(super) const ACCEPT_POLL: Duration = Duration::from_millis(50);
@@ -55,7 +87,23 @@ pub fn serve(
     socket: &Path,
     shutdown: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, FwError> {
-    unix::serve(manager, socket, shutdown)
+    serve_with(manager, socket, shutdown, ServeOptions::default())
+}
+
+/// [`serve`] with [`ServeOptions`] (an admin group, another idle timeout).
+///
+/// The socket's directory is created (mode 0755) if missing and must be
+/// owned by root and writable by nobody else; the socket is created mode
+/// 0666 by the umask around `bind`, never by a `chmod` that could follow a
+/// link.
+#[cfg(unix)]
+pub fn serve_with(
+    manager: Arc<FirewallManager>,
+    socket: &Path,
+    shutdown: Arc<AtomicBool>,
+    options: ServeOptions,
+) -> Result<JoinHandle<()>, FwError> {
+    unix::serve(manager, socket, shutdown, options)
 }
 
 /// Creates the named pipe `socket` (e.g. `\\.\pipe\v6fw-control`) and serves
@@ -73,6 +121,24 @@ pub fn serve(
     super::pipe::serve(manager, socket, shutdown)
 }
 
+/// [`serve`] with [`ServeOptions`]. On Windows an admin group is refused
+/// (elevated Administrators may change the policy) and the idle timeout is
+/// the default.
+#[cfg(not(unix))]
+pub fn serve_with(
+    manager: Arc<FirewallManager>,
+    socket: &Path,
+    shutdown: Arc<AtomicBool>,
+    options: ServeOptions,
+) -> Result<JoinHandle<()>, FwError> {
+    if let Some(g) = options.admin_group {
+        return Err(FwError::InvalidArg(format!(
+            "--admin-group {g} is for Unix: on Windows, elevated members of Administrators may change the policy"
+        )));
+    }
+    serve(manager, socket, shutdown)
+}
+
 /// The control socket is not written for this platform (`E_NOTIMPL`).
 #[cfg(not(any(unix, windows)))]
 pub fn serve(
@@ -86,17 +152,24 @@ pub fn serve(
     )))
 }
 
-/// The per-client part both servers share: the client cap, reading request
+/// The per-client part both servers share: the client caps, reading request
 /// lines with their limits, dispatching them and writing the replies, over
 /// any stream that implements [`session::Conn`].
 #[cfg(any(unix, windows))]
 pub(super) mod session {
+    #[cfg(unix)]
+    use std::collections::HashMap;
     use std::io::{ErrorKind, Write};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{ACCEPT_POLL, IDLE_TIMEOUT, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
+    #[cfg(unix)]
+    use parking_lot::Mutex;
+
+    use super::{ACCEPT_POLL, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
+    #[cfg(unix)]
+    use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
     use crate::control::protocol::{dispatch, parse_request, Reply};
     use crate::fw::{FirewallManager, FwError};
 
@@ -112,39 +185,158 @@ pub(super) mod session {
         fn peer_is_admin(&mut self) -> std::io::Result<bool>;
     }
 
-    /// Decrements the client count when a client thread ends, however it ends.
-    struct Slot(Arc<AtomicUsize>);
+    /// The clients being served on a Unix socket: how many in all and per uid.
+    #[cfg(unix)]
+    #[derive(Debug)]
+    pub(crate) struct Clients {
+        counts: Mutex<Counts>,
+        idle_timeout: Duration,
+    }
 
+    #[cfg(unix)]
+    #[derive(Debug, Default)]
+    struct Counts {
+        total: usize,
+        per_uid: HashMap<u32, usize>,
+    }
+
+    /// One taken place in [`Clients`]; given back on drop, however the
+    /// client thread ends.
+    #[cfg(unix)]
+    struct Slot {
+        clients: Arc<Clients>,
+        uid: u32,
+    }
+
+    #[cfg(unix)]
     impl Drop for Slot {
         fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
+            let mut c = self.clients.counts.lock();
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per_uid.get_mut(&self.uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_uid.remove(&self.uid);
+                }
+            }
         }
     }
 
-    /// Serves a new client from its own thread, or turns it away with an
-    /// `E_OUTOFMEMORY` reply when [`MAX_CLIENTS`] are being served.
-    pub(crate) fn admit<C: Conn>(
-        mut stream: C,
+    #[cfg(unix)]
+    impl Clients {
+        /// No clients yet; connections idle for `idle_timeout` are closed.
+        pub(crate) fn new(idle_timeout: Duration) -> Arc<Clients> {
+            Arc::new(Clients {
+                counts: Mutex::new(Counts::default()),
+                idle_timeout,
+            })
+        }
+
+        /// A place for a client of `uid`, or the `E_OUTOFMEMORY` that says
+        /// why not: root may take any of [`MAX_CLIENTS`]; another uid at
+        /// most [`MAX_CLIENTS_PER_USER`], and only while [`ROOT_SLOTS`] stay
+        /// free.
+        fn take(self: &Arc<Self>, uid: u32) -> Result<Slot, FwError> {
+            let mut c = self.counts.lock();
+            let mine = c.per_uid.get(&uid).copied().unwrap_or(0);
+            let refused = if uid == 0 {
+                (c.total >= MAX_CLIENTS).then(|| {
+                    format!("the daemon is serving {MAX_CLIENTS} clients already: try again in a moment")
+                })
+            } else if mine >= MAX_CLIENTS_PER_USER {
+                Some(format!(
+                    "uid {uid} has {mine} connections to the daemon open already (at most {MAX_CLIENTS_PER_USER} per user): close one and try again"
+                ))
+            } else {
+                (c.total >= MAX_CLIENTS - ROOT_SLOTS).then(|| {
+                    format!(
+                        "the daemon is serving {} clients already (the last {ROOT_SLOTS} places are kept for root): try again in a moment, or as root",
+                        c.total
+                    )
+                })
+            };
+            if let Some(m) = refused {
+                return Err(FwError::OutOfMemory(m));
+            }
+            c.total += 1;
+            *c.per_uid.entry(uid).or_insert(0) += 1;
+            Ok(Slot {
+                clients: Arc::clone(self),
+                uid,
+            })
+        }
+    }
+
+    /// Serves a new client of `uid` from its own thread, or turns it away
+    /// with the `E_OUTOFMEMORY` reply of [`Clients::take`].
+    #[cfg(unix)]
+    pub(crate) fn admit_peer<C: Conn>(
+        stream: C,
+        uid: u32,
         manager: &Arc<FirewallManager>,
         shutdown: &Arc<AtomicBool>,
-        active: &Arc<AtomicUsize>,
+        clients: &Arc<Clients>,
     ) {
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-            active.fetch_sub(1, Ordering::AcqRel);
-            let e = FwError::OutOfMemory(format!(
-                "the daemon is serving {MAX_CLIENTS} clients already: try again in a moment"
-            ));
-            let _ = stream.write_all(Reply::error(&e).to_line().as_bytes());
-            return;
+        let slot = clients.take(uid);
+        start_client(stream, slot, manager, shutdown, clients.idle_timeout);
+    }
+
+    /// Decrements the client count when a client thread ends, however it ends.
+    #[cfg(windows)]
+    struct CountSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[cfg(windows)]
+    impl Drop for CountSlot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
-        let slot = Slot(Arc::clone(active));
+    }
+
+    /// Serves a new client (whose identity is known only after a first
+    /// read: the Windows pipe) from its own thread, or turns it away with an
+    /// `E_OUTOFMEMORY` reply when [`MAX_CLIENTS`] are being served.
+    #[cfg(windows)]
+    pub(crate) fn admit<C: Conn>(
+        stream: C,
+        manager: &Arc<FirewallManager>,
+        shutdown: &Arc<AtomicBool>,
+        active: &Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let slot = if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            active.fetch_sub(1, Ordering::AcqRel);
+            Err(FwError::OutOfMemory(format!(
+                "the daemon is serving {MAX_CLIENTS} clients already: try again in a moment"
+            )))
+        } else {
+            Ok(CountSlot(Arc::clone(active)))
+        };
+        start_client(stream, slot, manager, shutdown, super::IDLE_TIMEOUT);
+    }
+
+    /// Starts the thread that serves `stream` while it holds `slot`, or
+    /// writes the reason there is no slot and closes.
+    fn start_client<C: Conn, S: Send + 'static>(
+        mut stream: C,
+        slot: Result<S, FwError>,
+        manager: &Arc<FirewallManager>,
+        shutdown: &Arc<AtomicBool>,
+        idle_timeout: Duration,
+    ) {
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(e) => {
+                let _ = stream.write_all(Reply::error(&e).to_line().as_bytes());
+                return;
+            }
+        };
         let manager = Arc::clone(manager);
         let shutdown = Arc::clone(shutdown);
         let spawned = std::thread::Builder::new()
             .name("v6fw-client".into())
             .spawn(move || {
                 let _slot = slot;
-                serve_client(stream, &manager, &shutdown);
+                serve_client(stream, &manager, &shutdown, idle_timeout);
             });
         if let Err(e) = spawned {
             tracing::warn!("cannot start a client thread: {e}");
@@ -163,19 +355,21 @@ pub(super) mod session {
     struct LineReader<C> {
         stream: C,
         buf: Vec<u8>,
+        /// When the last request was answered (or the client connected):
+        /// with nothing pending, the connection is closed `idle_timeout`
+        /// after it. Blank lines do not move it.
+        idle_since: Instant,
+        idle_timeout: Duration,
     }
 
     impl<C: Conn> LineReader<C> {
         /// The next line without its newline (and `\r`). `None` at a clean
-        /// end: EOF, idle for [`IDLE_TIMEOUT`], or shutdown while idle.
+        /// end: EOF, idle for `idle_timeout`, or shutdown while idle.
         fn next_line(&mut self, shutdown: &AtomicBool) -> Result<Option<Vec<u8>>, LineError> {
             let mut chunk = [0u8; 4096];
-            let mut deadline = Instant::now()
-                + if self.buf.is_empty() {
-                    IDLE_TIMEOUT
-                } else {
-                    REQUEST_TIMEOUT
-                };
+            // A line under way must end within REQUEST_TIMEOUT of its first
+            // byte; a line already buffered counts from now.
+            let mut started = (!self.buf.is_empty()).then(Instant::now);
             loop {
                 if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                     if pos >= MAX_REQUEST_BYTES {
@@ -193,9 +387,13 @@ pub(super) mod session {
                     return Err(LineError::TooLong);
                 }
                 let idle = self.buf.is_empty();
-                if idle && shutdown.load(Ordering::Acquire) {
+                if idle && shutdown.load(std::sync::atomic::Ordering::Acquire) {
                     return Ok(None);
                 }
+                let deadline = match started {
+                    Some(t) if !idle => t + REQUEST_TIMEOUT,
+                    _ => self.idle_since + self.idle_timeout,
+                };
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return if idle {
@@ -211,7 +409,7 @@ pub(super) mod session {
                     Ok(0) => return Err(LineError::Partial),
                     Ok(n) => {
                         if idle {
-                            deadline = Instant::now() + REQUEST_TIMEOUT;
+                            started = Some(Instant::now());
                         }
                         self.buf
                             .extend_from_slice(chunk.get(..n).unwrap_or_default());
@@ -227,10 +425,17 @@ pub(super) mod session {
         }
     }
 
-    fn serve_client<C: Conn>(stream: C, manager: &Arc<FirewallManager>, shutdown: &AtomicBool) {
+    fn serve_client<C: Conn>(
+        stream: C,
+        manager: &Arc<FirewallManager>,
+        shutdown: &AtomicBool,
+        idle_timeout: Duration,
+    ) {
         let mut reader = LineReader {
             stream,
             buf: Vec::new(),
+            idle_since: Instant::now(),
+            idle_timeout,
         };
         // Asked once the first line is in: a named pipe can only tell who
         // the client is after data has been read from it.
@@ -238,6 +443,8 @@ pub(super) mod session {
         loop {
             let (reply, close) = match reader.next_line(shutdown) {
                 Ok(None) | Err(LineError::Io) => return,
+                // A blank line is no request: it neither gets a reply nor
+                // keeps the connection from being idle.
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => {
                     let admin = match admin {
@@ -276,50 +483,81 @@ pub(super) mod session {
             if reader.stream.write_all(reply.to_line().as_bytes()).is_err() || close {
                 return;
             }
+            reader.idle_since = Instant::now();
         }
     }
 }
 
 #[cfg(unix)]
 mod unix {
-    use std::io::{ErrorKind, Read};
-    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    use std::io::{ErrorKind, Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::thread::JoinHandle;
     use std::time::Duration;
 
-    use super::session::{admit, Conn};
-    use super::{ACCEPT_POLL, REQUEST_TIMEOUT};
+    use super::session::{admit_peer, Clients, Conn};
+    use super::{ServeOptions, ACCEPT_POLL, REQUEST_TIMEOUT};
+    use crate::control::peer::{AdminGroup, Peer};
     use crate::fw::{FirewallManager, FwError};
 
     pub(super) fn serve(
         manager: Arc<FirewallManager>,
         socket: &Path,
         shutdown: Arc<AtomicBool>,
+        options: ServeOptions,
     ) -> Result<JoinHandle<()>, FwError> {
-        if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|e| FwError::io("create the socket directory", dir, &e))?;
-        }
+        let group = options
+            .admin_group
+            .as_deref()
+            .map(AdminGroup::lookup)
+            .transpose()?;
+        let dir = socket
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| FwError::io("create the socket directory", dir, &e))?;
+        crate::private_dir::open_private_dir(
+            dir,
+            "socket directory",
+            "choose a --socket in a directory only root can write, such as /run/v6fw",
+        )
+        .map_err(|e| FwError::Fail(e.to_string()))?;
         clear_stale(socket)?;
-        let listener =
-            UnixListener::bind(socket).map_err(|e| FwError::io("listen on", socket, &e))?;
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
-            .map_err(|e| FwError::io("set the mode of", socket, &e))?;
+        let listener = bind_0666(socket)?;
         listener
             .set_nonblocking(true)
             .map_err(|e| FwError::io("configure", socket, &e))?;
         let path = socket.to_path_buf();
+        let clients = Clients::new(options.idle_timeout);
         std::thread::Builder::new()
             .name("v6fw-control".into())
-            .spawn(move || accept_loop(&listener, &manager, &shutdown, &path))
+            .spawn(move || accept_loop(&listener, &manager, &shutdown, &clients, group, &path))
             .map_err(|e| FwError::OutOfMemory(format!("cannot start the control thread: {e}")))
+    }
+
+    /// Binds `socket` with mode 0666 (anyone may connect and read; only an
+    /// admin may change, see [`Peer::is_admin`]). The mode comes from the
+    /// umask at `bind`, not from a `chmod` by name afterwards, which would
+    /// follow a link put in the socket's place. The umask is the process's:
+    /// for the moment of the bind it is 0o111, which only takes execute bits
+    /// away (nothing v6fw creates from another thread meanwhile has them:
+    /// log files are 0640, policy files 0644, directories are made before).
+    fn bind_0666(socket: &Path) -> Result<UnixListener, FwError> {
+        use rustix::fs::Mode;
+        use rustix::process::umask;
+
+        let old = umask(Mode::from_raw_mode(0o111));
+        let bound = UnixListener::bind(socket);
+        umask(old);
+        bound.map_err(|e| FwError::io("listen on", socket, &e))
     }
 
     /// Removes a socket file nobody answers on; refuses to touch a live one
@@ -347,15 +585,29 @@ mod unix {
         listener: &UnixListener,
         manager: &Arc<FirewallManager>,
         shutdown: &Arc<AtomicBool>,
+        clients: &Arc<Clients>,
+        group: Option<AdminGroup>,
         path: &PathBuf,
     ) {
-        let active = Arc::new(AtomicUsize::new(0));
+        let group = group.map(Arc::new);
         while !shutdown.load(Ordering::Acquire) {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    let peer = match Peer::of(&stream) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!("cannot tell who a control client is: {e}; closing");
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nonblocking(false);
                     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-                    admit(stream, manager, shutdown, &active);
+                    let conn = UnixConn {
+                        stream,
+                        peer,
+                        group: group.clone(),
+                    };
+                    admit_peer(conn, peer.uid, manager, shutdown, clients);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -368,63 +620,31 @@ mod unix {
         let _ = std::fs::remove_file(path);
     }
 
-    impl Conn for UnixStream {
+    /// A control connection with the peer the kernel reported at accept.
+    struct UnixConn {
+        stream: UnixStream,
+        peer: Peer,
+        group: Option<Arc<AdminGroup>>,
+    }
+
+    impl Write for UnixConn {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.stream.write(buf)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.stream.flush()
+        }
+    }
+
+    impl Conn for UnixConn {
         fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-            self.set_read_timeout(Some(timeout))?;
-            self.read(buf)
+            self.stream.set_read_timeout(Some(timeout))?;
+            self.stream.read(buf)
         }
 
         fn peer_is_admin(&mut self) -> std::io::Result<bool> {
-            Ok(peer_uid(self).is_ok_and(|uid| uid == 0))
+            self.peer.is_admin(self.group.as_deref())
         }
-    }
-
-    /// The uid of the process at the other end, from the kernel.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-        use std::os::fd::AsRawFd;
-
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: u32::MAX,
-            gid: u32::MAX,
-        };
-        let size = std::mem::size_of::<libc::ucred>();
-        let mut len = libc::socklen_t::try_from(size).map_err(std::io::Error::other)?;
-        // SAFETY: the fd is a live socket owned by `stream`; `cred` and `len`
-        // are valid, writable and `len` holds the size of `cred`, so the
-        // kernel writes at most that many bytes into it.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                std::ptr::addr_of_mut!(cred).cast::<libc::c_void>(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if usize::try_from(len).ok() != Some(size) {
-            return Err(std::io::Error::other("short SO_PEERCRED answer"));
-        }
-        Ok(cred.uid)
-    }
-
-    /// The uid of the process at the other end, from the kernel.
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-        use std::os::fd::AsRawFd;
-
-        let mut uid: libc::uid_t = libc::uid_t::MAX;
-        let mut gid: libc::gid_t = libc::gid_t::MAX;
-        // SAFETY: the fd is a live socket owned by `stream`; `uid` and `gid`
-        // are valid places for the two values getpeereid writes.
-        let rc = unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(uid)
     }
 }

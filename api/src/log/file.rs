@@ -93,8 +93,6 @@ impl LogDir {
     /// Opens the directory of `path` and checks that only root (or the user
     /// running v6fw) can write it.
     pub(super) fn open(path: &Path) -> io::Result<LogDir> {
-        use rustix::fs::{fstat, open, FileType, Mode, OFlags};
-
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -109,45 +107,11 @@ impl LogDir {
         } else {
             parent
         };
-        let dir = open(
+        let dir = crate::private_dir::open_private_dir(
             parent,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| context(e.into(), parent, "cannot open the log directory"))?;
-        let st = fstat(&dir).map_err(|e| context(e.into(), parent, "cannot stat"))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return Err(io::Error::other(format!(
-                "{}: the log directory is not a directory",
-                parent.display()
-            )));
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if st.st_uid != 0 && st.st_uid != me {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: the log directory is owned by uid {}, not root: its owner could swap the log file for a link; log to a directory root owns (e.g. `install -d -m 0755 -o root /var/log/v6fw`)",
-                    parent.display(),
-                    st.st_uid
-                ),
-            ));
-        }
-        let mode = st.st_mode & 0o7777;
-        if mode & 0o022 != 0 {
-            let who = if mode & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            };
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: the log directory is writable by {who} (mode {mode:04o}): anyone who can write there could plant a link as the log file; `chmod go-w` it or log to a directory only root can write (e.g. `install -d -m 0755 -o root /var/log/v6fw`)",
-                    parent.display()
-                ),
-            ));
-        }
+            "log directory",
+            "log to a directory only root can write (e.g. `install -d -m 0755 -o root /var/log/v6fw`)",
+        )?;
         Ok(LogDir {
             path: path.to_path_buf(),
             dir,
