@@ -50,7 +50,7 @@ impl LogDir {
 }
 
 /// Checks, before any line is written, that `path` is a place the log may
-/// go: when its directory exists, the directory passes [`LogDir::open`]'s
+/// go: when its directory exists, the directory passes the log writer's
 /// checks and the file is not a symbolic link. A directory that does not
 /// exist yet is not an error here (the writer reports it when it tries).
 pub fn check_log_place(path: &Path) -> io::Result<()> {
