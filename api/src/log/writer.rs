@@ -330,7 +330,9 @@ struct Writer {
 impl Writer {
     /// Whether a record repeats a UDP flow logged in the last minute.
     fn repeated_udp(&mut self, r: &LogRecord) -> bool {
-        let (Some(sport), Some(dport), Some(17)) = (r.sport, r.dport, r.proto) else {
+        let (Some(src), Some(dst), Some(sport), Some(dport), Some(17)) =
+            (r.src, r.dst, r.sport, r.dport, r.proto)
+        else {
             return false;
         };
         if r.verdict == v6fw_engine::Verdict::Drop {
@@ -341,7 +343,7 @@ impl Writer {
             self.udp_seen
                 .retain(|_, t| now.saturating_sub(*t) < UDP_FLOW_SECONDS);
         }
-        match self.udp_seen.insert((r.src, r.dst, sport, dport), now) {
+        match self.udp_seen.insert((src, dst, sport, dport), now) {
             Some(t) => now.saturating_sub(t) < UDP_FLOW_SECONDS,
             None => false,
         }
