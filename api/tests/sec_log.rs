@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use v6fw_api::log::{LogConfig, LogRecord, LogWriter, LOG_FILE_MODE};
+
+mod common;
 use v6fw_engine::{Direction, Reason, Verdict};
 
 fn is_root() -> bool {
@@ -251,4 +253,58 @@ fn log_set_refuses_each_planted_attack_with_a_clear_error() {
             before
         );
     }
+}
+
+#[test]
+fn a_running_daemon_refuses_the_planted_link_too() {
+    if !root_or_skip("a_running_daemon_refuses_the_planted_link_too") {
+        return;
+    }
+    let d = common::Daemon::start_with(
+        &common::DaemonOptions {
+            prefix: "v6fw-sec-log-",
+            dir_mode: Some(0o755),
+            socket: "control.sock",
+            strict_stop: true,
+        },
+        |_| {},
+    );
+    let (target, content) = victim(d.dir.path());
+    let open = dir_with_mode(d.dir.path(), "open", 0o1777);
+    let log = open.join("pfirewall.log");
+    std::os::unix::fs::symlink(&target, &log).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["log", "set", "--dropped", "on", "--path"])
+        .arg(&log)
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let err = refused(&out);
+    assert!(err.contains("writable by everyone"), "{err}");
+    assert!(!d.mgr.log_settings().dropped, "nothing changed");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), content);
+}
+
+#[test]
+fn a_hand_edited_log_path_into_a_world_writable_directory_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = dir_with_mode(tmp.path(), "open", 0o777);
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let policy = format!(
+        "[logging]\ndropped = true\npath = \"{}/pfirewall.log\"\n",
+        open.display()
+    );
+    std::fs::write(state.join("policy.toml"), &policy).unwrap();
+    let err = v6fw_api::fw::FirewallManager::open(&state)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad [logging] value"), "{err}");
+    assert!(err.contains("writable by everyone"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("policy.toml")).unwrap(),
+        policy
+    );
 }
