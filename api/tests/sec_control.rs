@@ -22,31 +22,13 @@ use v6fw_engine::Protocol;
 
 mod common;
 
-use common::{Daemon, DaemonOptions};
+use common::{root_or_skip, Daemon, DaemonOptions};
 
 /// The environment variable that makes [`holder`] act (its socket path).
 const HOLDER_SOCKET: &str = "V6FW_SEC_HOLDER_SOCKET";
 
 /// Connections the unprivileged holder opens.
 const HOLDERS: usize = 100;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Whether a test that needs root runs: it must under V6FW_REQUIRE_LIVE=1.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("V6FW_REQUIRE_LIVE").is_none(),
-        "{test} needs root and V6FW_REQUIRE_LIVE is set"
-    );
-    eprintln!("{test}: skipped, needs root");
-    false
-}
 
 /// A server on `run/control.sock` in a fresh 0755 directory (reachable by
 /// an unprivileged user).

@@ -14,25 +14,9 @@ use std::time::{Duration, Instant};
 use v6fw_api::log::{LogConfig, LogRecord, LogWriter, LOG_FILE_MODE};
 
 mod common;
+
+use common::{is_root, root_or_skip};
 use v6fw_engine::{Direction, Reason, Verdict};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Whether a test that needs root runs: it must under V6FW_REQUIRE_LIVE=1.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("V6FW_REQUIRE_LIVE").is_none(),
-        "{test} needs root and V6FW_REQUIRE_LIVE is set"
-    );
-    eprintln!("{test}: skipped, needs root");
-    false
-}
 
 fn record() -> LogRecord {
     LogRecord {

@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+mod common;
+
 use v6fw_api::fw::{FirewallManager, LogChange};
 use v6fw_api::store::PolicyStore;
 
@@ -248,15 +250,9 @@ fn the_daemon_refuses_to_start_on_a_bad_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "exit {:?}: {err}", out.status);
     // Without root the daemon stops earlier, at its privilege check.
-    if is_root() {
+    if common::is_root() {
         assert!(err.contains("unknown field `global`"), "{err}");
         assert!(err.contains("line 1"), "{err}");
     }
     assert!(!dir.path().join("control.sock").exists());
-}
-
-#[cfg(target_os = "linux")]
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }

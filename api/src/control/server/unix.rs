@@ -55,19 +55,33 @@ pub(super) fn serve(
 }
 
 /// Binds `socket` with mode 0666 (anyone may connect and read; only an
-/// admin may change, see [`Peer::is_admin`]). The mode comes from the
-/// umask at `bind`, not from a `chmod` by name afterwards, which would
-/// follow a link put in the socket's place. The umask is the process's:
-/// for the moment of the bind it is 0o111, which only takes execute bits
-/// away (nothing v6fw creates from another thread meanwhile has them:
-/// log files are 0640, policy files 0644, directories are made before).
+/// admin may change, see [`Peer::is_admin`]). The mode comes from a umask of
+/// 0o111 at `bind`, not from a `chmod` by name afterwards, which would follow
+/// a link put in the socket's place. On Linux the bind runs on a thread of
+/// its own that first unshares its file-system context (`CLONE_FS`), so the
+/// umask of no other thread changes; elsewhere the process's umask is set
+/// for the moment of the bind (it only takes execute bits away).
 fn bind_0666(socket: &Path) -> Result<UnixListener, FwError> {
-    use rustix::fs::Mode;
-    use rustix::process::umask;
+    let path = socket.to_path_buf();
+    let bound = std::thread::Builder::new()
+        .name("v6fw-bind".into())
+        .spawn(move || -> std::io::Result<UnixListener> {
+            use rustix::fs::Mode;
+            use rustix::process::umask;
 
-    let old = umask(Mode::from_raw_mode(0o111));
-    let bound = UnixListener::bind(socket);
-    umask(old);
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            // SAFETY: only the file-system context (cwd, root, umask) is
+            // unshared, never the fd table; this thread ends after the bind,
+            // and no other thread sees its context.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+            let old = umask(Mode::from_raw_mode(0o111));
+            let bound = UnixListener::bind(&path);
+            umask(old);
+            bound
+        })
+        .map_err(|e| FwError::OutOfMemory(format!("cannot start a thread to bind: {e}")))?
+        .join()
+        .map_err(|_| FwError::Unexpected("the bind thread panicked; please report this".into()))?;
     bound.map_err(|e| FwError::io("listen on", socket, &e))
 }
 
