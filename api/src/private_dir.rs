@@ -17,9 +17,16 @@ use rustix::fs::{fstat, open, FileType, Mode, OFlags};
 /// says; `fix` ends the error message (what the user can do instead).
 pub(crate) fn open_private_dir(dir: &Path, what: &str, fix: &str) -> io::Result<OwnedFd> {
     let shown = dir.display();
+    // O_PATH (Linux): the directory need not be readable by whoever checks
+    // it (an unprivileged `v6fw ports list` loading the policy), and the fd
+    // still serves `openat`/`renameat`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let access = OFlags::PATH;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let access = OFlags::RDONLY;
     let fd = open(
         dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        access | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| {

@@ -292,3 +292,40 @@ fn a_hand_edited_log_path_into_a_world_writable_directory_stops_the_start() {
         policy
     );
 }
+
+#[test]
+fn an_unprivileged_reader_loads_a_policy_logging_into_a_private_directory() {
+    if !root_or_skip("an_unprivileged_reader_loads_a_policy_logging_into_a_private_directory") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = dir_with_mode(tmp.path(), "private", 0o700);
+    let state = tmp.path().join("state");
+    let mgr = v6fw_api::fw::FirewallManager::open(&state).unwrap();
+    let log = private.join("pfirewall.log");
+    mgr.set_log_settings(&v6fw_api::fw::LogChange {
+        dropped: Some(true),
+        path: Some(Some(log.to_str().unwrap().to_string())),
+        ..Default::default()
+    })
+    .unwrap();
+    drop(mgr);
+    let bin = tmp.path().join("v6fw");
+    std::fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["log", "show", "--json", "--socket", "/nonexistent/s"])
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pfirewall.log"));
+}
