@@ -33,7 +33,16 @@ pub(crate) fn open_private_dir(dir: &Path, what: &str, fix: &str) -> io::Result<
         let e = io::Error::from(e);
         io::Error::new(e.kind(), format!("{shown}: cannot open the {what}: {e}"))
     })?;
-    let st = fstat(&fd).map_err(|e| {
+    check_private_dir(&fd, dir, what, fix)?;
+    Ok(fd)
+}
+
+/// Checks an open directory `fd` (at `dir`, for messages) as
+/// [`open_private_dir`] does: again before each new file is made in it, in
+/// case its rights changed since it was opened.
+pub(crate) fn check_private_dir(fd: &OwnedFd, dir: &Path, what: &str, fix: &str) -> io::Result<()> {
+    let shown = dir.display();
+    let st = fstat(fd).map_err(|e| {
         let e = io::Error::from(e);
         io::Error::new(e.kind(), format!("{shown}: cannot stat the {what}: {e}"))
     })?;
@@ -66,5 +75,5 @@ pub(crate) fn open_private_dir(dir: &Path, what: &str, fix: &str) -> io::Result<
             ),
         ));
     }
-    Ok(fd)
+    Ok(())
 }

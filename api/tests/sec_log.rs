@@ -329,3 +329,21 @@ fn an_unprivileged_reader_loads_a_policy_logging_into_a_private_directory() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("pfirewall.log"));
 }
+
+#[test]
+fn a_directory_opened_up_after_the_start_is_refused_at_the_next_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = dir_with_mode(tmp.path(), "logs", 0o755);
+    let log = dir.join("pfirewall.log");
+    let (tx, writer) = LogWriter::spawn(config(&log, 1024), 16).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for _ in 0..20 {
+        tx.send_blocking(record());
+    }
+    drop(tx);
+    let err = writer.finish().unwrap_err().to_string();
+    assert!(err.contains("writable by everyone (mode 0777)"), "{err}");
+    // The rotated file is there; no new one was made in the open directory.
+    assert!(dir.join("pfirewall.log.old").exists());
+    assert!(!log.exists());
+}

@@ -21,6 +21,13 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// What the log directory is called in errors, and what to do about one.
+#[cfg(unix)]
+const DIR_WHAT: &str = "log directory";
+#[cfg(unix)]
+const DIR_FIX: &str =
+    "log to a directory only root can write (e.g. `install -d -m 0755 -o root /var/log/v6fw`)";
+
 /// The mode a new log file gets: read-write for root, read for its group.
 pub const LOG_FILE_MODE: u32 = 0o640;
 
@@ -107,11 +114,7 @@ impl LogDir {
         } else {
             parent
         };
-        let dir = crate::private_dir::open_private_dir(
-            parent,
-            "log directory",
-            "log to a directory only root can write (e.g. `install -d -m 0755 -o root /var/log/v6fw`)",
-        )?;
+        let dir = crate::private_dir::open_private_dir(parent, DIR_WHAT, DIR_FIX)?;
         Ok(LogDir {
             path: path.to_path_buf(),
             dir,
@@ -133,6 +136,10 @@ impl LogDir {
             };
             context(e, &self.path, hint)
         };
+        // The directory's rights may have changed since it was opened (a
+        // rotation comes later): check again before a file is made in it.
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        crate::private_dir::check_private_dir(&self.dir, parent, DIR_WHAT, DIR_FIX)?;
         let fd = openat(
             &self.dir,
             self.name.as_os_str(),
