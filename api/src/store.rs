@@ -73,9 +73,20 @@ impl PolicyStore {
         &self.path
     }
 
-    /// Creates the state directory (mode 0755) if it is missing.
+    /// Creates the state directory (mode 0755) if it is missing. On Unix the
+    /// directory must be owned by root (or the user running v6fw) and
+    /// writable by nobody else: anyone who could write there could plant a
+    /// `policy.toml` for the daemon to load.
     pub fn prepare(&self) -> Result<(), FwError> {
-        create_dir(&self.dir)
+        create_dir(&self.dir)?;
+        #[cfg(unix)]
+        crate::private_dir::open_private_dir(
+            &self.dir,
+            "state directory",
+            "keep it root's and mode 0755 (`chown root`, `chmod 0755`) or choose another --state-dir",
+        )
+        .map_err(|e| FwError::Fail(e.to_string()))?;
+        Ok(())
     }
 
     /// Removes temporary files a killed writer left behind. Call it only

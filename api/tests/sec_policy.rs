@@ -256,3 +256,20 @@ fn the_daemon_refuses_to_start_on_a_bad_file() {
     }
     assert!(!dir.path().join("control.sock").exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = FirewallManager::open(&state)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the state directory is writable by everyone"), "{err}");
+    assert!(err.contains("--state-dir"), "{err}");
+    assert!(!state.join("policy.toml").exists(), "nothing written");
+}
