@@ -27,6 +27,9 @@ use common::{root_or_skip, Daemon, DaemonOptions};
 /// The environment variable that makes [`holder`] act (its socket path).
 const HOLDER_SOCKET: &str = "V6FW_SEC_HOLDER_SOCKET";
 
+/// The environment variable that makes [`impostor`] act (its socket path).
+const IMPOSTOR_SOCKET: &str = "V6FW_SEC_IMPOSTOR_SOCKET";
+
 /// Connections the unprivileged holder opens.
 const HOLDERS: usize = 100;
 
@@ -50,6 +53,72 @@ fn exe_for_everyone(dir: &Path) -> PathBuf {
     std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
+}
+
+/// A helper test of this binary run as uid 65534, killed on drop.
+struct Helper {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Helper {
+    /// Runs the ignored test `name` of a copy of this binary in `dir` as
+    /// uid 65534 with `var` set to `socket`.
+    fn start(dir: &Path, name: &str, var: &str, socket: &Path) -> Helper {
+        let bin = exe_for_everyone(dir);
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args([
+                "--ignored",
+                "--exact",
+                name,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(var, socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Helper {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        }
+    }
+
+    /// The helper's first stdout line holding `mark`, from `mark` on
+    /// (libtest may have written "test NAME ... " before it).
+    fn wait_for(&mut self, mark: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(at) = line.find(mark) {
+                return line[at..].to_string();
+            }
+        }
+        panic!("the helper ended without saying {mark:?}");
+    }
+
+    /// Closes its stdin (its signal to stop), reads its output to the end
+    /// and checks that it succeeded.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        for line in self.lines.by_ref() {
+            line.unwrap();
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the helper failed: {status:?}");
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// One reply line from `s`, waiting at most `within`.
@@ -120,43 +189,8 @@ fn nobody_cannot_lock_root_out() {
         return;
     }
     let d = daemon("v6fw-sec-hold-");
-    let bin = exe_for_everyone(d.dir.path());
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args([
-            "--ignored",
-            "--exact",
-            "holder",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOLDER_SOCKET, &d.socket)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill the holder whatever happens below.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = child.stdout.take().unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let mut reap = Reap(child);
-    let mut report = String::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        // libtest may have written "test holder ... " on the same line.
-        if let Some(at) = line.find("served=") {
-            report = line[at..].to_string();
-            break;
-        }
-    }
+    let mut holder = Helper::start(d.dir.path(), "holder", HOLDER_SOCKET, &d.socket);
+    let report = holder.wait_for("served=");
     assert!(
         report.starts_with(&format!(
             "served={MAX_CLIENTS_PER_USER} refused={}",
@@ -187,13 +221,7 @@ fn nobody_cannot_lock_root_out() {
         let r = reply_within(&c, REQUEST_TIMEOUT);
         assert!(r.ok, "{r:?}");
     }
-    drop(stdin);
-    // Read the holder's output to its end, so it can write it.
-    for line in lines {
-        line.unwrap();
-    }
-    let status = reap.0.wait().unwrap();
-    assert!(status.success(), "the holder failed: {status:?}");
+    holder.finish();
 }
 
 #[test]
@@ -381,4 +409,81 @@ fn the_admin_group_may_change_the_policy() {
         change_as_nobody(Some("daemon"), "--groups=1"),
         E_ACCESSDENIED
     );
+}
+
+/// Run as uid 65534 by [`the_client_refuses_a_server_that_is_not_root`]:
+/// listens on the socket, says so on stdout, answers anything with a fake
+/// success and records what it was sent in `FILE.got`, until stdin closes.
+#[test]
+#[ignore = "a helper: run as uid 65534 by the_client_refuses_a_server_that_is_not_root"]
+fn impostor() {
+    let Some(socket) = std::env::var_os(IMPOSTOR_SOCKET) else {
+        eprintln!("impostor: {IMPOSTOR_SOCKET} is not set, nothing to do");
+        return;
+    };
+    let socket = PathBuf::from(socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    println!("listening");
+    std::io::stdout().flush().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read(&mut [0u8; 1]);
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        match listener.accept() {
+            Ok((mut c, _)) => {
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let mut buf = [0u8; 4096];
+                if let Ok(n) = c.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let _ = c.write_all(b"{\"ok\":true,\"result\":{\"changed\":true}}\n");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let mut record = socket.into_os_string();
+    record.push(".got");
+    std::fs::write(record, got).unwrap();
+}
+
+#[test]
+fn the_client_refuses_a_server_that_is_not_root() {
+    if !root_or_skip("the_client_refuses_a_server_that_is_not_root") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A directory everyone can write, as a careless --socket would give it.
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = open.join("control.sock");
+    let mut impostor = Helper::start(tmp.path(), "impostor", IMPOSTOR_SOCKET, &socket);
+    impostor.wait_for("listening");
+    let err = v6fw_api::control::Client::connect(&socket).unwrap_err();
+    assert_eq!(err.hresult(), E_ACCESSDENIED);
+    let msg = err.to_string();
+    assert!(msg.contains("is served by uid 65534, not root"), "{msg}");
+    assert!(msg.contains("nothing was sent"), "{msg}");
+    // The command line says the same, and sends nothing either.
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["ports", "open", "22/tcp", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not root"));
+    impostor.finish();
+    let got = std::fs::read(open.join("control.sock.got")).unwrap();
+    assert!(got.is_empty(), "sent to the impostor: {got:?}");
 }

@@ -269,7 +269,10 @@ fn a_state_directory_others_can_write_is_refused() {
         .map(|_| ())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("the state directory is writable by everyone"), "{err}");
+    assert!(
+        err.contains("the state directory is writable by everyone"),
+        "{err}"
+    );
     assert!(err.contains("--state-dir"), "{err}");
     assert!(!state.join("policy.toml").exists(), "nothing written");
 }
