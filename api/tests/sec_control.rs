@@ -22,7 +22,7 @@ use v6fw_engine::Protocol;
 
 mod common;
 
-use common::{root_or_skip, Daemon, DaemonOptions};
+use common::{root_or_skip, runnable_by_everyone, Daemon, DaemonOptions};
 
 /// The environment variable that makes [`holder`] act (its socket path).
 const HOLDER_SOCKET: &str = "V6FW_SEC_HOLDER_SOCKET";
@@ -47,14 +47,6 @@ fn daemon(prefix: &str) -> Daemon {
     )
 }
 
-/// Copies this test binary where uid 65534 can run it.
-fn exe_for_everyone(dir: &Path) -> PathBuf {
-    let bin = dir.join("sec_control");
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
-
 /// A helper test of this binary run as uid 65534, killed on drop.
 struct Helper {
     child: std::process::Child,
@@ -66,7 +58,7 @@ impl Helper {
     /// Runs the ignored test `name` of a copy of this binary in `dir` as
     /// uid 65534 with `var` set to `socket`.
     fn start(dir: &Path, name: &str, var: &str, socket: &Path) -> Helper {
-        let bin = exe_for_everyone(dir);
+        let bin = runnable_by_everyone(&std::env::current_exe().unwrap(), dir, "sec_control");
         let mut child = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
@@ -368,9 +360,7 @@ fn change_as_nobody(group: Option<&str>, setpriv_groups: &str) -> u32 {
         },
     )
     .unwrap();
-    let bin = d.dir.path().join("v6fw");
-    std::fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = runnable_by_everyone(Path::new(env!("CARGO_BIN_EXE_v6fw")), d.dir.path(), "v6fw");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", setpriv_groups])
         .arg(&bin)

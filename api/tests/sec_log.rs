@@ -311,9 +311,8 @@ fn an_unprivileged_reader_loads_a_policy_logging_into_a_private_directory() {
     })
     .unwrap();
     drop(mgr);
-    let bin = tmp.path().join("v6fw");
-    std::fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin =
+        common::runnable_by_everyone(Path::new(env!("CARGO_BIN_EXE_v6fw")), tmp.path(), "v6fw");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)

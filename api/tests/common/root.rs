@@ -19,3 +19,17 @@ pub fn root_or_skip(test: &str) -> bool {
     eprintln!("{test}: skipped, needs root");
     false
 }
+
+/// Copies the executable `from` into `dir` as `name`, mode 0755, so that an
+/// unprivileged user (uid 65534 through `setpriv`) can run it; returns the copy.
+pub fn runnable_by_everyone(
+    from: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join(name);
+    std::fs::copy(from, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
