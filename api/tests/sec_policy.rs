@@ -45,8 +45,8 @@ const BAD: &[Bad] = &[
     },
     Bad {
         what: "misspelt boolean",
-        text: "state = \"no\"\n",
-        says: &["line 1", "invalid type", "boolean"],
+        text: "[logging]\ndropped = \"no\"\n",
+        says: &["line 2", "invalid type", "boolean"],
     },
     Bad {
         what: "duplicate global with a leading zero",
@@ -166,7 +166,10 @@ fn a_bad_file_is_left_as_it_was() {
 fn good_files_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let store = PolicyStore::new(dir.path());
-    let text = "# only a comment and a global\n[globals]\n\"22/tcp\" = \"ssh\"\n\"53/udp\" = \"dns\"\n[icmp]\n128 = \"deny\"\n[logging]\ndropped = true\nmax_size = 1024\npath = \"/var/log/v6fw.log\"\n";
+    let text = format!(
+        "# only a comment and a global\n[globals]\n\"22/tcp\" = \"ssh\"\n\"53/udp\" = \"dns\"\n[icmp]\n128 = \"deny\"\n[logging]\ndropped = true\nmax_size = 1024\npath = \"{}/v6fw.log\"\n",
+        dir.path().display()
+    );
     std::fs::write(store.path(), text).unwrap();
     let p = store.load().unwrap().unwrap();
     assert_eq!(p.globals.len(), 2);
@@ -190,7 +193,7 @@ fn an_unreadable_file_says_how_to_recover() {
     assert!(err.contains("cannot read the policy file"), "{err}");
     assert!(err.contains("restore it from a backup"), "{err}");
     std::fs::remove_dir(store.path()).unwrap();
-    std::fs::write(store.path(), b"state = \xff\n").unwrap();
+    std::fs::write(store.path(), b"[logging]\ndropped = \xff\n").unwrap();
     let err = store.load().unwrap_err().to_string();
     assert!(err.contains("is not UTF-8"), "{err}");
 }
