@@ -241,15 +241,29 @@ fn log_set_and_load_refuse_the_same_values() {
 #[test]
 fn the_daemon_refuses_to_start_on_a_bad_file() {
     let (dir, _) = load_error("[global]\n\"22/tcp\" = \"ssh\"\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+    // --no-rules: even if it did start, nothing would be diverted; and it is
+    // killed if it has not stopped within 20 s.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_v6fw"))
         .arg("run")
         .arg("--state-dir")
         .arg(dir.path())
         .arg("--socket")
         .arg(dir.path().join("control.sock"))
         .arg("--no-rules")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("v6fw run did not stop on a bad policy file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "exit {:?}: {err}", out.status);
     // Without root the daemon stops earlier, at its privilege check.
