@@ -36,6 +36,9 @@ pub const LOG_FILE_MODE: u32 = 0o640;
 pub(super) struct LogDir {
     /// The whole path, for messages.
     path: PathBuf,
+    /// The directory as opened (for messages).
+    #[cfg(unix)]
+    dir_path: PathBuf,
     #[cfg(unix)]
     dir: std::os::fd::OwnedFd,
     #[cfg(unix)]
@@ -117,6 +120,7 @@ impl LogDir {
         let dir = crate::private_dir::open_private_dir(parent, DIR_WHAT, DIR_FIX)?;
         Ok(LogDir {
             path: path.to_path_buf(),
+            dir_path: parent.to_path_buf(),
             dir,
             name: name.to_os_string(),
         })
@@ -138,8 +142,7 @@ impl LogDir {
         };
         // The directory's rights may have changed since it was opened (a
         // rotation comes later): check again before a file is made in it.
-        let parent = self.path.parent().unwrap_or(Path::new("."));
-        crate::private_dir::check_private_dir(&self.dir, parent, DIR_WHAT, DIR_FIX)?;
+        crate::private_dir::check_private_dir(&self.dir, &self.dir_path, DIR_WHAT, DIR_FIX)?;
         let fd = openat(
             &self.dir,
             self.name.as_os_str(),
