@@ -7,4 +7,6 @@ pub mod control;
 pub mod fw;
 pub mod interfaces;
 pub mod log;
+#[cfg(unix)]
+mod private_dir;
 pub mod store;

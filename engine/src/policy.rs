@@ -292,15 +292,23 @@ impl<'de> Deserialize<'de> for IcmpPolicy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, IcmpRule>::deserialize(d)?;
         let mut policy = IcmpPolicy::default();
-        for (t, r) in map {
-            let t: u8 = t.parse().map_err(|_| {
-                serde::de::Error::custom(format!("ICMPv6 type {t:?} is not valid: types are 0-255"))
+        let mut seen: BTreeMap<u8, String> = BTreeMap::new();
+        for (text, r) in map {
+            let t: u8 = text.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "ICMPv6 type {text:?} is not valid: types are 0-255"
+                ))
             })?;
+            if let Some(first) = seen.insert(t, text.clone()) {
+                return Err(serde::de::Error::custom(unique::twice(&first, &text, t)));
+            }
             policy.set(t, r);
         }
         Ok(policy)
     }
 }
+
+mod unique;
 
 fn default_true() -> bool {
     true
@@ -308,6 +316,7 @@ fn default_true() -> bool {
 
 /// One `INetFwV6Connection`: a network interface and its own rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Stable id (Linux: the interface name; Windows: the adapter GUID string).
     pub id: String,
@@ -321,10 +330,10 @@ pub struct Connection {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// The connection's own open pairs with their names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_map")]
     pub open: BTreeMap<PortPair, String>,
     /// Global pairs this connection ignores.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_set")]
     pub ignored: BTreeSet<PortPair>,
 }
 
@@ -397,9 +406,10 @@ fn open_pair(map: &mut BTreeMap<PortPair, String>, pair: PortPair, name: &str) -
 /// The whole policy: `INetFwV6Mgr`'s global pairs, the connections, the
 /// ICMPv6 policy and the state switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Global open pairs with their names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_map")]
     pub globals: BTreeMap<PortPair, String>,
     /// Connections by id.
     #[serde(default)]
@@ -431,6 +441,7 @@ impl Default for Policy {
 /// `LogConnections`, `LogfilePath`, `LogfileMaximumSize`. The engine only
 /// carries them; the daemon's log writer acts on them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Log every dropped packet.
     #[serde(default)]

@@ -63,6 +63,10 @@ pub struct Args {
     /// The control socket `v6fw ports|log|stats ...` talk to.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// Members of this group may change the policy through the control
+    /// socket too (besides root; Unix).
+    #[arg(long, value_name = "NAME")]
+    pub admin_group: Option<String>,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
     /// with --queue-balance (Linux; Windows uses one WinDivert handle).
     #[arg(long, default_value = "0", value_name = "N|A-B")]
@@ -134,22 +138,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
-    let control =
-        match crate::control::serve(Arc::clone(&manager), &args.socket, Arc::clone(&shutdown)) {
-            Ok(handle) => Some(handle),
-            Err(FwError::NotImpl(m)) => {
-                tracing::warn!("no control socket: {m}");
-                None
-            }
-            Err(e) => {
-                drop(sender);
-                let _ = writer.finish();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot serve the control socket {} (choose another with --socket)",
-                    args.socket.display()
-                )));
-            }
-        };
+    let control = match crate::control::serve_with(
+        Arc::clone(&manager),
+        &args.socket,
+        Arc::clone(&shutdown),
+        crate::control::ServeOptions {
+            admin_group: args.admin_group.clone(),
+            ..Default::default()
+        },
+    ) {
+        Ok(handle) => Some(handle),
+        Err(FwError::NotImpl(m)) => {
+            tracing::warn!("no control socket: {m}");
+            None
+        }
+        Err(e) => {
+            drop(sender);
+            let _ = writer.finish();
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot serve the control socket {} (choose another with --socket)",
+                args.socket.display()
+            )));
+        }
+    };
     let served = serve(&args, &manager, Some(&sender), Arc::clone(&shutdown));
     shutdown.store(true, Ordering::SeqCst);
     let mut errors = Vec::new();

@@ -21,15 +21,16 @@
 //! match; an I/O error there is reported and retried, never fatal.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::file::LogDir;
 use super::record::{header, LogRecord};
 
 /// Where and how much to log.
@@ -258,30 +259,20 @@ fn open_reporting(config: LogConfig, last_error: &mut Option<String>) -> Option<
 /// One open log file.
 struct LogFile {
     config: LogConfig,
+    /// Its directory, held open: the file is opened and rotated relative
+    /// to it (see [`super::file`]).
+    dir: LogDir,
     out: BufWriter<File>,
     size: u64,
 }
 
-fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("{}: cannot open the log file: {e}", path.display()),
-            )
-        })?;
-    let size = file.metadata()?.len();
-    Ok((file, size))
-}
-
 impl LogFile {
     fn open(config: LogConfig) -> io::Result<LogFile> {
-        let (file, size) = open_append(&config.path)?;
+        let dir = LogDir::open(&config.path)?;
+        let (file, size) = dir.open_append()?;
         let mut f = LogFile {
             config,
+            dir,
             out: BufWriter::new(file),
             size,
         };
@@ -300,18 +291,8 @@ impl LogFile {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        let mut old = self.config.path.clone().into_os_string();
-        old.push(".old");
-        std::fs::rename(&self.config.path, &old).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "{}: cannot rotate the log file to .old: {e}",
-                    self.config.path.display()
-                ),
-            )
-        })?;
-        let (file, size) = open_append(&self.config.path)?;
+        self.dir.rename_to_old()?;
+        let (file, size) = self.dir.open_append()?;
         self.out = BufWriter::new(file);
         self.size = size;
         self.write_header()
@@ -349,7 +330,9 @@ struct Writer {
 impl Writer {
     /// Whether a record repeats a UDP flow logged in the last minute.
     fn repeated_udp(&mut self, r: &LogRecord) -> bool {
-        let (Some(sport), Some(dport), Some(17)) = (r.sport, r.dport, r.proto) else {
+        let (Some(src), Some(dst), Some(sport), Some(dport), Some(17)) =
+            (r.src, r.dst, r.sport, r.dport, r.proto)
+        else {
             return false;
         };
         if r.verdict == v6fw_engine::Verdict::Drop {
@@ -360,7 +343,7 @@ impl Writer {
             self.udp_seen
                 .retain(|_, t| now.saturating_sub(*t) < UDP_FLOW_SECONDS);
         }
-        match self.udp_seen.insert((r.src, r.dst, sport, dport), now) {
+        match self.udp_seen.insert((src, dst, sport, dport), now) {
             Some(t) => now.saturating_sub(t) < UDP_FLOW_SECONDS,
             None => false,
         }
