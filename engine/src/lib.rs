@@ -38,6 +38,7 @@
 //! ```
 
 pub mod counters;
+mod adopt;
 mod decide;
 pub mod policy;
 mod reason;

@@ -88,6 +88,7 @@ pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
             queue_len: args.queue_len,
             fail_open: args.fail_open,
             batch: usize::from(args.batch),
+            accept_mark: 0,
         };
         queues.push(NfQueue::open(&config)?);
     }
@@ -97,6 +98,7 @@ pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
         let rules = Rules {
             queues: args.queues,
             bypass: args.fail_open,
+            accept_mark: 0,
         };
         Some(rules.install()?)
     };
