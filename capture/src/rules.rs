@@ -167,7 +167,9 @@ impl Rules {
             cmds.push(s(&["-N", chain]));
             if self.accept_mark != 0 {
                 let m = format!("{:#x}/{:#x}", self.accept_mark, self.accept_mark);
-                cmds.push(s(&["-A", chain, "-m", "mark", "--mark", &m, "-j", "RETURN"]));
+                cmds.push(s(&[
+                    "-A", chain, "-m", "mark", "--mark", &m, "-j", "RETURN",
+                ]));
             }
             cmds.push(s(&["-A", chain, iface, "lo", "-j", "RETURN"]));
             let mut q = s(&["-A", chain]);

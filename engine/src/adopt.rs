@@ -41,7 +41,7 @@ impl Worker {
         } else {
             p[44..46].copy_from_slice(&len.to_be_bytes());
         }
-        let bytes = &p[..40 + usize::from(len)];
+        let bytes = p.get(..40 + usize::from(len)).unwrap_or(&p);
         // A snapshot with state on, so the flow is recorded whatever the
         // live policy says (it only decides whether flows count).
         let table = PortTable::new(Policy::default());

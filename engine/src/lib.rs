@@ -37,8 +37,8 @@
 //! assert_eq!(d.reason, Reason::OpenPort);
 //! ```
 
-pub mod counters;
 mod adopt;
+pub mod counters;
 mod decide;
 pub mod policy;
 mod reason;

@@ -186,7 +186,9 @@ fn dump(proto: u8) -> Result<Vec<Session>, CaptureError> {
         )
     };
     if rc < 0 {
-        return Err(CaptureError::last_os("cannot ask the kernel for the open sessions"));
+        return Err(CaptureError::last_os(
+            "cannot ask the kernel for the open sessions",
+        ));
     }
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -246,7 +248,8 @@ mod tests {
 
     fn diag_msg(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> Vec<u8> {
         let mut m = vec![0u8; NLMSG_HDRLEN + 72];
-        m[..4].copy_from_slice(&(m.len() as u32).to_ne_bytes());
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_ne_bytes());
         m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         let b = &mut m[NLMSG_HDRLEN..];
         b[0] = AF_INET6;
@@ -260,7 +263,8 @@ mod tests {
 
     fn done() -> Vec<u8> {
         let mut m = vec![0u8; NLMSG_HDRLEN + 4];
-        m[..4].copy_from_slice(&(m.len() as u32).to_ne_bytes());
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_ne_bytes());
         m[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
         m
     }
