@@ -163,6 +163,9 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
+        // A closed stderr (`2>&1 | tee`, tee gone) loses log lines; the
+        // default would report that with eprintln!, which panics on EPIPE.
+        .log_internal_errors(false)
         .try_init();
 }
 
