@@ -826,4 +826,31 @@ mod tests {
         }
         assert!(std::panic::catch_unwind(|| report("stderr may be closed")).is_ok());
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dead_control_socket_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("c.sock");
+        let shutdown = Arc::new(AtomicBool::new(false));
+        // A server thread that died (its socket file is stale or gone).
+        let dead = std::thread::spawn(|| {});
+        while !dead.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut control = Control {
+            manager: FirewallManager::in_memory(v6fw_engine::Policy::default()),
+            socket: socket.clone(),
+            shutdown: Arc::clone(&shutdown),
+            handle: Some(dead),
+            restarts: Budget::new(1, RESTART_WINDOW),
+        };
+        control.check();
+        assert!(
+            std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            "no server on the socket after the restart"
+        );
+        shutdown.store(true, Ordering::SeqCst);
+        assert_eq!(control.join(), None);
+    }
 }

@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn sighup_asks_for_a_reload_and_sigpipe_is_harmless() {
         install().unwrap_or_else(|e| panic!("{e}"));
-        assert!(!take_reload() || !take_reload());
+        let _ = take_reload(); // start from none pending
         // SAFETY: raising a signal this process handles.
         unsafe {
             libc::raise(libc::SIGHUP);
