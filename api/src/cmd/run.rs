@@ -30,19 +30,21 @@
 //! leaves the host unfiltered; a control socket that dies is started again.
 
 mod backends;
+mod control;
+#[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
 mod notify;
 mod signals;
 mod supervise;
+mod totals;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -51,14 +53,15 @@ use v6fw_capture::privilege;
 use v6fw_capture::rules::QueueRange;
 use v6fw_engine::{PortPair, Totals};
 
-use crate::cmd::replay::{write_reason_table, write_verdict_counts, Summary};
 use crate::control::DEFAULT_SOCKET;
 use crate::fw::{FirewallManager, FwError};
-use crate::log::{config_for, LogSender, LogStats, LogWriter, QUEUE_CAPACITY};
+use crate::log::{config_for, LogSender, LogWriter, QUEUE_CAPACITY};
 use backends::{describe, start, Live, Shared};
+use control::Control;
 use kernel::KernelDrops;
 use notify::Notifier;
 use supervise::{Budget, Health, MAX_RESTARTS, RESTART_WINDOW};
+use totals::{log_stats, print_totals, report};
 
 /// How often the daemon re-reads the host's interfaces.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -169,12 +172,6 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Writes one line to stderr; a closed or broken stderr is not an error
-/// (the daemon must not die of it).
-fn report(line: &str) {
-    let _ = writeln!(io::stderr(), "v6fw: {line}");
-}
-
 /// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before any other descriptor is opened: fd 1 must never become a socket.
@@ -186,6 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!("standard streams {closed:?} were closed: reopened on /dev/null");
     }
     privilege::check()?;
+    #[cfg(target_os = "linux")]
     let _instance = instance::claim(instance::Holder {
         pid: std::process::id(),
         socket: args.socket.display().to_string(),
@@ -252,86 +250,6 @@ fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogW
         Arc::clone(manager.log_counters()),
         move || config_for(&m.policy().logging, &dir),
     )
-}
-
-/// The control socket's server, started again when it dies.
-struct Control {
-    manager: Arc<FirewallManager>,
-    socket: PathBuf,
-    shutdown: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-    restarts: Budget,
-}
-
-impl Control {
-    /// Serves `socket`; where control sockets do not exist yet, runs without.
-    fn start(
-        manager: &Arc<FirewallManager>,
-        socket: &std::path::Path,
-        shutdown: &Arc<AtomicBool>,
-    ) -> Result<Control, FwError> {
-        let mut c = Control {
-            manager: Arc::clone(manager),
-            socket: socket.to_path_buf(),
-            shutdown: Arc::clone(shutdown),
-            handle: None,
-            restarts: Budget::new(MAX_RESTARTS, RESTART_WINDOW),
-        };
-        match c.serve() {
-            Ok(h) => c.handle = Some(h),
-            Err(FwError::NotImpl(m)) => tracing::warn!("no control socket: {m}"),
-            Err(e) => return Err(e),
-        }
-        Ok(c)
-    }
-
-    fn serve(&self) -> Result<JoinHandle<()>, FwError> {
-        crate::control::serve(
-            Arc::clone(&self.manager),
-            &self.socket,
-            Arc::clone(&self.shutdown),
-        )
-    }
-
-    /// Starts the server again if it died; filtering never depends on it.
-    fn check(&mut self) {
-        if self.shutdown.load(Ordering::SeqCst)
-            || !self.handle.as_ref().is_some_and(JoinHandle::is_finished)
-        {
-            return;
-        }
-        let _ = self.handle.take().map(JoinHandle::join);
-        if !self.restarts.take(Instant::now()) {
-            tracing::error!(
-                "the control socket {} died again: not restarted (filtering goes on; \
-                 restart v6fw run to get `v6fw ports|stats` back)",
-                self.socket.display()
-            );
-            return;
-        }
-        match self.serve() {
-            Ok(h) => {
-                tracing::warn!(
-                    "the control socket {} died: started again",
-                    self.socket.display()
-                );
-                self.handle = Some(h);
-            }
-            Err(e) => tracing::error!(
-                "the control socket {} died and cannot be started again ({e}); \
-                 filtering goes on",
-                self.socket.display()
-            ),
-        }
-    }
-
-    /// Waits for the server (once shutdown is set); what went wrong.
-    fn join(&mut self) -> Option<String> {
-        match self.handle.take().map(JoinHandle::join) {
-            Some(Err(_)) => Some("the control socket thread panicked".to_string()),
-            _ => None,
-        }
-    }
 }
 
 /// Reloads `policy.toml` (SIGHUP): read, parse and validate it, then publish
@@ -418,7 +336,7 @@ fn serve(
     }))
     .unwrap_or_else(|_| End::Fault("the daemon's supervising loop panicked".into()));
     let _ = notifier.notify("STOPPING=1");
-    read_kernel_drops(&mut kernel);
+    kernel.read();
     let (errors, fault) = match end {
         End::Stop => (stop(live, shutdown), false),
         End::Fault(why) => (fault(live, shutdown, &why, args.fail_open), true),
@@ -497,7 +415,7 @@ fn supervise(
         let now = Instant::now();
         if now >= next_kernel {
             next_kernel = now + KERNEL_DROPS_INTERVAL;
-            read_kernel_drops(kernel);
+            kernel.read();
             if warned_at.is_none_or(|t| now.duration_since(t) >= KERNEL_DROPS_WARN_INTERVAL) {
                 if let Some(n) = kernel.new_since_warned() {
                     warned_at = Some(now);
@@ -537,20 +455,6 @@ fn supervise(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Reads the kernel's queue counters into `kernel` (Linux).
-fn read_kernel_drops(kernel: &mut KernelDrops) {
-    #[cfg(target_os = "linux")]
-    match v6fw_capture::nfqueue::drops::read() {
-        Ok(rows) => kernel.update(
-            rows.iter()
-                .map(|r| (r.queue, r.queue_dropped, r.user_dropped)),
-        ),
-        Err(e) => tracing::debug!("cannot read the kernel's queue counters: {e}"),
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = kernel;
 }
 
 /// How a [`serve`] ended.
@@ -623,81 +527,6 @@ fn fault(live: Live, shutdown: &AtomicBool, why: &str, fail_open: bool) -> Vec<S
         }
     }
     errors
-}
-
-fn log_stats(t: &Totals, log: &LogStats, kernel: &KernelDrops) {
-    let reasons: Vec<String> = t
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| format!("{}={n}", r.as_str()))
-        .collect();
-    let k = kernel.sum();
-    tracing::info!(
-        "stats: packets={} accepted={} dropped={} {} log_written={} log_lost={} \
-         kernel_queue_dropped={} kernel_user_dropped={}",
-        t.packets(),
-        t.accepted(),
-        t.dropped(),
-        reasons.join(" "),
-        log.written,
-        log.lost,
-        k.queue_dropped,
-        k.user_dropped
-    );
-}
-
-/// Prints the totals per reason (as `v6fw replay` prints its summary), what
-/// the firewall log wrote and lost, and what the kernel dropped.
-fn print_totals(out: &mut impl Write, o: &Outcome, log: &LogStats, json: bool) -> io::Result<()> {
-    let t = &o.totals;
-    let k = o.kernel.sum();
-    if json {
-        let mut v = serde_json::to_value(Summary::new(t))?;
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(
-                "log".into(),
-                serde_json::json!({
-                    "written": log.written,
-                    "lost": log.lost,
-                    "failed": log.failed,
-                    "rotations": log.rotations,
-                }),
-            );
-            let queues: serde_json::Map<String, serde_json::Value> = o
-                .kernel
-                .per_queue()
-                .iter()
-                .map(|(q, d)| (q.to_string(), serde_json::json!(d)))
-                .collect();
-            obj.insert(
-                "kernel".into(),
-                serde_json::json!({
-                    "queue_dropped": k.queue_dropped,
-                    "user_dropped": k.user_dropped,
-                    "queues": queues,
-                }),
-            );
-        }
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
-        return out.flush();
-    }
-    writeln!(out, "ran       {:.1} s", o.elapsed.as_secs_f64())?;
-    write_verdict_counts(out, t)?;
-    writeln!(
-        out,
-        "log       {} lines written, {} lost (queue full), {} not written",
-        log.written, log.lost, log.failed
-    )?;
-    writeln!(
-        out,
-        "kernel    {} dropped before v6fw saw them ({} queue full, {} socket full)",
-        k.total(),
-        k.queue_dropped,
-        k.user_dropped
-    )?;
-    write_reason_table(out, t)?;
-    out.flush()
 }
 
 #[cfg(test)]
@@ -782,75 +611,5 @@ mod tests {
         std::fs::remove_file(store.path()).unwrap();
         assert!(reload(&mgr).unwrap_err().to_string().contains("is gone"));
         assert!(open(&mgr));
-    }
-
-    /// A writer whose reader went away.
-    struct Broken;
-
-    impl Write for Broken {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::ErrorKind::BrokenPipe.into())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Err(io::ErrorKind::BrokenPipe.into())
-        }
-    }
-
-    #[test]
-    fn the_totals_show_kernel_drops_and_survive_a_closed_stdout() {
-        let mut kernel = KernelDrops::new(0, 1);
-        kernel.update([(0, 76_251, 3), (1, 4, 0)]);
-        let o = Outcome {
-            totals: v6fw_engine::Engine::new(v6fw_engine::Policy::default())
-                .counters()
-                .totals(),
-            elapsed: Duration::from_secs(1),
-            errors: Vec::new(),
-            fault: false,
-            kernel,
-        };
-        let log = LogStats::default();
-        let mut json = Vec::new();
-        print_totals(&mut json, &o, &log, true).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(v["kernel"]["queue_dropped"], 76_255);
-        assert_eq!(v["kernel"]["user_dropped"], 3);
-        assert_eq!(v["kernel"]["queues"]["0"]["queue_dropped"], 76_251);
-        let mut text = Vec::new();
-        print_totals(&mut text, &o, &log, false).unwrap();
-        let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("kernel    76258 dropped"), "{text}");
-        // `| tee` gone, or stdout closed: an error to log, not a panic.
-        for json in [true, false] {
-            assert!(print_totals(&mut Broken, &o, &log, json).is_err());
-        }
-        assert!(std::panic::catch_unwind(|| report("stderr may be closed")).is_ok());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_dead_control_socket_is_started_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("c.sock");
-        let shutdown = Arc::new(AtomicBool::new(false));
-        // A server thread that died (its socket file is stale or gone).
-        let dead = std::thread::spawn(|| {});
-        while !dead.is_finished() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut control = Control {
-            manager: FirewallManager::in_memory(v6fw_engine::Policy::default()),
-            socket: socket.clone(),
-            shutdown: Arc::clone(&shutdown),
-            handle: Some(dead),
-            restarts: Budget::new(1, RESTART_WINDOW),
-        };
-        control.check();
-        assert!(
-            std::os::unix::net::UnixStream::connect(&socket).is_ok(),
-            "no server on the socket after the restart"
-        );
-        shutdown.store(true, Ordering::SeqCst);
-        assert_eq!(control.join(), None);
     }
 }

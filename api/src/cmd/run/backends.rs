@@ -85,7 +85,8 @@ where
 
 /// The mark bit of an accept, if any: `--mark-bit`, by default bit 21 when
 /// v6fw installs its rules (it adds the RETURN rule that goes with it) and
-/// none with `--no-rules` unless asked for.
+/// none with `--no-rules` unless asked for (NFQUEUE only).
+#[cfg(target_os = "linux")]
 pub(super) fn accept_mark(args: &Args) -> u32 {
     match args.mark_bit {
         Some(bit) => 1u32 << bit,

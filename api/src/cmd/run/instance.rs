@@ -7,8 +7,7 @@
 //! reads who holds it (pid, control socket, queues) and refuses to start,
 //! before it touches any rule or queue, whatever its `--queues`.
 
-use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::io;
 
 /// The abstract socket name (shown as `@v6fw-run` by `ss -x`).
 pub const NAME: &[u8] = b"v6fw-run";
@@ -86,8 +85,10 @@ pub fn claim(me: Holder) -> Result<Instance, InstanceError> {
 /// [`claim`] under another abstract name (tests).
 #[cfg(target_os = "linux")]
 fn claim_name(name: &[u8], me: Holder) -> Result<Instance, InstanceError> {
+    use std::io::{Read, Write};
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    use std::time::Duration;
 
     let addr = SocketAddr::from_abstract_name(name).map_err(InstanceError::Os)?;
     let listener = match UnixListener::bind_addr(&addr) {

@@ -21,8 +21,10 @@ impl Dropped {
     }
 }
 
-/// Accumulates the kernel's per-queue counters.
+/// Accumulates the kernel's per-queue counters (Windows has none: it
+/// stays at zero there).
 #[derive(Debug, Default)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub struct KernelDrops {
     first: u16,
     last: u16,
@@ -44,6 +46,7 @@ impl KernelDrops {
 
     /// Takes one reading (`(queue, queue_dropped, user_dropped)` per bound
     /// queue); a queue missing from it was unbound, and starts from 0 again.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub fn update(&mut self, rows: impl IntoIterator<Item = (u16, u64, u64)>) {
         let mut now = BTreeMap::new();
         for (q, qd, ud) in rows {
@@ -65,6 +68,18 @@ impl KernelDrops {
             t.user_dropped += grow(cur.user_dropped, before.user_dropped);
         }
         self.seen = now;
+    }
+
+    /// Takes a reading from the kernel (Linux; elsewhere nothing).
+    pub fn read(&mut self) {
+        #[cfg(target_os = "linux")]
+        match v6fw_capture::nfqueue::drops::read() {
+            Ok(rows) => self.update(
+                rows.iter()
+                    .map(|r| (r.queue, r.queue_dropped, r.user_dropped)),
+            ),
+            Err(e) => tracing::debug!("cannot read the kernel's queue counters: {e}"),
+        }
     }
 
     /// Per queue, since the start.

@@ -8,7 +8,6 @@
 //! stuck daemon is restarted by systemd) and `STOPPING=1` when it stops.
 
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where to notify, read once from the environment.
@@ -70,7 +69,7 @@ fn send(target: &str, msg: &[u8]) -> io::Result<()> {
             ));
         }
     }
-    sock.send_to(msg, PathBuf::from(target)).map(drop)
+    sock.send_to(msg, std::path::Path::new(target)).map(drop)
 }
 
 #[cfg(not(unix))]

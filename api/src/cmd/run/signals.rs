@@ -96,7 +96,7 @@ mod tests {
     fn sighup_asks_for_a_reload_and_sigpipe_is_harmless() {
         install().unwrap_or_else(|e| panic!("{e}"));
         let _ = take_reload(); // start from none pending
-        // SAFETY: raising a signal this process handles.
+                               // SAFETY: raising a signal this process handles.
         unsafe {
             libc::raise(libc::SIGHUP);
             libc::raise(libc::SIGHUP);
