@@ -18,7 +18,7 @@ const NLA_HDRLEN: usize = 4;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// `NLMSG_ERROR`: an error or an acknowledgement.
-const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_ERROR: u16 = 2;
 /// `NLM_F_REQUEST`.
 const NLM_F_REQUEST: u16 = 1;
 /// `NLM_F_ACK`.
@@ -123,11 +123,13 @@ pub enum Message {
     Other,
 }
 
-fn u16_ne(b: &[u8], at: usize) -> Option<u16> {
+/// A host-order `u16` at `at`, if `b` holds it.
+pub fn u16_ne(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(*b.get(at..)?.first_chunk::<2>()?))
 }
 
-fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
+/// A host-order `u32` at `at`, if `b` holds it.
+pub fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(*b.get(at..)?.first_chunk::<4>()?))
 }
 
@@ -139,9 +141,10 @@ const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Calls `f` for every netlink message in a received datagram `buf` (with
-/// ranges relative to `buf`). Stops at the first inconsistent length.
-pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
+/// Calls `f(type, start, end)` for every netlink message of a received
+/// datagram `buf`, `start..end` being the whole message (header included)
+/// in `buf`, while `f` returns `true`. Stops at the first inconsistent length.
+pub fn for_each_raw(buf: &[u8], mut f: impl FnMut(u16, usize, usize) -> bool) {
     let mut at = 0usize;
     while let (Some(len), Some(ty)) = (u32_ne(buf, at), u16_ne(buf, at + 4)) {
         let len = len as usize;
@@ -151,16 +154,26 @@ pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
         else {
             return;
         };
-        let msg = match ty {
+        if !f(ty, at, end) {
+            return;
+        }
+        at = at.saturating_add(align4(len));
+    }
+}
+
+/// Calls `f` for every netlink message in a received datagram `buf` (with
+/// ranges relative to `buf`). Stops at the first inconsistent length.
+pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
+    for_each_raw(buf, |ty, at, end| {
+        f(match ty {
             NLMSG_ERROR => {
                 u32_ne(buf, at + NLMSG_HDRLEN).map_or(Message::Other, |e| Message::Error(e as i32))
             }
             MSG_PACKET => parse_packet(buf, at + NLMSG_HDRLEN + NFGEN_HDRLEN, end),
             _ => Message::Other,
-        };
-        f(msg);
-        at = at.saturating_add(align4(len));
-    }
+        });
+        true
+    });
 }
 
 fn parse_packet(buf: &[u8], mut at: usize, end: usize) -> Message {

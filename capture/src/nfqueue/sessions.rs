@@ -14,20 +14,17 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::netlink::{for_each_raw, u32_ne, NLMSG_ERROR, NLMSG_HDRLEN};
 use crate::backend::CaptureError;
 
 /// `NETLINK_SOCK_DIAG`.
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 /// `SOCK_DIAG_BY_FAMILY`.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// `NLMSG_ERROR`.
-const NLMSG_ERROR: u16 = 2;
 /// `NLMSG_DONE`.
 const NLMSG_DONE: u16 = 3;
 /// `NLM_F_REQUEST | NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
 const REQUEST_DUMP: u16 = 0x1 | 0x300;
-/// `sizeof(struct nlmsghdr)`.
-const NLMSG_HDRLEN: usize = 16;
 /// `sizeof(struct inet_diag_req_v2)`: family, protocol, ext, pad, states, sockid (48).
 const REQ_LEN: usize = 8 + 48;
 /// `TCP_ESTABLISHED` (also a connected UDP socket's state).
@@ -82,14 +79,6 @@ fn request(proto: u8) -> Vec<u8> {
     b
 }
 
-fn u16_ne(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(*b.get(at..)?.first_chunk::<2>()?))
-}
-
-fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(*b.get(at..)?.first_chunk::<4>()?))
-}
-
 fn addr(b: &[u8], at: usize) -> Option<[u8; 16]> {
     b.get(at..)?.first_chunk::<16>().copied()
 }
@@ -107,29 +96,18 @@ enum Part {
 
 /// Parses one datagram of the dump, appending its sessions to `out`.
 fn parse(buf: &[u8], proto: u8, out: &mut Vec<Session>) -> Part {
-    let mut at = 0usize;
-    while let (Some(len), Some(ty)) = (u32_ne(buf, at), u16_ne(buf, at + 4)) {
-        let len = len as usize;
-        let Some(end) = at
-            .checked_add(len)
-            .filter(|&e| len >= NLMSG_HDRLEN && e <= buf.len())
-        else {
-            break;
-        };
+    let mut part = Part::More;
+    for_each_raw(buf, |ty, at, end| {
         let body = buf.get(at + NLMSG_HDRLEN..end).unwrap_or(&[]);
         match ty {
-            NLMSG_DONE => return Part::Done,
-            NLMSG_ERROR => return Part::Error(u32_ne(body, 0).map_or(-1, |e| e as i32)),
-            SOCK_DIAG_BY_FAMILY => {
-                if let Some(s) = session(body, proto) {
-                    out.push(s);
-                }
-            }
+            NLMSG_DONE => part = Part::Done,
+            NLMSG_ERROR => part = Part::Error(u32_ne(body, 0).map_or(-1, |e| e as i32)),
+            SOCK_DIAG_BY_FAMILY => out.extend(session(body, proto)),
             _ => {}
         }
-        at = at.saturating_add((len + 3) & !3);
-    }
-    Part::More
+        part == Part::More
+    });
+    part
 }
 
 /// An `inet_diag_msg`: family, state, timer, retrans, then the sockid
@@ -245,6 +223,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use crate::nfqueue::netlink::u16_ne;
 
     fn diag_msg(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> Vec<u8> {
         let mut m = vec![0u8; NLMSG_HDRLEN + 72];
