@@ -20,7 +20,9 @@
 //! 7. runs a daemon whose stdout and stderr are pipes nobody reads
 //!    (`v6fw run 2>&1 | tee`, tee gone) with `--queue-len 2`, floods it
 //!    over UDP and reads non-zero kernel queue drops from `stats --json`;
-//!    SIGINT then stops it cleanly (exit 0, rules gone);
+//!    SIGINT then stops it cleanly (exit 0, rules gone); a daemon with its
+//!    output in files warns of the drops and counts them in its stats line
+//!    and its `--json` totals;
 //! 8. SIGKILLs a `--fail-open` daemon: the kernel then accepts (a closed
 //!    port is reachable).
 //!
@@ -120,6 +122,7 @@ enum Output {
 struct Daemon {
     pid: u32,
     err: PathBuf,
+    out: PathBuf,
 }
 
 impl Daemon {
@@ -177,7 +180,7 @@ impl Test {
         drop(child.stdout.take());
         drop(child.stderr.take());
         self.lab.children.push(child);
-        let d = Daemon { pid, err };
+        let d = Daemon { pid, err, out };
         if !matches!(output, Output::BrokenPipes) {
             wait_for(
                 Duration::from_secs(10),
@@ -293,6 +296,18 @@ fn echo_server(lab: &mut Lab, port: u16) {
 fn stats_json(t: &Test) -> serde_json::Value {
     let text = t.lab.v6fw(&["stats", "--json"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// 20,000 UDP datagrams from PEER to the open 5353, as fast as Python goes.
+fn flood(t: &Test) {
+    let out = run_bounded(
+        &mut t.lab.exec(
+            &t.lab.net.peer,
+            &["python3", "-c", FLOOD, FW_ADDR, "5353", "20000"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
 }
 
 fn kernel_dropped(stats: &serde_json::Value) -> u64 {
@@ -470,16 +485,9 @@ fn live_safety_never_locks_the_admin_out() {
         sleep(Duration::from_millis(50));
     }
     sleep(Duration::from_millis(500));
-    let peer = t.lab.net.peer.clone();
     let mut drops = 0;
     for _ in 0..5 {
-        let flood = run_bounded(
-            &mut t
-                .lab
-                .exec(&peer, &["python3", "-c", FLOOD, FW_ADDR, "5353", "20000"]),
-            Duration::from_secs(30),
-        );
-        assert!(flood.status.success(), "{flood:?}");
+        flood(&t);
         drops = kernel_dropped(&stats_json(&t));
         if drops > 0 {
             break;
@@ -497,6 +505,38 @@ fn live_safety_never_locks_the_admin_out() {
     t.signal(&third, libc::SIGINT);
     assert_eq!(t.wait_exit(&third).code(), Some(0), "Ctrl-C with tee gone");
     assert!(!t.lab.ip6tables_save().contains("V6FW"), "rules removed");
+
+    // 7b. The daemon's own log and totals count the kernel's drops too.
+    let fourth = t.start(&["--queue-len", "2", "--json"], Output::Files);
+    for _ in 0..5 {
+        flood(&t);
+        sleep(Duration::from_millis(1500)); // the daemon reads them every second
+        if fourth.log().contains("the kernel dropped") {
+            break;
+        }
+    }
+    let log = fourth.log();
+    assert!(log.contains("the kernel dropped"), "no warning:\n{log}");
+    t.signal(&fourth, libc::SIGTERM);
+    assert_eq!(t.wait_exit(&fourth).code(), Some(0), "{}", fourth.log());
+    let text = fs::read_to_string(&fourth.out).unwrap();
+    let totals: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let k = &totals["kernel"];
+    assert!(
+        k["queue_dropped"].as_u64().unwrap() + k["user_dropped"].as_u64().unwrap() > 0,
+        "{text}"
+    );
+    let line = fourth
+        .log()
+        .lines()
+        .rev()
+        .find(|l| l.contains("stats: packets="))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        !line.is_empty() && !line.contains("kernel_queue_dropped=0 kernel_user_dropped=0"),
+        "the stats line: {line}"
+    );
 
     // 8. Fail-open: with the daemon gone, the kernel accepts.
     let open = t.start(&["--fail-open"], Output::Files);
