@@ -31,6 +31,9 @@
 //! `outdev` outbound. `truncated` is set when the kernel says the packet is
 //! longer than what it copied (`NFQA_CAP_LEN`): the payload-length check is
 //! then skipped, as for a capture cut by its snap length.
+//!
+//! Beside the queue: [`drops`] reads the kernel's per-queue drop counters,
+//! [`sessions`] the namespace's open sessions (to adopt as flows at start).
 
 pub mod drops;
 pub mod netlink;

@@ -174,14 +174,9 @@ fn init_tracing() {
 
 /// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Before any other descriptor is opened: fd 1 must never become a socket.
-    let closed = signals::reopen_closed_std_fds();
     signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     init_tracing();
-    if !closed.is_empty() {
-        tracing::info!("standard streams {closed:?} were closed: reopened on /dev/null");
-    }
     privilege::check()?;
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(instance::Holder {

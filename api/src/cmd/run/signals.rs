@@ -7,8 +7,8 @@
 //!   `tee` gone) fails with `EPIPE` instead of killing the process; every
 //!   write of the daemon handles that error.
 //! - A **closed standard stream** (`v6fw run >&-`) is reopened on
-//!   `/dev/null` first thing, so no socket the daemon opens later can
-//!   become its fd 1 and receive the totals.
+//!   `/dev/null` by Rust's runtime before `main` (Unix), so no socket the
+//!   daemon opens can become its fd 1 and receive the totals.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,40 +52,6 @@ pub fn install() -> std::io::Result<()> {
 /// Whether a SIGHUP arrived since the last call (several count as one).
 pub fn take_reload() -> bool {
     RELOADS.swap(0, Ordering::SeqCst) > 0
-}
-
-/// Reopens a closed stdin, stdout or stderr on `/dev/null`. Returns which
-/// were closed.
-#[cfg(unix)]
-pub fn reopen_closed_std_fds() -> Vec<i32> {
-    let mut closed = Vec::new();
-    for fd in 0..=2 {
-        // SAFETY: F_GETFD on any number only reads the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
-            continue;
-        }
-        closed.push(fd);
-        // SAFETY: a NUL-terminated path; open's result is checked.
-        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        if null < 0 {
-            continue;
-        }
-        if null != fd {
-            // SAFETY: `null` is a descriptor we just opened; dup2 onto the
-            // free number `fd`, then close the spare copy.
-            unsafe {
-                libc::dup2(null, fd);
-                libc::close(null);
-            }
-        }
-    }
-    closed
-}
-
-/// Nothing to do elsewhere.
-#[cfg(not(unix))]
-pub fn reopen_closed_std_fds() -> Vec<i32> {
-    Vec::new()
 }
 
 #[cfg(all(test, unix))]
