@@ -22,7 +22,8 @@
 //!    over UDP and reads non-zero kernel queue drops from `stats --json`;
 //!    SIGINT then stops it cleanly (exit 0, rules gone); a daemon with its
 //!    output in files warns of the drops and counts them in its stats line
-//!    and its `--json` totals;
+//!    and its `--json` totals, and sends READY=1, WATCHDOG=1 and STOPPING=1
+//!    to a fake `$NOTIFY_SOCKET`;
 //! 8. SIGKILLs a `--fail-open` daemon: the kernel then accepts (a closed
 //!    port is reachable).
 //!
@@ -33,6 +34,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -141,6 +143,11 @@ struct Test {
 impl Test {
     /// Starts `v6fw run ARGS` in FW on the test's state dir and socket.
     fn start(&mut self, args: &[&str], output: Output) -> Daemon {
+        self.start_with_env(args, output, &[])
+    }
+
+    /// [`Test::start`] with extra environment variables.
+    fn start_with_env(&mut self, args: &[&str], output: Output, env: &[(&str, &str)]) -> Daemon {
         self.runs += 1;
         let err = self.lab.net.dir.join(format!("run{}.err", self.runs));
         let out = self.lab.net.dir.join(format!("run{}.out", self.runs));
@@ -160,7 +167,7 @@ impl Test {
         ];
         all.extend_from_slice(args);
         let mut cmd = self.lab.exec(&self.lab.net.fw.clone(), &all);
-        cmd.stdin(Stdio::null());
+        cmd.stdin(Stdio::null()).envs(env.iter().copied());
         match output {
             Output::StdoutClosed => {
                 cmd.env("V6FW_CLOSE_STDOUT", "1")
@@ -506,8 +513,34 @@ fn live_safety_never_locks_the_admin_out() {
     assert_eq!(t.wait_exit(&third).code(), Some(0), "Ctrl-C with tee gone");
     assert!(!t.lab.ip6tables_save().contains("V6FW"), "rules removed");
 
-    // 7b. The daemon's own log and totals count the kernel's drops too.
-    let fourth = t.start(&["--queue-len", "2", "--json"], Output::Files);
+    // 7b. The daemon's own log and totals count the kernel's drops too;
+    //     and it speaks systemd's notify protocol to $NOTIFY_SOCKET.
+    let notify_path = t.lab.net.dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let fourth = t.start_with_env(
+        &["--queue-len", "2", "--json"],
+        Output::Files,
+        &[
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m| m == "WATCHDOG=1") {
+        let mut buf = [0u8; 256];
+        let n = notify
+            .recv(&mut buf)
+            .expect("READY=1 and WATCHDOG=1 from the daemon");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("READY=1"),
+        "{seen:?}"
+    );
     for _ in 0..5 {
         flood(&t);
         sleep(Duration::from_millis(1500)); // the daemon reads them every second
@@ -519,6 +552,11 @@ fn live_safety_never_locks_the_admin_out() {
     assert!(log.contains("the kernel dropped"), "no warning:\n{log}");
     t.signal(&fourth, libc::SIGTERM);
     assert_eq!(t.wait_exit(&fourth).code(), Some(0), "{}", fourth.log());
+    let mut buf = [0u8; 256];
+    let stopping = std::iter::from_fn(|| notify.recv(&mut buf).ok().map(|n| buf[..n].to_vec()))
+        .take(100)
+        .any(|m| m == b"STOPPING=1");
+    assert!(stopping, "no STOPPING=1");
     let text = fs::read_to_string(&fourth.out).unwrap();
     let totals: serde_json::Value = serde_json::from_str(&text).unwrap();
     let k = &totals["kernel"];
