@@ -15,7 +15,8 @@
 //!    jump: 8080, open in v6fw, is then dropped (the accept did not end the
 //!    chain);
 //! 5. SIGKILLs the daemon (fail-closed: an open port is dropped while it is
-//!    gone) and starts it again: the session still works;
+//!    gone; a start that fails on a corrupt policy leaves the rules) and
+//!    starts it again: the session still works;
 //! 6. a second SIGINT exits at once (130);
 //! 7. runs a daemon whose stdout and stderr are pipes nobody reads
 //!    (`v6fw run 2>&1 | tee`, tee gone) with `--queue-len 2`, floods it
@@ -440,6 +441,28 @@ fn live_safety_never_locks_the_admin_out() {
         t.client("tcp", 8080, 1.0).starts_with("fail"),
         "fail-closed while no daemon runs"
     );
+    // A start that fails (a corrupt policy) leaves the old rules alone.
+    let good = fs::read_to_string(t.state.join("policy.toml")).unwrap();
+    fs::write(t.state.join("policy.toml"), "global = [ broken").unwrap();
+    let out = run_bounded(
+        &mut t.lab.exec(
+            &fw,
+            &[
+                env!("CARGO_BIN_EXE_v6fw"),
+                "run",
+                "--state-dir",
+                t.state.to_str().unwrap(),
+                "--socket",
+                t.socket.to_str().unwrap(),
+            ],
+        ),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("policy.toml is corrupt"), "{stderr}");
+    assert!(t.lab.ip6tables_save().contains("V6FW-IN"), "rules stay");
+    fs::write(t.state.join("policy.toml"), good).unwrap();
     let second = t.start(&[], Output::Files);
     assert!(
         !second.log().contains("adopted 0 open sessions"),
