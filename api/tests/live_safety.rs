@@ -141,6 +141,18 @@ struct Test {
     runs: u32,
 }
 
+impl Drop for Test {
+    /// A killed daemon leaves its (unlocked) one-per-namespace file behind
+    /// in /run/v6fw: remove it (`ip netns` pins the namespace at
+    /// /run/netns/NAME, whose inode is the namespace's).
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = fs::metadata(Path::new("/run/netns").join(&self.lab.net.fw)) {
+            let _ = fs::remove_file(format!("/run/v6fw/netns-{}.lock", m.ino()));
+        }
+    }
+}
+
 impl Test {
     /// Starts `v6fw run ARGS` in FW on the test's state dir and socket.
     fn start(&mut self, args: &[&str], output: Output) -> Daemon {

@@ -179,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
     privilege::check()?;
     #[cfg(target_os = "linux")]
-    let _instance = instance::claim(instance::Holder {
+    let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),
         socket: args.socket.display().to_string(),
         queues: args.queues.to_string(),
