@@ -1,5 +1,6 @@
 //! The `v6fw` command line: one subcommand per module under [`crate::cmd`].
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -56,7 +57,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("v6fw: {e:#}");
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "v6fw: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -37,6 +37,7 @@
 //! assert_eq!(d.reason, Reason::OpenPort);
 //! ```
 
+mod adopt;
 pub mod counters;
 mod decide;
 pub mod policy;

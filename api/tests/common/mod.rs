@@ -4,6 +4,8 @@
 
 #[cfg(unix)]
 mod daemon;
+#[cfg(target_os = "linux")]
+pub mod lab;
 #[cfg(unix)]
 mod root;
 
