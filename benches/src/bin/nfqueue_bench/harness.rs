@@ -68,14 +68,6 @@ fn opt(x: Option<u64>) -> String {
     x.map_or_else(|| "?".into(), |v| v.to_string())
 }
 
-fn per_cpu(results: &[Measured], case: Case) -> Vec<f64> {
-    results
-        .iter()
-        .filter(|m| m.case == case)
-        .filter_map(Measured::per_cpu)
-        .collect()
-}
-
 pub(crate) fn harness(args: &Args) -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -153,46 +145,56 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
     print_machine();
     println!(
         "namespaces {} (fd00::1, filtered) and {} (fd00::2, sender); UDP flood of {}-byte \
-         datagrams to [fd00::1]:{PORT}, {:.1} s per case, {rounds} round(s) of A then B",
+         datagrams to [fd00::1]:{PORT} on one flow (its hello answered first, so conntrack tracks \
+         it as ESTABLISHED), {:.1} s per case, {rounds} round(s) of C, D, A, B, E",
         lab.net.fw, lab.net.peer, setup.payload, setup.seconds
     );
     println!("v6fw: {}", setup.v6fw.display());
     println!();
     println!(
-        "{:<5} {:<12} {:>7} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "{:<5} {:<12} {:>7} {:>9} {:>9} {:>11} {:>8} {:>9} {:>8} {:>9} {:>10} {:>8} {:>10} {:>10} {:>10}",
         "round",
         "case",
         "seconds",
         "sent/s",
         "decided/s",
         "delivered/s",
+        "of C",
         "cons. CPU",
         "/CPU-s",
+        "/flood-s",
         "decided",
         "refused",
-        "queued",
+        "kernel-acc",
         "full drops",
         "sock drops"
     );
     let mut results: Vec<Measured> = Vec::new();
     for round in 1..=rounds {
-        for case in [Case::V6fw, Case::Naive] {
+        let mut ceiling = None;
+        for case in Case::ALL {
             match run_case(&mut lab, &setup, case, round) {
                 Ok(m) => {
+                    let del = m.rate(m.delivered);
+                    if case == Case::Ceiling {
+                        ceiling = Some(del);
+                    }
                     println!(
-                        "{:<5} {:<12} {:>7.2} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+                        "{:<5} {:<12} {:>7.2} {:>9} {:>9} {:>11} {:>8} {:>9} {:>8} {:>9} {:>10} {:>8} {:>10} {:>10} {:>10}",
                         round,
                         case.label(),
                         m.seconds,
                         mpps(m.rate(m.sent)),
                         mpps(m.rate(m.decided)),
-                        mpps(m.rate(m.delivered)),
+                        mpps(del),
+                        ceiling.map_or_else(|| "?".into(), |c| format!("{:.2}", del / c.max(1e-9))),
                         m.cpu_percent()
-                            .map_or_else(|| "?".into(), |c| format!("{c:.0} %")),
-                        m.per_cpu().map_or_else(|| "?".into(), mpps),
+                            .map_or_else(|| "-".into(), |c| format!("{c:.0} %")),
+                        m.per_cpu().map_or_else(|| "-".into(), mpps),
+                        mpps(m.per_flood_cpu()),
                         m.decided,
                         m.decided.saturating_sub(m.accepted),
-                        opt(m.queued),
+                        opt(m.kernel_accepted),
                         opt(m.queue_dropped),
                         opt(m.user_dropped),
                     );
@@ -206,54 +208,61 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
         }
     }
     println!();
-    let rates = |case: Case, f: fn(&Measured) -> u64| -> Vec<f64> {
-        results
-            .iter()
-            .filter(|m| m.case == case)
-            .map(|m| m.rate(f(m)))
-            .collect()
+    let med = |case: Case, f: &dyn Fn(&Measured) -> Option<f64>| -> f64 {
+        median(
+            results
+                .iter()
+                .filter(|m| m.case == case)
+                .filter_map(f)
+                .collect(),
+        )
     };
-    let (a_dec, b_dec) = (
-        median(rates(Case::V6fw, |m| m.decided)),
-        median(rates(Case::Naive, |m| m.decided)),
-    );
-    let (a_del, b_del) = (
-        median(rates(Case::V6fw, |m| m.delivered)),
-        median(rates(Case::Naive, |m| m.delivered)),
-    );
-    let per_round: Vec<String> = rates(Case::V6fw, |m| m.decided)
-        .iter()
-        .zip(rates(Case::Naive, |m| m.decided))
-        .map(|(a, b)| format!("{:.2}x", a / b.max(1e-9)))
-        .collect();
+    let delivered = |case| med(case, &|m| Some(m.rate(m.delivered)));
+    let decided = |case| med(case, &|m| Some(m.rate(m.decided)));
+    let cons_cpu = |case| med(case, &Measured::per_cpu);
+    let flood_cpu = |case| med(case, &|m| Some(m.per_flood_cpu()));
+    let ratio = |a: f64, b: f64| a / b.max(1e-9);
+    println!("median over {rounds} round(s):");
+    for case in Case::ALL {
+        println!(
+            "  {:<12} delivered/s {:>9} ({:.2} of C), decided/s {:>9}, decided per consumer CPU-s {:>9}, delivered per flood CPU-s {:>9}",
+            case.label(),
+            mpps(delivered(case)),
+            ratio(delivered(case), delivered(Case::Ceiling)),
+            mpps(decided(case)),
+            match case {
+                Case::Ceiling | Case::Kernel => "-".to_string(),
+                _ => mpps(cons_cpu(case)),
+            },
+            mpps(flood_cpu(case)),
+        );
+    }
     println!(
-        "median decided/s:   A {} , B {} , A/B {:.2}x (per round: {})",
-        mpps(a_dec),
-        mpps(b_dec),
-        a_dec / b_dec.max(1e-9),
-        per_round.join(", ")
-    );
-    println!(
-        "median delivered/s: A {} , B {} , A/B {:.2}x",
-        mpps(a_del),
-        mpps(b_del),
-        a_del / b_del.max(1e-9)
-    );
-    let (a_cpu, b_cpu) = (
-        median(per_cpu(&results, Case::V6fw)),
-        median(per_cpu(&results, Case::Naive)),
-    );
-    println!(
-        "median decided per consumer CPU-second: A {} , B {} , A/B {:.2}x",
-        mpps(a_cpu),
-        mpps(b_cpu),
-        a_cpu / b_cpu.max(1e-9)
+        "A/B decided/s {:.2}x; A/D delivered per flood CPU-s {:.2}x",
+        ratio(decided(Case::V6fw), decided(Case::Naive)),
+        ratio(flood_cpu(Case::V6fw), flood_cpu(Case::Kernel)),
     );
     println!("load average (1/5/15 min) at end: {}", loadavg());
     drop(lab);
     println!(
         "done in {:.1} s (namespaces removed)",
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "ratio v6fw/ceiling: {:.2}",
+        ratio(delivered(Case::V6fw), delivered(Case::Ceiling))
+    );
+    println!(
+        "ratio v6fw/naive: {:.2}",
+        ratio(cons_cpu(Case::V6fw), cons_cpu(Case::Naive))
+    );
+    println!(
+        "ratio kernel/ceiling: {:.2}",
+        ratio(delivered(Case::Kernel), delivered(Case::Ceiling))
+    );
+    println!(
+        "ratio offload/ceiling: {:.2}",
+        ratio(delivered(Case::Offload), delivered(Case::Ceiling))
     );
     ExitCode::SUCCESS
 }

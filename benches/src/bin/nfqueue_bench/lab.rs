@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use v6fw_capture::netns::{self, sh, VethPair};
 
-use crate::common::{interrupted, os_err, Result, INTERRUPTED, QUEUE};
+use crate::common::{interrupted, os_err, Result, INTERRUPTED, PORT, QUEUE, TCP_PORT};
+
+/// Case D's chain.
+const KERNEL_CHAIN: &str = "KERNEL-IN";
 
 /// The two namespaces and their veth pair (removed on drop, after the
 /// processes started in them) and whether the naive rules are in.
@@ -18,6 +21,7 @@ pub(crate) struct Lab {
     pub(crate) net: VethPair,
     children: Vec<Child>,
     naive_rules: bool,
+    kernel_rules: bool,
 }
 
 impl Lab {
@@ -26,6 +30,7 @@ impl Lab {
             net: VethPair::new("v6fwb", "v6fw-nfqbench")?,
             children: Vec::new(),
             naive_rules: false,
+            kernel_rules: false,
         })
     }
 
@@ -195,6 +200,52 @@ impl Lab {
         errors
     }
 
+    /// Case D: v6fw's policy by the kernel alone, in a chain of the
+    /// harness first in INPUT: conntrack's ESTABLISHED/RELATED, loopback,
+    /// ICMPv6 and the open ports accepted, the rest dropped (outbound is
+    /// not filtered, as with v6fw).
+    pub(crate) fn install_kernel_rules(&mut self) -> Result<()> {
+        self.kernel_rules = true;
+        let (udp, tcp) = (PORT.to_string(), TCP_PORT.to_string());
+        let c = KERNEL_CHAIN;
+        self.ip6tables(&["-N", c])?;
+        for rule in [
+            &[
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ][..],
+            &["-i", "lo", "-j", "ACCEPT"],
+            &["-p", "ipv6-icmp", "-j", "ACCEPT"],
+            &["-p", "udp", "--dport", &udp, "-j", "ACCEPT"],
+            &["-p", "tcp", "--dport", &tcp, "-j", "ACCEPT"],
+            &["-j", "DROP"],
+        ] {
+            let mut args = vec!["-A", c];
+            args.extend_from_slice(rule);
+            self.ip6tables(&args)?;
+        }
+        self.ip6tables(&["-I", "INPUT", "1", "-j", c])?;
+        Ok(())
+    }
+
+    pub(crate) fn remove_kernel_rules(&mut self) -> Vec<String> {
+        let c = KERNEL_CHAIN;
+        let errors = [
+            &["-D", "INPUT", "-j", c][..],
+            &["-F", c][..],
+            &["-X", c][..],
+        ]
+        .iter()
+        .filter_map(|args| self.ip6tables(args).err())
+        .collect();
+        self.kernel_rules = false;
+        errors
+    }
+
     /// The kernel's counters of queue `QUEUE` in the FW namespace:
     /// (queued so far, dropped because full, dropped on netlink send).
     pub(crate) fn queue_counters(&self) -> Option<(u64, u64, u64)> {
@@ -232,6 +283,9 @@ impl Drop for Lab {
         }
         if self.naive_rules {
             let _ = self.remove_naive_rules();
+        }
+        if self.kernel_rules {
+            let _ = self.remove_kernel_rules();
         }
         // Then `net` removes the namespaces and the directory.
     }

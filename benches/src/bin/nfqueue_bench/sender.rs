@@ -4,15 +4,26 @@ use std::io;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::common::{deadline_after, mmsghdr_for, Result, INTERRUPTED, MMSG};
+use crate::common::{deadline_after, mmsghdr_for, own_cpu_seconds, Result, INTERRUPTED, MMSG};
 
-/// A `sendmmsg` flood of identical datagrams, bounded in time.
+/// How long the sender waits for the receiver's answer to its hello.
+const HELLO_WAIT: Duration = Duration::from_secs(1);
+
+/// A `sendmmsg` flood of identical datagrams, bounded in time, after one
+/// hello datagram the receiver answers: the flow has then seen a reply, so
+/// conntrack (where it runs) tracks it as ESTABLISHED before the flood.
 pub(crate) fn send(addr: Ipv6Addr, port: u16, seconds: f64, payload: usize) -> Result<()> {
     let sock = UdpSocket::bind("[::]:0").map_err(|e| format!("sender bind: {e}"))?;
     sock.connect(SocketAddr::from((addr, port)))
         .map_err(|e| format!("sender connect to [{addr}]:{port}: {e}"))?;
+    sock.send(b"hello")
+        .map_err(|e| format!("sender hello to [{addr}]:{port}: {e}"))?;
+    sock.set_read_timeout(Some(HELLO_WAIT))
+        .map_err(|e| format!("sender timeout: {e}"))?;
+    let mut answer = [0u8; 64];
+    let answered = sock.recv(&mut answer).is_ok();
     let data = vec![0x76u8; payload.clamp(1, 1400)];
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
@@ -46,7 +57,8 @@ pub(crate) fn send(addr: Ipv6Addr, port: u16, seconds: f64, payload: usize) -> R
     println!(
         "{}",
         serde_json::json!({"sent": sent, "seconds": elapsed, "errors": errors,
-                           "last_error": last_error})
+                           "last_error": last_error, "answered": answered,
+                           "cpu": own_cpu_seconds()})
     );
     Ok(())
 }
