@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use v6fw_capture::netns::{require_live, sh};
 
+use crate::bulk::{run_bulk, Bulk, BulkMeasured};
 use crate::cli::Args;
 use crate::common::{install_signal_handlers, PORT};
 use crate::lab::Lab;
@@ -142,12 +143,25 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
             &format!("the ip6tables NFQUEUE target does not work: {why}"),
         );
     }
+    if let Err(why) = lab.add_peer_addresses(Case::MULTI_FLOWS) {
+        return cannot_run(
+            args.quick,
+            &format!("cannot add the flows' addresses: {why}"),
+        );
+    }
     print_machine();
     println!(
         "namespaces {} (fd00::1, filtered) and {} (fd00::2, sender); UDP flood of {}-byte \
          datagrams to [fd00::1]:{PORT} on one flow (its hello answered first, so conntrack tracks \
-         it as ESTABLISHED), {:.1} s per case, {rounds} round(s) of C, D, A, B, E",
-        lab.net.fw, lab.net.peer, setup.payload, setup.seconds
+         it as ESTABLISHED), {:.1} s per case, {rounds} round(s) of C, D, A, B, E, then F, G ({} flows from {} \
+         source addresses) and the bulk TCP cases to port {}",
+        lab.net.fw,
+        lab.net.peer,
+        setup.payload,
+        setup.seconds,
+        Case::MULTI_FLOWS,
+        Case::MULTI_FLOWS,
+        crate::common::TCP_PORT
     );
     println!("v6fw: {}", setup.v6fw.display());
     println!();
@@ -170,9 +184,10 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
         "sock drops"
     );
     let mut results: Vec<Measured> = Vec::new();
+    let mut bulk: Vec<BulkMeasured> = Vec::new();
     for round in 1..=rounds {
         let mut ceiling = None;
-        for case in Case::ALL {
+        for case in Case::ALL.into_iter().chain(Case::MULTI) {
             match run_case(&mut lab, &setup, case, round) {
                 Ok(m) => {
                     let del = m.rate(m.delivered);
@@ -206,6 +221,44 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
                 }
             }
         }
+        for case in Bulk::ALL {
+            match run_bulk(&mut lab, &setup, case, round) {
+                Ok(m) => bulk.push(m),
+                Err(e) => {
+                    eprintln!("nfqueue_bench: round {round}, {}: {e}", case.label());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "{:<12} {:>7} {:>9} {:>11} {:>9} {:>10} {:>10} {:>10}",
+        "bulk TCP",
+        "seconds",
+        "Gbit/s",
+        "CPU-s/GB",
+        "v6fw CPU",
+        "decided",
+        "kernel-acc",
+        "of no rule"
+    );
+    for (i, m) in bulk.iter().enumerate() {
+        let ceiling = bulk
+            .get(i - i % Bulk::ALL.len())
+            .map_or(0.0, BulkMeasured::gbps);
+        println!(
+            "{:<12} {:>7.2} {:>9.2} {:>11.2} {:>9} {:>10} {:>10} {:>10.2}",
+            m.case.label(),
+            m.seconds,
+            m.gbps(),
+            m.cpu_per_gb(),
+            m.consumer_cpu
+                .map_or_else(|| "-".into(), |c| format!("{c:.2} s")),
+            opt(m.decided),
+            opt(m.kernel_accepted),
+            m.gbps() / ceiling.max(1e-9),
+        );
     }
     println!();
     let med = |case: Case, f: &dyn Fn(&Measured) -> Option<f64>| -> f64 {
@@ -223,7 +276,7 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
     let flood_cpu = |case| med(case, &|m| Some(m.per_flood_cpu()));
     let ratio = |a: f64, b: f64| a / b.max(1e-9);
     println!("median over {rounds} round(s):");
-    for case in Case::ALL {
+    for case in Case::ALL.into_iter().chain(Case::MULTI) {
         println!(
             "  {:<12} delivered/s {:>9} ({:.2} of C), decided/s {:>9}, decided per consumer CPU-s {:>9}, delivered per flood CPU-s {:>9}",
             case.label(),
@@ -231,7 +284,7 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
             ratio(delivered(case), delivered(Case::Ceiling)),
             mpps(decided(case)),
             match case {
-                Case::Ceiling | Case::Kernel => "-".to_string(),
+                Case::Ceiling | Case::Kernel | Case::Offload => "-".to_string(),
                 _ => mpps(cons_cpu(case)),
             },
             mpps(flood_cpu(case)),
@@ -242,6 +295,27 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
         ratio(decided(Case::V6fw), decided(Case::Naive)),
         ratio(flood_cpu(Case::V6fw), flood_cpu(Case::Kernel)),
     );
+    println!(
+        "multi-queue ({} flows): G/F delivered/s {:.2}x, decided/s {:.2}x",
+        Case::MULTI_FLOWS,
+        ratio(delivered(Case::TwoQueues), delivered(Case::OneQueue)),
+        ratio(decided(Case::TwoQueues), decided(Case::OneQueue)),
+    );
+    let bulk_med = |case: Bulk, f: fn(&BulkMeasured) -> f64| {
+        median(bulk.iter().filter(|m| m.case == case).map(f).collect())
+    };
+    for case in [Bulk::V6fw, Bulk::Offload] {
+        println!(
+            "bulk TCP {}: {:.2} of no rule in Gbit/s; CPU-s per GB {:.2} (no rule {:.2})",
+            case.label(),
+            ratio(
+                bulk_med(case, BulkMeasured::gbps),
+                bulk_med(Bulk::Ceiling, BulkMeasured::gbps)
+            ),
+            bulk_med(case, BulkMeasured::cpu_per_gb),
+            bulk_med(Bulk::Ceiling, BulkMeasured::cpu_per_gb),
+        );
+    }
     println!("load average (1/5/15 min) at end: {}", loadavg());
     drop(lab);
     println!(

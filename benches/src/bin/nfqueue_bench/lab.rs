@@ -246,7 +246,35 @@ impl Lab {
         errors
     }
 
-    /// The kernel's counters of queue `QUEUE` in the FW namespace:
+    /// Gives PEER the source addresses of flows 1..`flows` (see
+    /// [`crate::sender::flow_source`]), so that `--queue-balance`, which
+    /// hashes the addresses only, spreads the flows.
+    pub(crate) fn add_peer_addresses(&self, flows: usize) -> Result<()> {
+        let id = self
+            .net
+            .peer
+            .rsplit_once("-peer-")
+            .map(|(_, id)| id)
+            .ok_or("unexpected namespace name")?;
+        let dev = format!("v6b{id}");
+        for i in 1..flows {
+            let a = format!("{}/64", crate::sender::flow_source(i));
+            sh(&[
+                "ip",
+                "-n",
+                &self.net.peer,
+                "addr",
+                "add",
+                &a,
+                "dev",
+                &dev,
+                "nodad",
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's counters of the queues in the FW namespace, summed:
     /// (queued so far, dropped because full, dropped on netlink send).
     pub(crate) fn queue_counters(&self) -> Option<(u64, u64, u64)> {
         let text = sh(&[
@@ -260,17 +288,22 @@ impl Lab {
         .ok()?;
         // queue peer_portid queue_total copy_mode copy_range
         // queue_dropped user_dropped id_sequence 1
-        text.lines().find_map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            match f.as_slice() {
-                [q, _, _, _, _, qd, ud, seq, ..] if *q == u64::from(QUEUE) => {
-                    Some((*seq, *qd, *ud))
+        let rows: Vec<(u64, u64, u64)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                match f.as_slice() {
+                    [_, _, _, _, _, qd, ud, seq, ..] => Some((*seq, *qd, *ud)),
+                    _ => None,
                 }
-                _ => None,
-            }
+            })
+            .collect();
+        (!rows.is_empty()).then(|| {
+            rows.iter()
+                .fold((0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2))
         })
     }
 }

@@ -31,6 +31,8 @@
 use std::process::ExitCode;
 
 #[cfg(target_os = "linux")]
+mod bulk;
+#[cfg(target_os = "linux")]
 mod cli;
 #[cfg(target_os = "linux")]
 mod common;
@@ -46,6 +48,8 @@ mod receiver;
 mod rounds;
 #[cfg(target_os = "linux")]
 mod sender;
+#[cfg(target_os = "linux")]
+mod tcp;
 
 fn main() -> ExitCode {
     #[cfg(target_os = "linux")]

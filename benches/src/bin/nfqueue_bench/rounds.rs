@@ -21,6 +21,10 @@ pub(crate) enum Case {
     Naive,
     /// `v6fw run --offload established`.
     Offload,
+    /// `v6fw run --queues 0` with several flows.
+    OneQueue,
+    /// `v6fw run --queues 0-1` with the same flows.
+    TwoQueues,
 }
 
 impl Case {
@@ -33,6 +37,20 @@ impl Case {
         Case::Offload,
     ];
 
+    /// The multi-queue cases.
+    pub(crate) const MULTI: [Case; 2] = [Case::OneQueue, Case::TwoQueues];
+
+    /// Flows of the multi-queue cases (one source address each).
+    pub(crate) const MULTI_FLOWS: usize = 4;
+
+    /// Flows (sender sockets) in this case.
+    fn flows(self) -> usize {
+        match self {
+            Case::OneQueue | Case::TwoQueues => Self::MULTI_FLOWS,
+            _ => 1,
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Case::Ceiling => "C no rule",
@@ -40,6 +58,8 @@ impl Case {
             Case::V6fw => "A v6fw run",
             Case::Naive => "B naive nfq",
             Case::Offload => "E offload",
+            Case::OneQueue => "F 1 queue",
+            Case::TwoQueues => "G 2 queues",
         }
     }
 
@@ -50,6 +70,8 @@ impl Case {
             Case::V6fw => "a",
             Case::Naive => "b",
             Case::Offload => "e",
+            Case::OneQueue => "f",
+            Case::TwoQueues => "g",
         }
     }
 }
@@ -206,6 +228,8 @@ pub(crate) fn run_case(lab: &mut Lab, s: &Setup, case: Case, round: u32) -> Resu
             &consumer_name,
             &["--offload", "established"],
         )?),
+        Case::OneQueue => Some(start_v6fw(lab, s, &consumer_name, &["--queues", "0"])?),
+        Case::TwoQueues => Some(start_v6fw(lab, s, &consumer_name, &["--queues", "0-1"])?),
         Case::Naive => {
             let args: Vec<String> = vec![
                 "internal-naive".into(),
@@ -259,6 +283,8 @@ pub(crate) fn run_case(lab: &mut Lab, s: &Setup, case: Case, round: u32) -> Resu
         s.seconds.to_string(),
         "--payload".into(),
         s.payload.to_string(),
+        "--flows".into(),
+        case.flows().to_string(),
     ];
     let cpu_before = consumer.and_then(|c| lab.cpu_seconds(c));
     let window = Instant::now();
@@ -292,7 +318,7 @@ pub(crate) fn run_case(lab: &mut Lab, s: &Setup, case: Case, round: u32) -> Resu
     // Stop the consumer (rules first, as v6fw does), then the receiver.
     let mut kernel_accepted = None;
     let decided = match (case, consumer) {
-        (Case::V6fw | Case::Offload, Some(i)) => {
+        (Case::V6fw | Case::Offload | Case::OneQueue | Case::TwoQueues, Some(i)) => {
             let v = stop_v6fw(lab, i, &consumer_name)?;
             kernel_accepted = v
                 .get("offload")
