@@ -86,7 +86,10 @@ fn kernel_queues() -> Vec<QueueDrops> {
 
 /// The offload rules' counters in this network namespace (`--offload`).
 fn offloaded() -> Option<Offloaded> {
-    v6fw_capture::offload::read().ok().flatten()
+    #[cfg(target_os = "linux")]
+    return v6fw_capture::offload::read().ok().flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 fn sample(stats: StatsResult) -> Sample {

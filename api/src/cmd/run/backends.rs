@@ -189,6 +189,12 @@ pub(super) fn describe(args: &Args) -> String {
 pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Result<Live> {
     use v6fw_capture::windivert::{WinDivert, WinDivertConfig};
 
+    if args.offload.is_some() {
+        anyhow::bail!(
+            "--offload established needs Linux's conntrack and ip6tables rules: leave it out on \
+             Windows"
+        );
+    }
     let config = WinDivertConfig {
         batch: usize::from(args.batch),
         queue_len: args.queue_len,

@@ -205,7 +205,10 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
                         ceiling.map_or_else(|| "?".into(), |c| format!("{:.2}", del / c.max(1e-9))),
                         m.cpu_percent()
                             .map_or_else(|| "-".into(), |c| format!("{c:.0} %")),
-                        m.per_cpu().map_or_else(|| "-".into(), mpps),
+                        // E's consumer decides a handful of packets.
+                        m.per_cpu()
+                            .filter(|_| case != Case::Offload)
+                            .map_or_else(|| "-".into(), mpps),
                         mpps(m.per_flood_cpu()),
                         m.decided,
                         m.decided.saturating_sub(m.accepted),
