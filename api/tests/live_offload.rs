@@ -13,13 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs;
-use std::process::Stdio;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-use common::lab::{self, run_bounded, unavailable, wait_for, Lab, FW_ADDR};
+use common::lab::{self, run_bounded, unavailable, Lab, FW_ADDR};
 
 /// Datagrams the peer sends on its one UDP flow.
 const EXCHANGES: u64 = 50;
@@ -57,40 +55,16 @@ fn live_offload_accepts_established_flows_in_the_kernel() {
     let (fw, peer) = (lab.net.fw.clone(), lab.net.peer.clone());
     lab.server(&fw, "8080,9090", "5353");
 
-    let (out_path, err_path) = (lab.net.dir.join("run.out"), lab.net.dir.join("run.err"));
-    let (state, socket) = (lab.net.dir.join("state"), lab.net.dir.join("control.sock"));
-    let daemon = lab
-        .exec(
-            &fw,
-            &[
-                env!("CARGO_BIN_EXE_v6fw"),
-                "run",
-                "--open",
-                "5353/udp,8080/tcp",
-                "--offload",
-                "established",
-                "--json",
-                "--stats-interval",
-                "1",
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--socket",
-                socket.to_str().unwrap(),
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).unwrap())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start v6fw run");
-    let pid = daemon.id();
-    lab.children.push(daemon);
-    let log = || fs::read_to_string(&err_path).unwrap_or_default();
-    wait_for(
-        Duration::from_secs(10),
-        || log().contains("filtering IPv6"),
-        "v6fw run to start",
-    );
+    let run = lab.start_run(&[
+        "--open",
+        "5353/udp,8080/tcp",
+        "--offload",
+        "established",
+        "--json",
+        "--stats-interval",
+        "1",
+    ]);
+    let log = || run.log();
     let rules = lab.ip6tables_save();
     for chain in ["V6FW-IN", "V6FW-OUT"] {
         let offload = format!(
@@ -130,18 +104,7 @@ fn live_offload_accepts_established_flows_in_the_kernel() {
     // makes the flow ESTABLISHED), besides the TCP flow's later packets.
     assert!(offloaded.is_some_and(|n| n >= 2 * EXCHANGES - 1), "{stats}");
 
-    // SAFETY: `pid` is the v6fw process this test started (ip netns exec
-    // execs it in place) and has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
-    let daemon = lab.children.last_mut().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = daemon.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no stop on SIGTERM:\n{}", log());
-        sleep(Duration::from_millis(50));
-    };
+    let status = lab.stop_run(&run);
     assert!(
         status.success(),
         "v6fw run exited with {status}:\n{}",
@@ -150,7 +113,7 @@ fn live_offload_accepts_established_flows_in_the_kernel() {
     let rules = lab.ip6tables_save();
     assert!(!rules.contains("V6FW"), "rules left behind:\n{rules}");
 
-    let text = fs::read_to_string(&out_path).unwrap();
+    let text = fs::read_to_string(&run.out).unwrap();
     let totals: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}\n{}", log()));
     eprintln!("v6fw run totals: {totals}");

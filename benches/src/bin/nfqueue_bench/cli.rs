@@ -73,28 +73,10 @@ enum Internal {
     },
     /// Reads one TCP stream on [::]:PORT; prints `{"received","cpu"}`.
     #[command(name = "internal-tcp-recv", hide = true)]
-    TcpRecv {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        stop: PathBuf,
-        #[arg(long)]
-        max_seconds: f64,
-    },
+    TcpRecv(Listen),
     /// Counts datagrams on [::]:PORT until STOP exists; prints `{"received"}`.
     #[command(name = "internal-recv", hide = true)]
-    Recv {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        stop: PathBuf,
-        #[arg(long)]
-        max_seconds: f64,
-    },
+    Recv(Listen),
     /// The naive consumer; prints `{"decided","accepted","dropped","errors"}`.
     #[command(name = "internal-naive", hide = true)]
     Naive {
@@ -109,6 +91,19 @@ enum Internal {
         #[arg(long)]
         max_seconds: f64,
     },
+}
+
+/// What both receivers take: the port, the ready and stop files, a bound.
+#[derive(clap::Args, Debug)]
+struct Listen {
+    #[arg(long)]
+    port: u16,
+    #[arg(long)]
+    ready: PathBuf,
+    #[arg(long)]
+    stop: PathBuf,
+    #[arg(long)]
+    max_seconds: f64,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -126,18 +121,8 @@ pub(crate) fn main() -> ExitCode {
             port,
             seconds,
         }) => tcp_send(addr, port, seconds),
-        Some(Internal::TcpRecv {
-            port,
-            ready,
-            stop,
-            max_seconds,
-        }) => tcp_receive(port, &ready, &stop, max_seconds),
-        Some(Internal::Recv {
-            port,
-            ready,
-            stop,
-            max_seconds,
-        }) => receive(port, &ready, &stop, max_seconds),
+        Some(Internal::TcpRecv(l)) => tcp_receive(l.port, &l.ready, &l.stop, l.max_seconds),
+        Some(Internal::Recv(l)) => receive(l.port, &l.ready, &l.stop, l.max_seconds),
         Some(Internal::Naive {
             queue,
             open_udp,
