@@ -309,7 +309,7 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
     };
     for case in [Bulk::V6fw, Bulk::Offload] {
         println!(
-            "bulk TCP {}: {:.2} of no rule in Gbit/s; CPU-s per GB {:.2} (no rule {:.2})",
+            "bulk {}: {:.2} of no rule in Gbit/s; CPU-s per GB {:.2} (no rule {:.2})",
             case.label(),
             ratio(
                 bulk_med(case, BulkMeasured::gbps),
