@@ -121,7 +121,8 @@ pub struct Replayed<'a> {
 }
 
 /// Decides every frame of `file` on `engine`, calling `each` per frame (which
-/// may stop the replay early), and returns the counts of this replay.
+/// may stop the replay early), and returns the counts of this replay (every
+/// reason, and the flows the flow table could not record).
 pub fn replay(
     file: &mut CaptureFile,
     engine: &Engine,
@@ -129,7 +130,6 @@ pub fn replay(
     mut each: impl FnMut(&Replayed<'_>) -> ControlFlow<()>,
 ) -> Result<Totals, CaptureError> {
     let mut worker = engine.worker();
-    let mut totals = Totals::default();
     // Nothing changes the policy during a replay: one pin for the whole run.
     let snap = engine.table().pin();
     loop {
@@ -146,7 +146,6 @@ pub fn replay(
             truncated: frame.truncated,
         };
         let decision = worker.decide(&snap, packet, &meta);
-        totals.add(decision.reason);
         let replayed = Replayed {
             frame: frame.number,
             packet,
@@ -158,7 +157,8 @@ pub fn replay(
             break;
         }
     }
-    Ok(totals)
+    // The worker's own counters: this replay's decisions and nothing else.
+    Ok(worker.totals())
 }
 
 #[cfg(test)]
