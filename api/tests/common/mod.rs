@@ -4,6 +4,7 @@
 
 #[cfg(unix)]
 mod daemon;
+pub mod pcap;
 
 use etherparse::PacketBuilder;
 
