@@ -175,9 +175,9 @@ impl Model {
             confirmed: true,
             ..FlowState::default()
         };
-        if self.flows.contains_key(&k) {
-            self.flows
-                .insert(k, (s, now + timeout(key(k).proto == 6, s)));
+        let until = now + timeout(key(k).proto == 6, s);
+        if let Some(e) = self.flows.get_mut(&k) {
+            *e = (s, until);
             return true;
         }
         self.insert(k, s, now, table)
