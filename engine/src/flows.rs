@@ -2,8 +2,8 @@
 //! `established`, kept the way Linux conntrack keeps them so that a flood
 //! cannot push legitimate flows out (SPEC.md, "Outbound packets and state").
 //!
-//! - A flow is **confirmed** once the host sends a TCP segment without SYN on
-//!   it, or an inbound packet is accepted as `established` on it. A spoofed SYN
+//! - A flow is **confirmed** once the host sends a TCP segment without SYN (and
+//!   without RST) on it, or an inbound packet is accepted as `established` on it. A spoofed SYN
 //!   to an open port makes the host answer SYN-ACK: that records an
 //!   unconfirmed flow and nothing more.
 //! - A new flow may replace only an unconfirmed flow (the one closest to
@@ -207,7 +207,9 @@ impl FlowTable {
 #[inline]
 const fn outbound(mut s: FlowState, tcp: Option<u8>) -> FlowState {
     if let Some(f) = tcp {
-        if f & tcp_flags::SYN == 0 {
+        // The handshake completed: a RST completes nothing (the host's answer
+        // to a spoofed segment for a port nobody listens on).
+        if f & (tcp_flags::SYN | tcp_flags::RST) == 0 {
             s.confirmed = true;
         }
         s.fin_out |= f & tcp_flags::FIN != 0;
@@ -241,6 +243,14 @@ mod tests {
         assert!(!f.reply(key(1), Some(SYN), 1));
         assert!(f.reply(key(1), Some(SYN | ACK), 1));
         assert_eq!(f.state(&key(1), 1).map(|s| s.confirmed), Some(true));
+    }
+
+    #[test]
+    fn an_outbound_rst_does_not_confirm() {
+        let mut f = FlowTable::new(64, HashKey::Fixed(1), FlowTimeouts::default());
+        f.record(key(1), Some(RST | ACK), 0);
+        let s = f.state(&key(1), 0);
+        assert_eq!(s.map(|s| (s.confirmed, s.reset)), Some((false, true)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! every key competes for the same slots and the model can be exact).
 //!
 //! The model is a plain map with SPEC.md's rules written out again: a flow is
-//! confirmed by an outbound segment without SYN or an accepted reply; a SYN
+//! confirmed by an outbound segment without SYN or RST, or an accepted reply; a SYN
 //! without ACK never replies; a new flow takes a free slot, else replaces the
 //! unconfirmed flow closest to expiry, else is not recorded; timeouts follow
 //! the flow's state. After every step the table must hold exactly the model's
@@ -139,7 +139,7 @@ impl Model {
             if f & (SYN | ACK) == SYN && closed {
                 s = FlowState::default();
             }
-            if f & SYN == 0 {
+            if f & (SYN | RST) == 0 {
                 s.confirmed = true;
             }
             s.fin_out |= f & FIN != 0;
