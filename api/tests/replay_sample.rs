@@ -225,6 +225,33 @@ fn clear_errors() {
     )
     .unwrap();
     fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 3,");
+    // The [state] table: a zero or absurd value names its key and line.
+    std::fs::write(&bad, "[state]\nflow_slots = 1024\ntcp_confirmed_s = 0\n").unwrap();
+    fails_with(
+        &["replay", s, "--policy", bad.to_str().unwrap()],
+        "state.tcp_confirmed_s = 0 is not valid",
+    );
+    std::fs::write(&bad, "icmp_errors = \"some\"\n").unwrap();
+    fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 1,");
+}
+
+#[test]
+fn related_icmp_errors_from_a_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "icmp_errors = \"related\"\n").unwrap();
+    let s = sample();
+    let out = stdout(&v6fw(&[
+        "replay",
+        s.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--json",
+    ]));
+    // The option is read (an unknown value fails above); the sample holds no
+    // ICMPv6 error, so every decision stays as without it.
+    let plain = stdout(&v6fw(&["replay", s.to_str().unwrap(), "--json"]));
+    assert_eq!(out, plain);
 }
 
 #[test]
