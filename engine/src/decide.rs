@@ -318,7 +318,7 @@ impl Worker {
     /// port), in SPEC.md's order: the connection's own pairs, the global
     /// pairs, the reverse of a tracked flow (never for a TCP SYN without ACK;
     /// `tcp` is the flags byte), else closed.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
     fn port_reason(
         &mut self,
@@ -371,7 +371,9 @@ impl Worker {
 
     /// Whether an ICMPv6 error to `dst` quotes a packet this host sent: a TCP
     /// or UDP packet whose flow is tracked, or any other packet whose source
-    /// is `dst`. A quote cut short is not.
+    /// is `dst`. A quote cut short is not. (Off the hot path: only errors
+    /// with `icmp_errors = "related"` get here.)
+    #[inline(never)]
     fn quotes_own_packet(
         &mut self,
         snap: &Snapshot,
