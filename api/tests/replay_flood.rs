@@ -10,11 +10,12 @@
 //! size) gave 2,000 `port_closed` and no `established` in the third phase.
 //!
 //! The flow table is made small through the policy file's `[state]` table
-//! (8,192 slots), so the flood really fills it and the test stays fast in a
-//! debug build. (At 4,096 slots, half full of confirmed flows, 7 of the 2,000
-//! handshakes already met a probe window of 8 full of confirmed flows, before
-//! any flood: see docs/decisions.md on sizing.) The capture is generated in a
-//! temporary directory.
+//! (16,384 slots), so the flood really fills it (every slot the confirmed
+//! flows leave) and the test stays fast in a debug build. (At 4,096 or 8,192
+//! slots, 9 or 1 of the 2,000 handshakes already met a probe window of 8 full
+//! of confirmed flows, before any flood, and were never recorded: see
+//! docs/decisions.md on sizing.) The capture is generated in a temporary
+//! directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -86,7 +87,7 @@ fn a_syn_flood_does_not_push_confirmed_flows_out() {
     let capture = dir.path().join("flood.pcap");
     write_capture(&capture);
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "[state]\nflow_slots = 8192\n").unwrap();
+    std::fs::write(&policy, "[state]\nflow_slots = 16384\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
         .args([
             "replay",
@@ -112,10 +113,8 @@ fn a_syn_flood_does_not_push_confirmed_flows_out() {
     // Phase 1's SYN-ACKs and every reply of phase 3.
     assert_eq!(v["reasons"]["established"], 2 * flows);
     assert_eq!(v["reasons"]["port_closed"], 0, "no flow was lost");
-    // Some SYN-ACKs met a probe window full of confirmed flows.
+    // The summary says how many SYN-ACK flows found only confirmed flows in
+    // their window (placement decides; spec_state.rs tests the count itself).
     let not_recorded = v["flows_not_recorded"].as_u64().unwrap();
-    assert!(
-        (1..=flood).contains(&not_recorded),
-        "flows_not_recorded = {not_recorded}"
-    );
+    assert!(not_recorded <= flood, "flows_not_recorded = {not_recorded}");
 }
