@@ -656,6 +656,16 @@ mod tests {
         pol.icmp.set(128, IcmpRule::Deny);
         let text = toml::to_string(&pol).unwrap();
         assert!(text.contains("\"443/tcp\" = \"https\""), "{text}");
+        assert!(text.contains("state = true"), "the older form: {text}");
+        let back: Policy = toml::from_str(&text).unwrap();
+        assert_eq!(pol, back);
+        // A [state] table and icmp_errors, written after other tables.
+        pol.state.tcp_reset_s = 5;
+        pol.state.enabled = false;
+        pol.icmp_errors = IcmpErrors::Related;
+        let text = toml::to_string(&pol).unwrap();
+        assert!(text.contains("[state]"), "{text}");
+        assert!(text.contains("icmp_errors = \"related\""), "{text}");
         let back: Policy = toml::from_str(&text).unwrap();
         assert_eq!(pol, back);
         assert!(toml::from_str::<Policy>("[globals]\n\"0/tcp\" = \"x\"\n").is_err());
