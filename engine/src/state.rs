@@ -207,11 +207,15 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
                         own = Some(at);
                         break 'scan;
                     }
-                    Some(Some(s)) if s.expires > now => {
-                        if evictable(&s.value) && evict.is_none_or(|(e, _)| s.expires < e) {
-                            evict = Some((s.expires, at));
-                        }
+                    Some(Some(s))
+                        if s.expires > now
+                            && evictable(&s.value)
+                            && evict.is_none_or(|(e, _)| s.expires < e) =>
+                    {
+                        evict = Some((s.expires, at));
                     }
+                    // Live, and not a candidate: never taken as free.
+                    Some(Some(s)) if s.expires > now => {}
                     Some(_) => {
                         room.0 += 1;
                         room.1.get_or_insert(at);
