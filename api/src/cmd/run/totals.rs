@@ -31,12 +31,13 @@ pub(super) fn log_stats(t: &Totals, log: &LogStats, kernel: &KernelDrops, off: &
         String::new()
     };
     tracing::info!(
-        "stats: packets={} accepted={} dropped={} {} log_written={} log_lost={} \
-         kernel_queue_dropped={} kernel_user_dropped={}{offloaded}",
+        "stats: packets={} accepted={} dropped={} {} flows_not_recorded={} log_written={} \
+         log_lost={} kernel_queue_dropped={} kernel_user_dropped={}{offloaded}",
         t.packets(),
         t.accepted(),
         t.dropped(),
         reasons.join(" "),
+        t.flows_not_recorded(),
         log.written,
         log.lost,
         k.queue_dropped,
