@@ -7,7 +7,8 @@
 //! (one flow: the first datagram is v6fw's to decide, the rest and the
 //! replies are the kernel's), and a new TCP connection to the closed 9090
 //! (dropped by v6fw). The rules, `v6fw stats --json`, the totals at exit and
-//! the rules' removal on SIGTERM are checked. Skips like live_nfqueue.rs
+//! the rules' removal on SIGTERM are checked, and that a killed daemon's
+//! offload rules are removed by the next start. Skips like live_nfqueue.rs
 //! (fails instead with `V6FW_REQUIRE_LIVE=1`).
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -133,4 +134,25 @@ fn live_offload_accepts_established_flows_in_the_kernel() {
         totals["reasons"]["global_port"].as_u64().unwrap() >= 2,
         "{totals}"
     );
+
+    // A killed daemon's offload rules stay, and the next start's
+    // stale-leftover cleanup removes them with the rest.
+    let killed = lab.start_run(&["--offload", "established", "--stats-interval", "0"]);
+    // SAFETY: `killed.pid` is a child of this test that has not been reaped
+    // (it is still in `lab.children`).
+    let rc = unsafe { libc::kill(killed.pid as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0, "SIGKILL to v6fw run");
+    if let Some(c) = lab.children.iter_mut().find(|c| c.id() == killed.pid) {
+        c.wait().unwrap();
+    }
+    assert!(lab.ip6tables_save().contains("v6fw-offload"), "left behind");
+    let plain = lab.start_run(&["--stats-interval", "0"]);
+    let rules = lab.ip6tables_save();
+    assert!(!rules.contains("v6fw-offload"), "{rules}");
+    assert!(
+        rules.contains("-A V6FW-IN -j NFQUEUE --queue-num 0"),
+        "{rules}"
+    );
+    assert!(lab.stop_run(&plain).success(), "{}", plain.log());
+    assert!(!lab.ip6tables_save().contains("V6FW"));
 }
