@@ -73,7 +73,48 @@ fn open(connection: Option<&str>, port: i64, proto: &str, name: &str) -> Request
         port,
         protocol: ProtoArg::Name(proto.into()),
         name: name.into(),
+        from: Vec::new(),
     }
+}
+
+#[test]
+fn scoped_open_over_the_socket() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let scoped = |from: &[&str]| Request::OpenPort {
+        connection: Some("test0".into()),
+        port: 22,
+        protocol: ProtoArg::Name("tcp".into()),
+        name: "ssh".into(),
+        from: from.iter().map(|s| s.to_string()).collect(),
+    };
+    let r: ChangedResult = c.request(&scoped(&["fd00::/8", "2001:db8::/32"])).unwrap();
+    assert!(r.changed);
+    let r: ChangedResult = c.request(&scoped(&["2001:db8::/32", "fd00::/8"])).unwrap();
+    assert!(!r.changed, "the same scope in another order is no change");
+    let ports: PortsResult = c
+        .request(&Request::OpenPorts {
+            connection: "test0".into(),
+        })
+        .unwrap();
+    let p = ports.ports.iter().find(|p| p.port == 22).unwrap();
+    assert_eq!(p.from, ["2001:db8::/32", "fd00::/8"]);
+    let r: ChangedResult = c.request(&scoped(&["fd00::/16"])).unwrap();
+    assert!(r.changed, "another scope replaces the scope");
+    let e = c.call(&scoped(&["fd00::/8", "fd00::/200"])).unwrap_err();
+    assert_eq!(e.hresult(), E_INVALIDARG);
+    assert!(
+        e.to_string()
+            .contains("\"fd00::/200\" is not an IPv6 prefix"),
+        "{e}"
+    );
+    let ports: PortsResult = c
+        .request(&Request::OpenPorts {
+            connection: "test0".into(),
+        })
+        .unwrap();
+    let p = ports.ports.iter().find(|p| p.port == 22).unwrap();
+    assert_eq!(p.from, ["fd00::/16"], "a refused change changes nothing");
 }
 
 #[test]
@@ -92,6 +133,7 @@ fn every_request_over_the_socket() {
             port: 22,
             protocol: ProtoArg::Number(6),
             name: "ssh".into(),
+            from: Vec::new(),
         })
         .unwrap();
     assert!(r.changed);
@@ -162,6 +204,7 @@ fn every_request_over_the_socket() {
             port: 80,
             protocol: ProtoArg::Number(1),
             name: String::new(),
+            from: Vec::new(),
         },
         open(Some("nope"), 80, "tcp", ""),
     ] {

@@ -77,6 +77,11 @@ pub enum Action {
         /// A name kept with the pair (the first name given stays).
         #[arg(long, default_value = "")]
         name: String,
+        /// Let in only sources inside this IPv6 prefix (repeatable, e.g.
+        /// `--from fd00::/8 --from 2001:db8::/32`; none: any source). Opening
+        /// an open pair with another scope replaces its scope.
+        #[arg(long = "from", value_name = "PREFIX")]
+        from: Vec<String>,
         /// Where to open it (default: globally).
         #[command(flatten)]
         scope: Scope,
@@ -126,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Open {
             pair,
             name,
+            from,
             scope,
             place,
         } => {
@@ -135,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 port: i64::from(p.port()),
                 protocol: ProtoArg::from(p.protocol()),
                 name,
+                from,
             };
             change(&place, &req, p, "opened", "already open", &scope.connection)?;
         }
@@ -298,6 +305,14 @@ fn print_ports(ports: &[WirePort]) {
     for p in ports {
         let pair = format!("{}/{}", p.port, p.protocol);
         let name = if p.name.is_empty() { "-" } else { &p.name };
-        println!("  {pair:<12} {:<7} {name}", p.scope.as_str());
+        let from = if p.from.is_empty() {
+            "any".to_string()
+        } else {
+            p.from.join(",")
+        };
+        println!(
+            "  {pair:<12} {:<7} {name:<12} from {from}",
+            p.scope.as_str()
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use v6fw_engine::{PortPair, Protocol};
+use v6fw_engine::{PolicyError, PortPair, Protocol, Scope};
 
 use crate::fw::{ConnectionInfo, FirewallManager, FwError, LogChange, OpenPorts, PortScope};
 
@@ -74,6 +74,10 @@ pub enum Request {
         /// Name kept with the pair (the first name stays).
         #[serde(default)]
         name: String,
+        /// Source prefixes the pair lets in (`fd00::/8`); empty or absent:
+        /// any source. Another scope replaces the pair's scope.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
     },
     /// Closes a pair on a connection, or globally when no connection is given.
     ClosePort {
@@ -253,6 +257,9 @@ pub struct WirePort {
     pub name: String,
     /// `own` or `global`.
     pub scope: PortScope,
+    /// The source prefixes the pair lets in; empty: any source.
+    #[serde(default)]
+    pub from: Vec<String>,
 }
 
 /// The result of `global_ports` and `open_ports`.
@@ -272,6 +279,12 @@ impl From<&OpenPorts> for PortsResult {
                     protocol: p.protocol().name().to_string(),
                     name: p.name().to_string(),
                     scope: p.scope(),
+                    from: p
+                        .remote_addresses()
+                        .prefixes()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
                 })
                 .collect(),
         }
@@ -443,13 +456,16 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
             port,
             protocol,
             name,
+            from,
         } => {
             let p = pair(port, &protocol)?;
+            let from = Scope::parse(&from).map_err(PolicyError::from)?;
             changed(match connection {
-                Some(id) => mgr
-                    .connection(&id)?
-                    .open_port(p.port(), p.protocol(), &name)?,
-                None => mgr.open_global_port(p.port(), p.protocol(), &name)?,
+                Some(id) => {
+                    mgr.connection(&id)?
+                        .open_port_from(p.port(), p.protocol(), &name, from)?
+                }
+                None => mgr.open_global_port_from(p.port(), p.protocol(), &name, from)?,
             })
         }
         Request::ClosePort {

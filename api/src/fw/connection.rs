@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use v6fw_engine::{Connection, Policy, PortPair, Protocol};
+use v6fw_engine::{Connection, Policy, PortPair, Protocol, Scope};
 
 use super::collection::{ConnectionInfo, OpenPorts, OpenPortsIter};
 use super::error::FwError;
@@ -82,9 +82,23 @@ impl FirewallConnection {
     /// pair changes nothing and the first name stays. Returns whether
     /// anything changed.
     pub fn open_port(&self, port: u16, protocol: Protocol, name: &str) -> Result<bool, FwError> {
+        self.open_port_from(port, protocol, name, Scope::ANY)
+    }
+
+    /// Opens one of this connection's own pairs for the sources in `from`
+    /// only (SPEC.md, "Scopes"; like `INetFwOpenPort::RemoteAddresses`).
+    /// Opening it again with another scope replaces the scope and is a
+    /// change; the first name stays.
+    pub fn open_port_from(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        name: &str,
+        from: Scope,
+    ) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         let name = check_name(name)?;
-        self.change(|c| c.open_port(pair, name))
+        self.change(|c| c.open_port_from(pair, name, from))
     }
 
     /// [`open_port`](Self::open_port) from raw numbers as Netfwv6.h passes

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol, StateConfig};
+use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol, Scope, StateConfig};
 
 use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
@@ -196,9 +196,22 @@ impl FirewallManager {
         protocol: Protocol,
         name: &str,
     ) -> Result<bool, FwError> {
+        self.open_global_port_from(port, protocol, name, Scope::ANY)
+    }
+
+    /// Opens a global pair for the sources in `from` only (SPEC.md,
+    /// "Scopes"; `Scope::ANY`: every source). Opening it again with another
+    /// scope replaces the scope and is a change; the first name stays.
+    pub fn open_global_port_from(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        name: &str,
+        from: Scope,
+    ) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         let name = check_name(name)?;
-        self.change(|p| Ok(p.open_global(pair, name)))
+        self.change(|p| Ok(p.open_global_from(pair, name, from)))
     }
 
     /// [`open_global_port`](Self::open_global_port) from raw numbers: port

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::PortPair;
+use super::{Opening, PortPair};
 
 /// The message for `what` written as both `first` and `second`.
 pub(super) fn twice(first: &str, second: &str, what: impl fmt::Display) -> String {
@@ -37,17 +37,19 @@ impl<'de> DeserializeSeed<'de> for &mut Seen {
 struct PairMap(PhantomData<()>);
 
 impl<'de> Visitor<'de> for PairMap {
-    type Value = BTreeMap<PortPair, String>;
+    type Value = BTreeMap<PortPair, Opening>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table of PORT/PROTO = \"name\" entries, e.g. \"22/tcp\" = \"ssh\"")
+        f.write_str(
+            "a table of PORT/PROTO = \"name\" entries, e.g. \"22/tcp\" = \"ssh\" or \"22/tcp\" = { name = \"ssh\", from = [\"fd00::/8\"] }",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut seen = Seen(BTreeMap::new());
         let mut out = BTreeMap::new();
         while let Some(pair) = access.next_key_seed(&mut seen)? {
-            out.insert(pair, access.next_value::<String>()?);
+            out.insert(pair, access.next_value::<Opening>()?);
         }
         Ok(out)
     }
@@ -75,7 +77,7 @@ impl<'de> Visitor<'de> for PairSet {
 /// A `PORT/PROTO = "name"` table with no pair twice.
 pub(super) fn pair_map<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<PortPair, String>, D::Error> {
+) -> Result<BTreeMap<PortPair, Opening>, D::Error> {
     d.deserialize_map(PairMap(PhantomData))
 }
 

@@ -1,0 +1,101 @@
+//! `v6fw ports` with scopes, on a state directory with no daemon: `--from`
+//! prefixes, how `ports list` and its JSON show them, bad prefixes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `v6fw ARGS --socket (none) --state-dir DIR`.
+fn v6fw(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(args)
+        .arg("--socket")
+        .arg(dir.join("no-daemon.sock"))
+        .arg("--state-dir")
+        .arg(dir)
+        .output()
+        .expect("run v6fw")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn open_from_prefixes_then_list_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(&v6fw(
+        d,
+        &[
+            "ports",
+            "open",
+            "22/tcp",
+            "--name",
+            "ssh",
+            "--from",
+            "fd00::/8",
+            "--from",
+            "2001:db8::/32",
+        ],
+    ));
+    assert!(out.starts_with("opened 22/tcp globally"), "{out}");
+    let again = ok(&v6fw(
+        d,
+        &[
+            "ports",
+            "open",
+            "22/tcp",
+            "--from",
+            "2001:db8::/32",
+            "--from",
+            "fd00::/8",
+        ],
+    ));
+    assert!(again.contains("nothing changed"), "{again}");
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(
+        list.contains("22/tcp") && list.contains("from 2001:db8::/32,fd00::/8"),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&v6fw(d, &["ports", "list", "--global", "--json"]))).unwrap();
+    assert_eq!(
+        json["global"][0]["from"],
+        serde_json::json!(["2001:db8::/32", "fd00::/8"])
+    );
+    // The file says it with `from`.
+    let file = std::fs::read_to_string(d.join("policy.toml")).unwrap();
+    assert!(file.contains("from = ["), "{file}");
+    // Reopening without --from lets every source in again: a change.
+    let widened = ok(&v6fw(d, &["ports", "open", "22/tcp"]));
+    assert!(widened.starts_with("opened 22/tcp"), "{widened}");
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(list.contains("from any") && list.contains("ssh"), "{list}");
+}
+
+#[test]
+fn bad_prefixes_are_invalid_arguments_naming_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for bad in ["fd00::/129", "10.0.0.0/8", "fd00::/x", "nonsense"] {
+        let err = fails(&v6fw(d, &["ports", "open", "22/tcp", "--from", bad]));
+        assert!(
+            err.contains(&format!("{bad:?} is not an IPv6 prefix")),
+            "{err}"
+        );
+        assert!(err.contains("E_INVALIDARG"), "{err}");
+    }
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(list.contains("(none)"), "nothing was opened: {list}");
+}
