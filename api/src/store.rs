@@ -215,6 +215,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             text.len()
         )));
     }
+    crate::fw::services::install();
     let policy: Policy = toml::from_str(text).map_err(|e| {
         let at = e
             .span()

@@ -74,7 +74,43 @@ fn open(connection: Option<&str>, port: i64, proto: &str, name: &str) -> Request
         protocol: ProtoArg::Name(proto.into()),
         name: name.into(),
         from: Vec::new(),
+        last_port: None,
     }
+}
+
+#[test]
+fn ranges_over_the_socket_are_one_change() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let range = |port: i64, last: i64| Request::OpenPort {
+        connection: None,
+        port,
+        protocol: ProtoArg::Name("udp".into()),
+        name: "r".into(),
+        from: Vec::new(),
+        last_port: Some(last),
+    };
+    let r: ChangedResult = c.request(&range(6000, 6007)).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let ports: Vec<u16> = g.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, (6000..=6007).collect::<Vec<u16>>());
+    for bad in [range(8, 7), range(0, 5), range(1, 70000)] {
+        let e = c.call(&bad).unwrap_err();
+        assert_eq!(e.hresult(), E_INVALIDARG, "{bad:?}: {e}");
+    }
+    let r: ChangedResult = c
+        .request(&Request::ClosePort {
+            connection: None,
+            port: 6001,
+            protocol: ProtoArg::Number(17),
+            last_port: Some(6006),
+        })
+        .unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let ports: Vec<u16> = g.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, [6000, 6007]);
 }
 
 #[test]
@@ -87,6 +123,7 @@ fn scoped_open_over_the_socket() {
         protocol: ProtoArg::Name("tcp".into()),
         name: "ssh".into(),
         from: from.iter().map(|s| s.to_string()).collect(),
+        last_port: None,
     };
     let r: ChangedResult = c.request(&scoped(&["fd00::/8", "2001:db8::/32"])).unwrap();
     assert!(r.changed);
@@ -134,6 +171,7 @@ fn every_request_over_the_socket() {
             protocol: ProtoArg::Number(6),
             name: "ssh".into(),
             from: Vec::new(),
+            last_port: None,
         })
         .unwrap();
     assert!(r.changed);
@@ -186,6 +224,7 @@ fn every_request_over_the_socket() {
             connection: None,
             port: 443,
             protocol: ProtoArg::Number(6),
+            last_port: None,
         },
     ] {
         let r: ChangedResult = c.request(&req).unwrap();
@@ -205,6 +244,7 @@ fn every_request_over_the_socket() {
             protocol: ProtoArg::Number(1),
             name: String::new(),
             from: Vec::new(),
+            last_port: None,
         },
         open(Some("nope"), 80, "tcp", ""),
     ] {

@@ -99,3 +99,98 @@ fn bad_prefixes_are_invalid_arguments_naming_the_text() {
     let list = ok(&v6fw(d, &["ports", "list", "--global"]));
     assert!(list.contains("(none)"), "nothing was opened: {list}");
 }
+
+#[test]
+fn ranges_and_service_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(&v6fw(
+        d,
+        &["ports", "open", "6000:6007/tcp", "--name", "x11"],
+    ));
+    assert!(out.starts_with("opened 6000:6007/tcp globally"), "{out}");
+    let out = ok(&v6fw(d, &["ports", "open", "ssh"]));
+    assert!(out.starts_with("opened 22/tcp globally"), "{out}");
+    let out = ok(&v6fw(d, &["ports", "open", "domain/udp"]));
+    assert!(out.starts_with("opened 53/udp globally"), "{out}");
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    let rows: Vec<&str> = list.lines().map(str::trim).collect();
+    assert!(
+        rows.iter().any(|r| r.starts_with("6000:6007/tcp")),
+        "{list}"
+    );
+    assert!(rows.iter().any(|r| r.starts_with("22/tcp")), "{list}");
+    assert!(rows.iter().any(|r| r.starts_with("53/udp")), "{list}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&v6fw(d, &["ports", "list", "--global", "--json"]))).unwrap();
+    assert_eq!(
+        json["global"].as_array().unwrap().len(),
+        10,
+        "a range opens each pair"
+    );
+    // Closing part of the range splits it in the listing.
+    ok(&v6fw(d, &["ports", "close", "6003:6004/tcp"]));
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(
+        list.contains("6000:6002/tcp") && list.contains("6005:6007/tcp"),
+        "{list}"
+    );
+    // A policy file may use them too.
+    let file = d.join("other");
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(
+        file.join("policy.toml"),
+        "[globals]\n\"ssh\" = \"s\"\n\"8000:8002/udp\" = \"u\"\n",
+    )
+    .unwrap();
+    let list = ok(&v6fw(&file, &["ports", "list", "--global"]));
+    assert!(
+        list.contains("22/tcp") && list.contains("8000:8002/udp"),
+        "{list}"
+    );
+}
+
+#[test]
+fn bad_ranges_and_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (bad, says) in [
+        ("8:7/tcp", "\"8:7/tcp\" is backwards"),
+        ("0:5/tcp", "port 0 is not valid"),
+        ("1:70000/tcp", "port 70000 is not valid"),
+        ("nosuchservice", "no service \"nosuchservice\""),
+        ("ssh/sctp", "protocol sctp is not valid"),
+    ] {
+        let err = fails(&v6fw(d, &["ports", "open", bad]));
+        assert!(
+            err.contains(says) && err.contains("E_INVALIDARG"),
+            "{bad}: {err}"
+        );
+    }
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(list.contains("(none)"), "nothing was opened: {list}");
+}
+
+#[test]
+fn ignoring_a_pair_that_is_not_global_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("policy.toml"),
+        "[globals]\n\"443/tcp\" = \"https\"\n\n[connections.eth9]\nid = \"eth9\"\n",
+    )
+    .unwrap();
+    let out = v6fw(
+        d,
+        &["ports", "ignore-global", "80/tcp", "--connection", "eth9"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("note: 80/tcp is not a global pair"), "{err}");
+    let out = v6fw(
+        d,
+        &["ports", "ignore-global", "443/tcp", "--connection", "eth9"],
+    );
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
+}

@@ -54,7 +54,7 @@ pub use counters::{Counters, Totals, WorkerCounters};
 pub use decide::{Decision, Direction, Engine, PacketMeta, Worker};
 pub use policy::{
     Connection, IcmpErrors, IcmpPolicy, IcmpRule, LogSettings, Opening, Policy, PolicyError,
-    PortPair, Prefix, PrefixError, Protocol, Scope, ScopedPair, StateSettings,
+    PortPair, PortRun, Prefix, PrefixError, Protocol, Scope, ScopedPair, Services, StateSettings,
 };
 pub use reason::{Reason, Verdict};
 pub use state::{HashKey, StateConfig};

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::settings::StateSettings;
 pub use scope::{Opening, Prefix, PrefixError, Scope, ScopedPair};
+pub use spec::{PortRun, Services};
 
 /// Why a policy argument or change was refused. Every variant is an invalid
 /// argument in Netfwv6.h terms (`E_INVALIDARG`), except [`UnknownConnection`]
@@ -41,6 +42,10 @@ pub enum PolicyError {
     DuplicateConnection(String),
     /// A source scope entry is not an IPv6 prefix (the offending text).
     InvalidPrefix(String),
+    /// A port range whose first port is above its last (`8:7/tcp`).
+    InvalidRange(String),
+    /// A service name the service table does not have.
+    UnknownService(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -59,6 +64,14 @@ impl fmt::Display for PolicyError {
             }
             Self::DuplicateConnection(id) => write!(f, "connection {id:?} exists already"),
             Self::InvalidPrefix(text) => PrefixError(text.clone()).fmt(f),
+            Self::InvalidRange(text) => write!(
+                f,
+                "{text:?} is backwards: write a range as LOW:HIGH/PROTO, e.g. 6000:6007/tcp"
+            ),
+            Self::UnknownService(text) => write!(
+                f,
+                "no service {text:?} in /etc/services: write PORT/PROTO, e.g. 22/tcp"
+            ),
         }
     }
 }
@@ -331,6 +344,7 @@ impl<'de> Deserialize<'de> for IcmpPolicy {
 }
 
 mod scope;
+pub mod spec;
 mod unique;
 
 fn default_true() -> bool {

@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use v6fw_engine::PortPair;
+use v6fw_engine::policy::spec;
+use v6fw_engine::{PortPair, PortRun};
 
 use crate::control::client::{decode, execute, Route};
 use crate::control::protocol::{
@@ -135,52 +136,68 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             scope,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::OpenPort {
-                connection: scope.connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-                name,
-                from,
-            };
-            change(&place, &req, p, "opened", "already open", &scope.connection)?;
+            for r in parse_runs(&pair)? {
+                let req = Request::OpenPort {
+                    connection: scope.connection.clone(),
+                    port: i64::from(r.first),
+                    protocol: ProtoArg::from(r.protocol),
+                    name: name.clone(),
+                    from: from.clone(),
+                    last_port: (r.last != r.first).then_some(i64::from(r.last)),
+                };
+                change(&place, &req, r, "opened", "already open", &scope.connection)?;
+            }
         }
         Action::Close { pair, scope, place } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::ClosePort {
-                connection: scope.connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            change(&place, &req, p, "closed", "not open", &scope.connection)?;
+            for r in parse_runs(&pair)? {
+                let req = Request::ClosePort {
+                    connection: scope.connection.clone(),
+                    port: i64::from(r.first),
+                    protocol: ProtoArg::from(r.protocol),
+                    last_port: (r.last != r.first).then_some(i64::from(r.last)),
+                };
+                change(&place, &req, r, "closed", "not open", &scope.connection)?;
+            }
         }
         Action::IgnoreGlobal {
             pair,
             connection,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::IgnoreGlobal {
-                connection: connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            let what = format!("global {p} ignored");
-            report(&place, &req, &what, "already ignored", &connection)?;
+            let globals = global_ports(&place)?;
+            for p in parse_pairs(&pair)? {
+                let is_global = globals
+                    .ports
+                    .iter()
+                    .any(|g| g.port == p.port() && g.protocol == p.protocol().name());
+                if !is_global {
+                    eprintln!(
+                        "note: {p} is not a global pair now; the ignore is kept and takes effect if {p} is opened globally"
+                    );
+                }
+                let req = Request::IgnoreGlobal {
+                    connection: connection.clone(),
+                    port: i64::from(p.port()),
+                    protocol: ProtoArg::from(p.protocol()),
+                };
+                let what = format!("global {p} ignored");
+                report(&place, &req, &what, "already ignored", &connection)?;
+            }
         }
         Action::ObserveGlobal {
             pair,
             connection,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::ObserveGlobal {
-                connection: connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            let what = format!("global {p} observed");
-            report(&place, &req, &what, "not ignored", &connection)?;
+            for p in parse_pairs(&pair)? {
+                let req = Request::ObserveGlobal {
+                    connection: connection.clone(),
+                    port: i64::from(p.port()),
+                    protocol: ProtoArg::from(p.protocol()),
+                };
+                let what = format!("global {p} observed");
+                report(&place, &req, &what, "not ignored", &connection)?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -189,6 +206,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Reads `PORT/PROTO`; a bad pair is `E_INVALIDARG`.
 pub fn parse_pair(s: &str) -> Result<PortPair, FwError> {
     Ok(s.parse::<PortPair>()?)
+}
+
+/// Reads what an admin writes: `22/tcp`, `6000:6007/tcp`, `ssh`, `ssh/tcp`
+/// (names through `/etc/services`); errors are `E_INVALIDARG`.
+pub fn parse_runs(s: &str) -> Result<Vec<PortRun>, FwError> {
+    crate::fw::services::install();
+    Ok(spec::parse_spec(s)?)
+}
+
+/// Every pair `s` names (see [`parse_runs`]).
+pub fn parse_pairs(s: &str) -> Result<Vec<PortPair>, FwError> {
+    crate::fw::services::install();
+    Ok(spec::parse_pairs(s)?)
 }
 
 fn where_text(connection: &Option<String>) -> String {
@@ -201,7 +231,7 @@ fn where_text(connection: &Option<String>) -> String {
 fn change(
     place: &Where,
     req: &Request,
-    pair: PortPair,
+    pair: PortRun,
     done: &str,
     already: &str,
     connection: &Option<String>,
@@ -298,12 +328,33 @@ fn global_ports(place: &Where) -> Result<PortsResult, FwError> {
     decode(place.run(&Request::GlobalPorts)?.0)
 }
 
+/// Prints the pairs, consecutive ports with the same protocol, origin,
+/// name and scope as one range (`6000:6007/tcp`).
 fn print_ports(ports: &[WirePort]) {
     if ports.is_empty() {
         println!("  (none)");
     }
-    for p in ports {
-        let pair = format!("{}/{}", p.port, p.protocol);
+    let mut i = 0;
+    while let Some(p) = ports.get(i) {
+        let mut last = p.port;
+        let mut j = i + 1;
+        while let Some(q) = ports.get(j) {
+            let same = q.protocol == p.protocol
+                && q.scope == p.scope
+                && q.name == p.name
+                && q.from == p.from;
+            if !same || u32::from(q.port) != u32::from(last) + 1 {
+                break;
+            }
+            last = q.port;
+            j += 1;
+        }
+        i = j;
+        let pair = if last == p.port {
+            format!("{}/{}", p.port, p.protocol)
+        } else {
+            format!("{}:{}/{}", p.port, last, p.protocol)
+        };
         let name = if p.name.is_empty() { "-" } else { &p.name };
         let from = if p.from.is_empty() {
             "any".to_string()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use v6fw_engine::{PolicyError, PortPair, Protocol, Scope};
+use v6fw_engine::{PolicyError, PortPair, PortRun, Protocol, Scope};
 
 use crate::fw::{ConnectionInfo, FirewallManager, FwError, LogChange, OpenPorts, PortScope};
 
@@ -78,6 +78,9 @@ pub enum Request {
         /// any source. Another scope replaces the pair's scope.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         from: Vec<String>,
+        /// With it, every pair `port..=last_port` (one change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_port: Option<i64>,
     },
     /// Closes a pair on a connection, or globally when no connection is given.
     ClosePort {
@@ -88,6 +91,9 @@ pub enum Request {
         port: i64,
         /// 6/17 or tcp/udp.
         protocol: ProtoArg,
+        /// With it, every pair `port..=last_port` (one change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_port: Option<i64>,
     },
     /// Ignores a global pair on a connection.
     IgnoreGlobal {
@@ -412,6 +418,22 @@ fn pair(port: i64, protocol: &ProtoArg) -> Result<PortPair, FwError> {
     Ok(PortPair::from_raw(port, number)?)
 }
 
+/// `port..=last_port` (or `port` alone) as a run; every bound is checked,
+/// and a backwards range is `E_INVALIDARG`.
+fn run(port: i64, last_port: Option<i64>, protocol: &ProtoArg) -> Result<PortRun, FwError> {
+    let first = pair(port, protocol)?;
+    let last = pair(last_port.unwrap_or(port), protocol)?;
+    if first > last {
+        let text = format!("{}:{}/{}", first.port(), last.port(), first.protocol());
+        return Err(PolicyError::InvalidRange(text).into());
+    }
+    Ok(PortRun {
+        protocol: first.protocol(),
+        first: first.port(),
+        last: last.port(),
+    })
+}
+
 fn to_value<T: Serialize>(t: &T) -> Result<Value, FwError> {
     serde_json::to_value(t)
         .map_err(|e| FwError::Unexpected(format!("cannot encode the result: {e}")))
@@ -457,26 +479,25 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
             protocol,
             name,
             from,
+            last_port,
         } => {
-            let p = pair(port, &protocol)?;
+            let r = run(port, last_port, &protocol)?;
             let from = Scope::parse(&from).map_err(PolicyError::from)?;
             changed(match connection {
-                Some(id) => {
-                    mgr.connection(&id)?
-                        .open_port_from(p.port(), p.protocol(), &name, from)?
-                }
-                None => mgr.open_global_port_from(p.port(), p.protocol(), &name, from)?,
+                Some(id) => mgr.connection(&id)?.open_run(r, &name, &from)?,
+                None => mgr.open_global_run(r, &name, &from)?,
             })
         }
         Request::ClosePort {
             connection,
             port,
             protocol,
+            last_port,
         } => {
-            let p = pair(port, &protocol)?;
+            let r = run(port, last_port, &protocol)?;
             changed(match connection {
-                Some(id) => mgr.connection(&id)?.close_port(p.port(), p.protocol())?,
-                None => mgr.close_global_port(p.port(), p.protocol())?,
+                Some(id) => mgr.connection(&id)?.close_run(r)?,
+                None => mgr.close_global_run(r)?,
             })
         }
         Request::IgnoreGlobal {

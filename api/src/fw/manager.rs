@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol, Scope, StateConfig};
+use v6fw_engine::{Connection, Engine, Policy, PortPair, PortRun, Protocol, Scope, StateConfig};
 
 use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
@@ -224,6 +224,22 @@ impl FirewallManager {
     ) -> Result<bool, FwError> {
         let pair = PortPair::from_raw(port, protocol)?;
         self.open_global_port(pair.port(), pair.protocol(), name)
+    }
+
+    /// Opens every pair of `run` globally for `from`, in one change (one
+    /// durable write, one publish). Returns whether anything changed.
+    pub fn open_global_run(&self, run: PortRun, name: &str, from: &Scope) -> Result<bool, FwError> {
+        let name = check_name(name)?;
+        self.change(|p| {
+            Ok(run.pairs().fold(false, |c, pair| {
+                p.open_global_from(pair, name, from.clone()) | c
+            }))
+        })
+    }
+
+    /// Closes every global pair of `run`, in one change.
+    pub fn close_global_run(&self, run: PortRun) -> Result<bool, FwError> {
+        self.change(|p| Ok(run.pairs().fold(false, |c, pair| p.close_global(pair) | c)))
     }
 
     /// Closes a global pair; closing a closed pair changes nothing. Returns
