@@ -208,6 +208,13 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
 /// it, against the file's directory as the state directory; a file with no
 /// content at all is refused rather than read as an empty policy.
 pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
+    parse_for(path, path.parent(), text)
+}
+
+/// [`parse`] for a file that will live in `state_dir` (`v6fw load`: the
+/// file is read where it is, its `[logging]` is checked against the
+/// daemon's state directory).
+pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Policy, FwError> {
     if text.trim().is_empty() {
         return Err(FwError::Fail(format!(
             "the policy file {} is empty ({} bytes): an interrupted copy or an editor may have truncated it; restore it from a backup, or remove it to start again with an empty policy (every port closed)",
@@ -239,7 +246,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             )));
         }
     }
-    check_log_settings(&policy.logging, path.parent()).map_err(|e| {
+    check_log_settings(&policy.logging, state_dir).map_err(|e| {
         FwError::Fail(format!(
             "the policy file {} has a bad [logging] value: {}; fix it there (the same rules as `v6fw log set`)",
             path.display(),
@@ -250,7 +257,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
 }
 
 /// 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -114,6 +114,64 @@ fn ranges_over_the_socket_are_one_change() {
 }
 
 #[test]
+fn load_replaces_the_whole_policy_or_nothing() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let r: ChangedResult = c.request(&open(None, 443, "tcp", "https")).unwrap();
+    assert!(r.changed);
+    let load = |text: &str| Request::Load {
+        policy: text.into(),
+        source: "new.toml".into(),
+    };
+    let text =
+        "[globals]\n\"ssh\" = { name = \"ssh\", from = [\"fd00::/8\"] }\n\"53/udp\" = \"dns\"\n";
+    let r: ChangedResult = c.request(&load(text)).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let got: Vec<(u16, &str, Vec<String>)> = g
+        .ports
+        .iter()
+        .map(|p| (p.port, p.protocol.as_str(), p.from.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (22, "tcp", vec!["fd00::/8".to_string()]),
+            (53, "udp", vec![])
+        ],
+        "443/tcp is gone: the whole policy was replaced"
+    );
+    // The file holds exactly what runs.
+    let stored = std::fs::read_to_string(d.dir.path().join("state/policy.toml")).unwrap();
+    assert!(
+        stored.contains("fd00::/8") && !stored.contains("443/tcp"),
+        "{stored}"
+    );
+    // A file with one bad entry is refused whole.
+    let e = c
+        .call(&load(
+            "[globals]\n\"80/tcp\" = \"web\"\n\"8:7/tcp\" = \"x\"\n",
+        ))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("new.toml is not valid at line 3"),
+        "{e}"
+    );
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    assert_eq!(g.ports.len(), 2, "nothing of the bad file was applied");
+    // Reload re-reads the daemon's own file.
+    std::fs::write(
+        d.dir.path().join("state/policy.toml"),
+        "[globals]\n\"8080/tcp\" = \"alt\"\n",
+    )
+    .unwrap();
+    let r: ChangedResult = c.request(&Request::Reload).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    assert_eq!(g.ports.iter().map(|p| p.port).collect::<Vec<_>>(), [8080]);
+}
+
+#[test]
 fn scoped_open_over_the_socket() {
     let d = Daemon::start();
     let mut c = d.client();

@@ -194,3 +194,114 @@ fn ignoring_a_pair_that_is_not_global_says_so() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
 }
+
+const BAD: &str = r#"[globals]
+"22/tcp" = { name = "ssh", from = ["fd00::/200"] }
+"8:7/tcp" = "x"
+
+[connections.eth0]
+id = "eth0"
+enabeld = true
+
+[globl]
+x = 1
+"#;
+
+const GOOD: &str = r#"[globals]
+"ssh" = { name = "ssh", from = ["fd00::/8"] }
+"6000:6003/tcp" = "x"
+
+[connections.eth0]
+id = "eth0"
+
+[connections.eth0.open]
+"53/udp" = "dns"
+"#;
+
+#[test]
+fn check_lists_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, BAD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let f = file.display();
+    for want in [
+        format!("{f}:2:35: \"fd00::/200\" is not an IPv6 prefix"),
+        format!("{f}:3:1: \"8:7/tcp\" is backwards"),
+        format!("{f}:7:1: unknown field `enabeld`"),
+        format!("{f}:9:2: unknown field `globl`"),
+        "(4 errors)".to_string(),
+    ] {
+        assert!(err.contains(&want), "{want} in:\n{err}");
+    }
+}
+
+#[test]
+fn check_prints_the_effective_sets_of_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("good.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    let run = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_v6fw"));
+        cmd.arg("check").arg(&file);
+        if json {
+            cmd.arg("--json");
+        }
+        ok(&cmd.output().unwrap())
+    };
+    let text = run(false);
+    assert!(text.contains("is valid"), "{text}");
+    let eth0 = text.split("connection eth0:").nth(1).unwrap();
+    for want in ["22/tcp", "from fd00::/8", "6000:6003/tcp", "53/udp", "own"] {
+        assert!(eth0.contains(want), "{want}: {text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["global"].as_array().unwrap().len(), 5);
+    assert_eq!(v["connections"]["eth0"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn load_without_a_daemon_replaces_the_file_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&v6fw(d, &["ports", "open", "443/tcp"]));
+    let good = d.join("good.toml");
+    std::fs::write(&good, GOOD).unwrap();
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, BAD).unwrap();
+    let before = std::fs::read_to_string(d.join("policy.toml")).unwrap();
+    let err = fails(&v6fw(d, &["load", bad.to_str().unwrap()]));
+    assert!(err.contains("is not valid at line 2, column 35"), "{err}");
+    assert!(err.contains("v6fw check"), "{err}");
+    let after = std::fs::read_to_string(d.join("policy.toml")).unwrap();
+    assert_eq!(before, after, "a refused file changes nothing");
+    let out = ok(&v6fw(d, &["load", good.to_str().unwrap()]));
+    assert!(
+        out.contains("the policy was replaced (no daemon running"),
+        "{out}"
+    );
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(
+        list.contains("6000:6003/tcp") && !list.contains("443/tcp"),
+        "{list}"
+    );
+    let again = ok(&v6fw(d, &["load", good.to_str().unwrap()]));
+    assert!(again.contains("nothing changed"), "{again}");
+}
+
+#[test]
+fn reload_without_a_daemon_names_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&v6fw(dir.path(), &["reload"]));
+    let sock = dir.path().join("no-daemon.sock");
+    assert!(
+        err.contains(&format!("no daemon answers at {}", sock.display())),
+        "{err}"
+    );
+}

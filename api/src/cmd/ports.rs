@@ -330,7 +330,7 @@ fn global_ports(place: &Where) -> Result<PortsResult, FwError> {
 
 /// Prints the pairs, consecutive ports with the same protocol, origin,
 /// name and scope as one range (`6000:6007/tcp`).
-fn print_ports(ports: &[WirePort]) {
+pub(crate) fn print_ports(ports: &[WirePort]) {
     if ports.is_empty() {
         println!("  (none)");
     }
@@ -362,7 +362,7 @@ fn print_ports(ports: &[WirePort]) {
             p.from.join(",")
         };
         println!(
-            "  {pair:<12} {:<7} {name:<12} from {from}",
+            "  {pair:<14} {:<7} {name:<12} from {from}",
             p.scope.as_str()
         );
     }

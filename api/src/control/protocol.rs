@@ -125,6 +125,17 @@ pub enum Request {
     },
     /// Re-reads the host's interfaces.
     Refresh,
+    /// Replaces the whole policy with a policy file's text (`v6fw load`):
+    /// validated as a whole, then one durable write and one publish.
+    Load {
+        /// The TOML text of the policy file.
+        policy: String,
+        /// The file's name, for messages.
+        #[serde(default)]
+        source: String,
+    },
+    /// Re-reads the daemon's own policy file (as SIGHUP does).
+    Reload,
     /// The engine's counters per reason, the log's counters, the open pairs.
     Stats,
     /// The firewall log's settings.
@@ -161,6 +172,8 @@ impl Request {
                 | Request::Enable { .. }
                 | Request::Disable { .. }
                 | Request::Refresh
+                | Request::Load { .. }
+                | Request::Reload
                 | Request::SetLog { .. }
         )
     }
@@ -525,6 +538,18 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
         Request::Enable { connection } => changed(mgr.connection(&connection)?.enable()?),
         Request::Disable { connection } => changed(mgr.connection(&connection)?.disable()?),
         Request::Refresh => changed(mgr.refresh()?),
+        Request::Load { policy, source } => {
+            let name = if source.is_empty() {
+                "the loaded policy"
+            } else {
+                source.as_str()
+            };
+            let state_dir = mgr.store().map(|s| s.dir().to_path_buf());
+            let parsed =
+                crate::store::parse_for(std::path::Path::new(name), state_dir.as_deref(), &policy)?;
+            changed(mgr.load(parsed)?)
+        }
+        Request::Reload => changed(mgr.reload()?),
         Request::Stats => to_value(&stats(mgr)),
         Request::LogSettings => {
             let l = mgr.log_settings();
