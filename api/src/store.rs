@@ -28,6 +28,30 @@ pub const POLICY_FILE: &str = "policy.toml";
 /// The lock file a writer holds for as long as it may change the policy.
 pub const LOCK_FILE: &str = "policy.lock";
 
+/// The file in the state directory where the daemon records the control
+/// socket (or pipe) it serves, so that `--state-dir DIR` leads a client to it.
+pub const SOCKET_FILE: &str = "control.socket";
+
+/// Records `socket` as the control socket of the daemon using `state_dir`
+/// (written to a temporary file, then renamed: never half a path).
+pub fn record_socket(state_dir: &Path, socket: &Path) -> Result<(), FwError> {
+    let path = state_dir.join(SOCKET_FILE);
+    let tmp = state_dir.join(format!("{TMP_PREFIX}.socket.{}", std::process::id()));
+    let text = format!("{}\n", socket.display());
+    write_synced(&tmp, text.as_bytes())
+        .and_then(|()| fs::rename(&tmp, &path).map_err(|e| FwError::io("replace", &path, &e)))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+}
+
+/// The control socket the daemon using `state_dir` recorded, if any.
+pub fn recorded_socket(state_dir: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(state_dir.join(SOCKET_FILE)).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| PathBuf::from(line))
+}
+
 /// Prefix of the temporary files a write goes through.
 pub const TMP_PREFIX: &str = ".policy.toml.tmp";
 

@@ -649,3 +649,83 @@ fn shutdown_stale_and_live_sockets() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no v6fw daemon is running"));
 }
+
+/// `v6fw ARGS` as a client, without --socket.
+fn v6fw_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn state_dir_leads_to_its_own_daemon_only() {
+    let d = Daemon::start();
+    d.mgr
+        .open_global_port(4242, Protocol::Tcp, "daemon")
+        .unwrap();
+    let state = d.dir.path().join("state");
+    // Without the record, --state-dir reads the file, never a daemon.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other.path().join("policy.toml"),
+        "[globals]\n\"5151/udp\" = \"file\"\n",
+    )
+    .unwrap();
+    v6fw_api::store::record_socket(&state, &d.socket).unwrap();
+    let list = |dir: &Path| {
+        let out = v6fw_cli(&[
+            "ports",
+            "list",
+            "--global",
+            "--state-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The daemon's state dir leads to it (its policy, live).
+    d.mgr.open_global_port(4343, Protocol::Tcp, "live").unwrap();
+    let mine = list(&state);
+    assert!(
+        mine.contains("4242/tcp") && mine.contains("4343/tcp"),
+        "{mine}"
+    );
+    // Another state dir shows its own file.
+    let theirs = list(other.path());
+    assert!(
+        theirs.contains("5151/udp") && !theirs.contains("4242"),
+        "{theirs}"
+    );
+    // A record there pointing at this daemon (which serves another
+    // directory) is not followed.
+    v6fw_api::store::record_socket(other.path(), &d.socket).unwrap();
+    let theirs = list(other.path());
+    assert!(
+        theirs.contains("5151/udp") && !theirs.contains("4242"),
+        "{theirs}"
+    );
+    // Commands that need a daemon say which state dir had none.
+    let empty = tempfile::tempdir().unwrap();
+    let out = v6fw_cli(&["stats", "--state-dir", empty.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "no v6fw daemon has used the state directory {}",
+            empty.path().display()
+        )),
+        "{err}"
+    );
+    // stats through the record reaches the daemon.
+    let out = v6fw_cli(&["stats", "--json", "--state-dir", state.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Runs `v6fw reload`: the daemon re-reads its policy file (as SIGHUP).
 pub fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {
-    let socket = &args.place.socket;
+    let socket = &args.place.daemon_socket()?;
     let mut client = Client::connect(socket)?.ok_or_else(|| {
         FwError::Fail(format!(
             "no daemon answers at {}: nothing to reload (a daemon reads its policy file when `v6fw run` starts; choose the daemon with --socket)",

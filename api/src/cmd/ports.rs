@@ -21,18 +21,58 @@ use crate::fw::FwError;
 /// Where the daemon and the policy file are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Where {
-    /// The daemon's control socket; used when a daemon answers there.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// The state directory holding policy.toml; used when no daemon runs.
-    #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
-    pub state_dir: PathBuf,
+    /// The daemon's control socket (default: the one the daemon using
+    /// --state-dir recorded there; without --state-dir, /run/v6fw/control.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The state directory holding policy.toml (default /var/lib/v6fw): its
+    /// daemon is asked, or, when none runs, the file is read and changed.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Where {
-    /// Runs one request (through the daemon, or on the file).
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(crate::store::default_state_dir)
+    }
+
+    /// The control socket to try: `--socket`; else, with `--state-dir`,
+    /// the one its daemon recorded there (`None`: no daemon ever served
+    /// it, so none is asked: another daemon's policy is never shown); else
+    /// the default socket.
+    pub fn socket(&self) -> Option<PathBuf> {
+        match (&self.socket, &self.state_dir) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(dir)) => crate::store::recorded_socket(dir),
+            (None, None) => Some(PathBuf::from(DEFAULT_SOCKET)),
+        }
+    }
+
+    /// The socket for commands that need a daemon; the error names what
+    /// was tried.
+    pub fn daemon_socket(&self) -> Result<PathBuf, FwError> {
+        self.socket().ok_or_else(|| {
+            let dir = self.state_dir();
+            FwError::Fail(format!(
+                "no v6fw daemon has used the state directory {} (no {} there): start one with `v6fw run --state-dir {}`, or pass --socket",
+                dir.display(),
+                crate::store::SOCKET_FILE,
+                dir.display()
+            ))
+        })
+    }
+
+    /// Runs one request (through the daemon, or on the file). A daemon
+    /// found through `--state-dir` must say it serves that directory.
     pub fn run(&self, req: &Request) -> Result<(serde_json::Value, Route), FwError> {
-        execute(&self.socket, &self.state_dir, req)
+        let expect = match (&self.socket, &self.state_dir) {
+            (None, Some(dir)) => Some(dir.as_path()),
+            _ => None,
+        };
+        execute(self.socket().as_deref(), &self.state_dir(), req, expect)
     }
 }
 

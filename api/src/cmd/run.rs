@@ -212,6 +212,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
+    if let Err(e) = crate::store::record_socket(&args.state_dir, &args.socket) {
+        tracing::warn!("v6fw run: clients given --state-dir will not find this daemon: {e}");
+    }
     let served = serve(&args, &manager, Some(&sender), &shutdown, &mut control);
     shutdown.store(true, Ordering::SeqCst);
     let mut errors = Vec::new();

@@ -339,6 +339,10 @@ pub struct PingResult {
     pub version: String,
     /// Whether this caller may change the policy.
     pub admin: bool,
+    /// The state directory whose policy the daemon serves (absent: an
+    /// in-memory policy, or an older daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 /// One reason's count in a `stats` result.
@@ -466,6 +470,7 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
         Request::Ping => to_value(&PingResult {
             version: env!("CARGO_PKG_VERSION").to_string(),
             admin,
+            state_dir: mgr.store().map(|s| s.dir().display().to_string()),
         }),
         Request::Connections => to_value(&ConnectionsResult {
             connections: mgr.connection_infos(),
