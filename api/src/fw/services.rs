@@ -1,6 +1,7 @@
 //! Service names for `ssh`, `ssh/tcp`: the host's `/etc/services` where it
 //! exists, else the engine's bundled table (Windows, minimal containers).
 
+#[cfg(not(windows))]
 use v6fw_engine::Services;
 
 /// The host's service file.
