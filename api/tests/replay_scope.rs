@@ -73,24 +73,20 @@ fn ok(o: &Output) -> String {
 fn scoped_pairs_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let cap = capture(dir.path());
-    let out = v6fw(&[
-        "replay",
-        cap.to_str().unwrap(),
-        "--open",
-        "22/tcp@fd00::/8+2001:db8::/32,53/tcp",
-        "--global",
-        "443/tcp@2001:db8::/32",
-        "--per-packet",
-    ]);
-    assert_eq!(ok(&out), expected());
-    let summary = ok(&v6fw(&[
-        "replay",
-        cap.to_str().unwrap(),
-        "--open",
-        "22/tcp@fd00::/8+2001:db8::/32,53/tcp",
-        "--global",
-        "443/tcp@2001:db8::/32",
-    ]));
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            cap.to_str().unwrap(),
+            "--open",
+            "22/tcp@fd00::/8+2001:db8::/32,53/tcp",
+            "--global",
+            "443/tcp@2001:db8::/32",
+        ];
+        args.extend_from_slice(extra);
+        ok(&v6fw(&args))
+    };
+    assert_eq!(replay(&["--per-packet"]), expected());
+    let summary = replay(&[]);
     assert!(
         summary
             .lines()
