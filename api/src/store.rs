@@ -220,7 +220,7 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
         ))
     })?;
     Ok(format!(
-        "# v6fw policy. Written by v6fw on every change; edit only while the daemon is stopped.\n{body}"
+        "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}"
     ))
 }
 
