@@ -25,6 +25,12 @@ pub enum Command {
     Run(cmd::run::Args),
     /// List, open and close port/protocol pairs (globally or per connection).
     Ports(cmd::ports::Args),
+    /// Check a policy file: every error with its line and column, or the effective open sets.
+    Check(cmd::check::Args),
+    /// Replace the whole policy with a policy file, at once (like `nft -f`).
+    Load(cmd::load::Args),
+    /// Have the running daemon re-read its own policy file (as SIGHUP).
+    Reload(cmd::load::ReloadArgs),
     /// List the connections (network interfaces) and their firewall state.
     Connections(cmd::connections::Args),
     /// Turn the firewall on or off for one connection.
@@ -47,6 +53,9 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Ports(args) => cmd::ports::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Load(args) => cmd::load::run(args),
+        Command::Reload(args) => cmd::load::reload(args),
         Command::Connections(args) => cmd::connections::run(args),
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),
