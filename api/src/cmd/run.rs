@@ -34,12 +34,14 @@ mod control;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
+pub mod metrics;
 mod notify;
 mod signals;
 mod supervise;
 mod totals;
 
 use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,6 +154,12 @@ pub struct Args {
     /// Print the totals at exit as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus/OpenMetrics counters at http://ADDR/metrics; without
+    /// ADDR on [::1]:9640 (loopback). A non-loopback address is served, with
+    /// a warning, only when given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = metrics::DEFAULT_ADDR, value_parser = metrics::parse_addr)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Applies `--open` and `--no-state` to the durable policy.
@@ -212,8 +220,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
-    let served = serve(&args, &manager, Some(&sender), &shutdown, &mut control);
+    let sources = metrics::Sources::new(&manager);
+    let endpoint = match args.metrics.map(|a| start_metrics(a, &sources, &shutdown)) {
+        Some(Err(e)) => {
+            shutdown.store(true, Ordering::SeqCst);
+            let _ = control.join();
+            drop(sender);
+            let _ = writer.finish();
+            return Err(e);
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    let served = serve(
+        &args,
+        &manager,
+        Some(&sender),
+        &shutdown,
+        &mut control,
+        &sources,
+    );
     shutdown.store(true, Ordering::SeqCst);
+    if let Some(m) = endpoint {
+        m.stop();
+    }
     let mut errors = Vec::new();
     errors.extend(control.join());
     drop(sender);
@@ -242,6 +272,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Serves `--metrics` on `addr`, warning when others than this host can
+/// reach it.
+fn start_metrics(
+    addr: SocketAddr,
+    sources: &Arc<metrics::Sources>,
+    shutdown: &Arc<AtomicBool>,
+) -> anyhow::Result<metrics::MetricsServer> {
+    let server = metrics::MetricsServer::start(addr, Arc::clone(sources), shutdown)?;
+    if !metrics::is_loopback(&addr) {
+        tracing::warn!(
+            "v6fw run: metrics served on {addr}, which is not loopback: whoever can reach it \
+             reads the counters (serve on [::1] and scrape through a proxy, or firewall the port)"
+        );
+    }
+    tracing::info!("v6fw run: metrics at http://{}/metrics", server.addr());
+    Ok(server)
 }
 
 /// Starts the log writer that follows `manager`'s policy.
@@ -290,6 +338,7 @@ fn serve(
     log: Option<&LogSender>,
     shutdown: &Arc<AtomicBool>,
     control: &mut Control,
+    sources: &metrics::Sources,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let flows = backends::open_sessions();
@@ -335,7 +384,15 @@ fn serve(
     }
     let mut kernel = KernelDrops::new(args.queues.first, args.queues.last);
     let end = catch_unwind(AssertUnwindSafe(|| {
-        supervise(args, manager, &mut live, control, &notifier, &mut kernel)
+        supervise(
+            args,
+            manager,
+            &mut live,
+            control,
+            &notifier,
+            &mut kernel,
+            sources,
+        )
     }))
     .unwrap_or_else(|_| End::Fault("the daemon's supervising loop panicked".into()));
     let _ = notifier.notify("STOPPING=1");
@@ -372,6 +429,7 @@ fn supervise(
     control: &mut Control,
     notifier: &Notifier,
     kernel: &mut KernelDrops,
+    sources: &metrics::Sources,
 ) -> End {
     let engine = manager.engine();
     let started = Instant::now();
@@ -419,6 +477,7 @@ fn supervise(
         if now >= next_kernel {
             next_kernel = now + KERNEL_DROPS_INTERVAL;
             kernel.read();
+            sources.publish_kernel(kernel.per_queue());
             if warned_at.is_none_or(|t| now.duration_since(t) >= KERNEL_DROPS_WARN_INTERVAL) {
                 if let Some(n) = kernel.new_since_warned() {
                     warned_at = Some(now);
