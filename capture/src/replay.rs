@@ -134,8 +134,9 @@ pub struct Interrupted {
 }
 
 /// Decides every frame of `file` on `engine`, calling `each` per frame (which
-/// may stop the replay early), and returns the counts of this replay; on a
-/// frame that cannot be read, the counts so far with the error.
+/// may stop the replay early), and returns the counts of this replay (every
+/// reason, and the flows the flow table could not record); on a frame that
+/// cannot be read, the counts so far with the error.
 pub fn replay(
     file: &mut CaptureFile,
     engine: &Engine,
@@ -143,7 +144,6 @@ pub fn replay(
     mut each: impl FnMut(&Replayed<'_>) -> ControlFlow<()>,
 ) -> Result<Totals, Box<Interrupted>> {
     let mut worker = engine.worker();
-    let mut totals = Totals::default();
     // Nothing changes the policy during a replay: one pin for the whole run.
     let snap = engine.table().pin();
     loop {
@@ -153,7 +153,10 @@ pub fn replay(
         };
         let frame = match frame {
             Ok(frame) => frame,
-            Err(error) => return Err(Box::new(Interrupted { totals, error })),
+            Err(error) => {
+                let totals = worker.totals();
+                return Err(Box::new(Interrupted { totals, error }));
+            }
         };
         let packet = frame.ipv6().unwrap_or_default();
         let meta = PacketMeta {
@@ -163,7 +166,6 @@ pub fn replay(
             truncated: frame.truncated,
         };
         let decision = worker.decide(&snap, packet, &meta);
-        totals.add(decision.reason);
         let replayed = Replayed {
             frame: frame.number,
             packet,
@@ -175,7 +177,8 @@ pub fn replay(
             break;
         }
     }
-    Ok(totals)
+    // The worker's own counters: this replay's decisions and nothing else.
+    Ok(worker.totals())
 }
 
 #[cfg(test)]

@@ -219,6 +219,11 @@ fn render(now: &Sample, before: Option<&Sample>) -> String {
             rate(r_rate)
         );
     }
+    let _ = writeln!(
+        t,
+        "  flows not recorded (table full of confirmed flows): {}",
+        s.flows_not_recorded
+    );
     let l = &s.log;
     let _ = writeln!(t);
     let _ = writeln!(

@@ -324,4 +324,39 @@ mod tests {
         r.unwrap().write_line(&mut s, 0);
         assert!(s.contains(" DROP - - - - - 20 "), "{s}");
     }
+
+    #[test]
+    fn new_reasons_are_written_by_name() {
+        let src = "2001:db8:2::20".parse::<Ipv6Addr>().unwrap().octets();
+        let dst = "2001:db8:1::10".parse::<Ipv6Addr>().unwrap().octets();
+        let base = LogRecord {
+            time_ns: 1_767_225_600_000_000_000,
+            verdict: Verdict::Drop,
+            reason: Reason::FragmentOverlap,
+            proto: None,
+            src: Some(src),
+            dst: Some(dst),
+            sport: None,
+            dport: None,
+            size: 64,
+            tcp: None,
+            icmp: None,
+            direction: Direction::Inbound,
+        };
+        let mut s = String::new();
+        base.write_line(&mut s, 0);
+        assert!(
+            s.ends_with(" - - - - - - fragment_overlap RECEIVE\n"),
+            "{s}"
+        );
+        let icmp = LogRecord {
+            reason: Reason::IcmpUnrelated,
+            proto: Some(58),
+            icmp: Some((1, 4)),
+            ..base
+        };
+        s.clear();
+        icmp.write_line(&mut s, 0);
+        assert!(s.ends_with(" 1 4 icmp_unrelated RECEIVE\n"), "{s}");
+    }
 }

@@ -6,6 +6,7 @@
 mod daemon;
 #[cfg(target_os = "linux")]
 pub mod lab;
+pub mod pcap;
 #[cfg(unix)]
 mod root;
 

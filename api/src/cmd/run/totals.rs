@@ -25,12 +25,13 @@ pub(super) fn log_stats(t: &Totals, log: &LogStats, kernel: &KernelDrops) {
         .collect();
     let k = kernel.sum();
     tracing::info!(
-        "stats: packets={} accepted={} dropped={} {} log_written={} log_lost={} \
-         kernel_queue_dropped={} kernel_user_dropped={}",
+        "stats: packets={} accepted={} dropped={} {} flows_not_recorded={} log_written={} \
+         log_lost={} kernel_queue_dropped={} kernel_user_dropped={}",
         t.packets(),
         t.accepted(),
         t.dropped(),
         reasons.join(" "),
+        t.flows_not_recorded(),
         log.written,
         log.lost,
         k.queue_dropped,
