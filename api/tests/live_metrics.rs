@@ -190,10 +190,12 @@ fn metrics_are_scraped_and_move_with_traffic() {
         "the SYN to 2222:\n{after}"
     );
     assert!(
-        after.contains(r#"v6fw_packets_total{worker="#),
+        after.contains(r#"v6fw_packets_total{worker="nfqueue-0",queue="0",verdict="drop",reason="port_closed"} "#),
         "per worker:\n{after}"
     );
     assert_eq!(value(&after, r#"v6fw_open_pairs{scope="global"}"#), 2);
+    let not_recorded = r#"v6fw_flows_not_recorded_total{worker="nfqueue-0",queue="0"}"#;
+    assert_eq!(value(&after, not_recorded), 0);
     assert!(
         value(&after, "v6fw_policy_publishes_total")
             > value(&before, "v6fw_policy_publishes_total"),

@@ -353,6 +353,7 @@ fn serve(
         shutdown: Arc::clone(shutdown),
         clock: Clock::start(),
         log: log.cloned(),
+        workers: Arc::clone(&sources.workers),
     };
     let mut live = match start(args, &shared, &flows) {
         Ok(live) => live,

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use v6fw_engine::Totals;
+use v6fw_engine::{Totals, WorkerCounters};
 
 use super::kernel::Dropped;
 use crate::fw::FirewallManager;
@@ -99,9 +99,51 @@ pub struct Reading {
     pub connection_pairs: usize,
 }
 
+/// The counter blocks of every worker the daemon started, by worker name:
+/// a restarted worker adds a block, and its counts are the sum.
+#[derive(Default)]
+pub struct WorkerBlocks {
+    blocks: Mutex<BTreeMap<String, Blocks>>,
+}
+
+/// One worker's queue label and its blocks, the first start's first.
+type Blocks = (String, Vec<Arc<WorkerCounters>>);
+
+impl WorkerBlocks {
+    /// Records a new worker's block (once, at its start: takes a lock).
+    pub fn add(&self, worker: &str, queue: Option<u16>, block: Arc<WorkerCounters>) {
+        let mut all = self.blocks.lock();
+        let entry = all
+            .entry(worker.to_string())
+            .or_insert_with(|| (queue.map(|q| q.to_string()).unwrap_or_default(), Vec::new()));
+        entry.1.push(block);
+    }
+
+    /// Each worker's counts now.
+    pub fn read(&self) -> Vec<WorkerReading> {
+        self.blocks
+            .lock()
+            .iter()
+            .map(|(worker, (queue, blocks))| {
+                let mut totals = Totals::default();
+                for b in blocks {
+                    totals.add_all(&b.totals());
+                }
+                WorkerReading {
+                    worker: worker.clone(),
+                    queue: queue.clone(),
+                    totals,
+                }
+            })
+            .collect()
+    }
+}
+
 /// What a scrape reads from: shared by the daemon and the metrics thread.
 pub struct Sources {
     manager: Arc<FirewallManager>,
+    /// The workers' counter blocks.
+    pub workers: Arc<WorkerBlocks>,
     kernel: Mutex<BTreeMap<u16, Dropped>>,
 }
 
@@ -110,6 +152,7 @@ impl Sources {
     pub fn new(manager: &Arc<FirewallManager>) -> Arc<Sources> {
         Arc::new(Sources {
             manager: Arc::clone(manager),
+            workers: Arc::default(),
             kernel: Mutex::default(),
         })
     }
@@ -124,11 +167,7 @@ impl Sources {
         let snapshot = self.manager.engine().table().pin();
         let policy = snapshot.policy();
         Reading {
-            workers: vec![WorkerReading {
-                worker: "all".into(),
-                queue: String::new(),
-                totals: self.manager.engine().counters().totals(),
-            }],
+            workers: self.workers.read(),
             kernel: self.kernel.lock().clone(),
             log: self.manager.log_counters().stats(),
             publishes: snapshot.generation(),
@@ -168,5 +207,27 @@ mod tests {
         for a in ["[::]:1", "0.0.0.0:1", "[fd00::1]:1", "192.0.2.1:1"] {
             assert!(!is_loopback(&a.parse().unwrap()), "{a}");
         }
+    }
+
+    #[test]
+    fn a_restarted_worker_adds_on() {
+        let engine = v6fw_engine::Engine::new(v6fw_engine::Policy::default());
+        let blocks = WorkerBlocks::default();
+        let (a, b) = (engine.counters().register(), engine.counters().register());
+        a.bump(v6fw_engine::Reason::PortClosed);
+        b.bump(v6fw_engine::Reason::PortClosed);
+        b.bump(v6fw_engine::Reason::OpenPort);
+        b.bump_not_recorded();
+        blocks.add("nfqueue-0", Some(0), a);
+        blocks.add("nfqueue-0", Some(0), b);
+        let r = blocks.read();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].worker.as_str(), r[0].queue.as_str()),
+            ("nfqueue-0", "0")
+        );
+        assert_eq!(r[0].totals.get(v6fw_engine::Reason::PortClosed), 2);
+        assert_eq!(r[0].totals.packets(), 3);
+        assert_eq!(r[0].totals.flows_not_recorded(), 1);
     }
 }

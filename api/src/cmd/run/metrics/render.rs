@@ -70,6 +70,17 @@ impl Collector for Scrape {
         )?;
         counters(
             &mut e,
+            "v6fw_flows_not_recorded",
+            "New flows the flow table could not record (every slot held a confirmed flow), by worker",
+            r.workers.iter().map(|w| {
+                (
+                    [("worker", w.worker.clone()), ("queue", w.queue.clone())],
+                    w.totals.flows_not_recorded(),
+                )
+            }),
+        )?;
+        counters(
+            &mut e,
             "v6fw_kernel_dropped",
             "Packets the kernel dropped before v6fw saw them, by queue and cause \
              (queue_full: --queue-len; socket_full: the netlink socket's buffer)",
@@ -205,6 +216,7 @@ mod tests {
                 r#"v6fw_kernel_dropped_total{queue="0",cause="socket_full"}"#.into(),
                 "2",
             ),
+            (format!("v6fw_flows_not_recorded_total{{{w}}}"), "0"),
             ("v6fw_policy_publishes_total".into(), "9"),
             (r#"v6fw_open_pairs{scope="global"}"#.into(), "2"),
             (r#"v6fw_open_pairs{scope="connection"}"#.into(), "1"),
