@@ -34,13 +34,14 @@ mod control;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
+pub mod logging;
 pub mod metrics;
 mod notify;
 mod signals;
 mod supervise;
 mod totals;
 
-use std::io::{self, IsTerminal};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -160,6 +161,13 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = metrics::DEFAULT_ADDR, value_parser = metrics::parse_addr)]
     pub metrics: Option<SocketAddr>,
+    /// More log lines: -v debug, -vv trace (over RUST_LOG; under systemd
+    /// they go to the journal).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Fewer log lines: -q warnings and errors, -qq errors only (over RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
 }
 
 /// Applies `--open` and `--no-state` to the durable policy.
@@ -171,24 +179,11 @@ pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError>
     Ok(())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        // A closed stderr (`2>&1 | tee`, tee gone) loses log lines; the
-        // default would report that with eprintln!, which panics on EPIPE.
-        .log_internal_errors(false)
-        .try_init();
-}
-
 /// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
-    init_tracing();
+    logging::init(args.verbose, args.quiet);
     privilege::check()?;
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
