@@ -95,8 +95,10 @@ pub struct Args {
     /// written to the policy and stay open until `v6fw ports close`.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
     pub open: Vec<PortPair>,
-    /// The state directory: policy.toml (the durable policy), and
-    /// pfirewall.log unless `v6fw log set --path` says otherwise.
+    /// The state directory: policy.toml (the durable policy) and its lock.
+    /// The firewall log (unless `v6fw log set --path`) is
+    /// /var/log/v6fw/pfirewall.log with the default, DIR/pfirewall.log with
+    /// another DIR.
     #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
     pub state_dir: PathBuf,
     /// The control socket `v6fw ports|log|stats ...` talk to.
@@ -191,6 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         socket: args.socket.display().to_string(),
         queues: args.queues.to_string(),
     })?;
+    crate::store::check_moved(&args.state_dir)?;
     let manager = FirewallManager::open(&args.state_dir).with_context(|| {
         format!(
             "cannot open the policy in {} (choose another with --state-dir)",
@@ -291,6 +294,23 @@ fn start_metrics(
 fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
     let m = Arc::clone(manager);
     let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
+    #[cfg(unix)]
+    if crate::log::default_log_dir(&dir) == std::path::Path::new(crate::log::DEFAULT_LOG_DIR) {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new()
+            .mode(0o750)
+            .create(crate::log::DEFAULT_LOG_DIR)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", crate::log::DEFAULT_LOG_DIR),
+                ))
+            }
+        }
+    }
     LogWriter::spawn_watching(
         QUEUE_CAPACITY,
         Arc::clone(manager.log_counters()),
