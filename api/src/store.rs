@@ -68,6 +68,7 @@ pub fn check_moved(state_dir: &Path) -> Result<(), FwError> {
 }
 
 /// [`check_moved`] between two given directories.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn check_moved_from(state_dir: &Path, old_dir: &Path) -> Result<(), FwError> {
     let (old, new) = (old_dir.join(POLICY_FILE), state_dir.join(POLICY_FILE));
     if new.exists() || !old.exists() {

@@ -78,20 +78,30 @@ fn stderr_id() -> Option<(u64, u64)> {
     None
 }
 
+/// Installs the journal's subscriber with `filter`, if the journal answers.
+#[cfg(unix)]
+fn init_journal(filter: EnvFilter) -> io::Result<()> {
+    let layer = tracing_journald::layer()?.with_syslog_identifier("v6fw".into());
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init();
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn init_journal(_filter: EnvFilter) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Installs the subscriber for `v6fw run`; returns where the lines go.
 pub fn init(verbose: u8, quiet: u8) -> Sink {
-    let (filter, bad_env) = filter(verbose, quiet, std::env::var("RUST_LOG").ok().as_deref());
-    let wanted = sink(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr_id());
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (journal_filter, bad_env) = filter(verbose, quiet, rust_log.as_deref());
     let mut fallback = None;
-    #[cfg(unix)]
-    if wanted == Sink::Journal {
-        match tracing_journald::layer() {
-            Ok(layer) => {
-                let layer = layer.with_syslog_identifier("v6fw".into());
-                let _ = tracing_subscriber::registry()
-                    .with(filter)
-                    .with(layer)
-                    .try_init();
+    if sink(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr_id()) == Sink::Journal {
+        match init_journal(journal_filter) {
+            Ok(()) => {
                 if let Some(e) = bad_env {
                     tracing::warn!("{e}");
                 }
@@ -104,6 +114,7 @@ pub fn init(verbose: u8, quiet: u8) -> Sink {
             }
         }
     }
+    let (filter, _) = filter(verbose, quiet, rust_log.as_deref());
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(
