@@ -12,7 +12,10 @@
 //!    pairs; another path is 404;
 //! 3. `--metrics [::]:9641` warns that the address is not loopback, and
 //!    serves there;
-//! 4. a bad address is refused before anything starts.
+//!    a `JOURNAL_STREAM` that is not stderr's stream leaves the log on stderr;
+//! 4. a `JOURNAL_STREAM` that is stderr's stream sends the log to the
+//!    journal, or (no journald) to stderr with a warning;
+//! 5. a bad address is refused before anything starts.
 //!
 //! Skips (passes with a note) without root or the tools; CI sets
 //! `V6FW_REQUIRE_LIVE=1` to make that a failure.
@@ -20,6 +23,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -49,6 +54,16 @@ impl Test {
     /// if the test fails); returns its index in the lab's children and the
     /// path of its stderr.
     fn start(&mut self, args: &[&str]) -> (usize, std::path::PathBuf) {
+        self.start_with(args, |_| None)
+    }
+
+    /// [`Test::start`] with `JOURNAL_STREAM` set to what `journal` makes of
+    /// the daemon's stderr file (`None`: unset).
+    fn start_with(
+        &mut self,
+        args: &[&str],
+        journal: impl Fn(&fs::File) -> Option<String>,
+    ) -> (usize, std::path::PathBuf) {
         self.runs += 1;
         let dir = self.lab.net.dir.clone();
         let err = dir.join(format!("run{}.err", self.runs));
@@ -64,12 +79,16 @@ impl Test {
             "0",
         ];
         all.extend_from_slice(args);
-        let child = self
-            .lab
-            .exec(&self.lab.net.fw.clone(), &all)
+        let err_file = fs::File::create(&err).unwrap();
+        let mut cmd = self.lab.exec(&self.lab.net.fw.clone(), &all);
+        cmd.env_remove("JOURNAL_STREAM");
+        if let Some(v) = journal(&err_file) {
+            cmd.env("JOURNAL_STREAM", v);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.join(format!("run{}.out", self.runs))).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
+            .stderr(err_file)
             .spawn()
             .expect("start v6fw run");
         self.lab.children.push(child);
@@ -205,8 +224,13 @@ fn metrics_are_scraped_and_move_with_traffic() {
     assert_eq!(t.get(9640, "/other").unwrap().0, 404);
     stop(&mut t.lab.children[daemon]);
 
-    // 3. A non-loopback address warns, and serves.
-    let (daemon, err) = t.start(&["--metrics", "[::]:9641"]);
+    // 3. A non-loopback address warns, and serves. A JOURNAL_STREAM that is
+    // not stderr's stream (a wrapper redirected stderr) leaves the lines on
+    // stderr.
+    let (daemon, err) = t.start_with(&["--metrics", "[::]:9641"], |f| {
+        let m = f.metadata().unwrap();
+        Some(format!("{}:{}", m.dev(), m.ino() + 1))
+    });
     t.scrape(9641);
     let stderr = fs::read_to_string(&err).unwrap();
     assert!(
@@ -215,7 +239,29 @@ fn metrics_are_scraped_and_move_with_traffic() {
     );
     stop(&mut t.lab.children[daemon]);
 
-    // 4. A bad address: refused by the parser, nothing started.
+    // 4. JOURNAL_STREAM naming stderr's own stream: the journal, or, where
+    // no journald listens, stderr with a warning saying so.
+    let (daemon, err) = t.start_with(&["--metrics", "[::1]:9642"], |f| {
+        let m = f.metadata().unwrap();
+        Some(format!("{}:{}", m.dev(), m.ino()))
+    });
+    t.scrape(9642);
+    let stderr = fs::read_to_string(&err).unwrap();
+    if Path::new("/run/systemd/journal/socket").exists() {
+        assert!(
+            !stderr.contains("metrics at"),
+            "went to the journal: {stderr}"
+        );
+    } else {
+        assert!(stderr.contains("cannot log to the journal"), "{stderr}");
+        assert!(
+            stderr.contains("metrics at http://[::1]:9642/metrics"),
+            "{stderr}"
+        );
+    }
+    stop(&mut t.lab.children[daemon]);
+
+    // 5. A bad address: refused by the parser, nothing started.
     let (bad, err) = t.start(&["--metrics", "[::1]:0"]);
     let status = t.lab.children[bad].wait().unwrap();
     assert_eq!(status.code(), Some(2));
