@@ -39,8 +39,8 @@ impl FirewallManager {
     }
 
     /// The file the log is (or would be) written to: the set path, else
-    /// `pfirewall.log` in the state directory (`None` for a manager with
-    /// neither).
+    /// `pfirewall.log` in [`crate::log::default_log_dir`] of the state
+    /// directory (`None` for a manager with neither).
     pub fn log_path(&self) -> Option<PathBuf> {
         let settings = self.policy();
         match (&settings.logging.path, self.state_dir()) {

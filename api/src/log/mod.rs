@@ -34,7 +34,7 @@ pub use writer::{
 use v6fw_engine::walk::{Upper, Walk};
 use v6fw_engine::{Decision, LogSettings, Reason, Verdict};
 
-/// The log file's name in the state directory when no path is set.
+/// The log file's name in [`default_log_dir`] when no path is set.
 pub const DEFAULT_FILE: &str = "pfirewall.log";
 
 /// Where the log goes with no path set and the default state directory
