@@ -219,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let sources = metrics::Sources::new(&manager);
-    let endpoint = match args.metrics.map(|a| start_metrics(a, &sources, &shutdown)) {
+    let endpoint = match args.metrics.map(|a| metrics::start(a, &sources, &shutdown)) {
         Some(Err(e)) => {
             shutdown.store(true, Ordering::SeqCst);
             let _ = control.join();
@@ -272,45 +272,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Serves `--metrics` on `addr`, warning when others than this host can
-/// reach it.
-fn start_metrics(
-    addr: SocketAddr,
-    sources: &Arc<metrics::Sources>,
-    shutdown: &Arc<AtomicBool>,
-) -> anyhow::Result<metrics::MetricsServer> {
-    let server = metrics::MetricsServer::start(addr, Arc::clone(sources), shutdown)?;
-    if !metrics::is_loopback(&addr) {
-        tracing::warn!(
-            "v6fw run: metrics served on {addr}, which is not loopback: whoever can reach it \
-             reads the counters (serve on [::1] and scrape through a proxy, or firewall the port)"
-        );
-    }
-    tracing::info!("v6fw run: metrics at http://{}/metrics", server.addr());
-    Ok(server)
-}
-
 /// Starts the log writer that follows `manager`'s policy.
 fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
     let m = Arc::clone(manager);
     let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
-    #[cfg(unix)]
-    if crate::log::default_log_dir(&dir) == std::path::Path::new(crate::log::DEFAULT_LOG_DIR) {
-        use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new()
-            .mode(0o750)
-            .create(crate::log::DEFAULT_LOG_DIR)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot create {}: {e}", crate::log::DEFAULT_LOG_DIR),
-                ))
-            }
-        }
-    }
+    crate::log::create_default_dir(&dir)?;
     LogWriter::spawn_watching(
         QUEUE_CAPACITY,
         Arc::clone(manager.log_counters()),

@@ -53,6 +53,28 @@ pub fn default_log_dir(state_dir: &Path) -> PathBuf {
     state_dir.to_path_buf()
 }
 
+/// Creates [`DEFAULT_LOG_DIR`] (mode 0750) when `state_dir` logs there by
+/// default and it is missing (the daemon's start; a package or systemd's
+/// `LogsDirectory=` may have made it already).
+pub fn create_default_dir(state_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if default_log_dir(state_dir) == Path::new(DEFAULT_LOG_DIR) {
+        use std::os::unix::fs::DirBuilderExt;
+        return match std::fs::DirBuilder::new()
+            .mode(0o750)
+            .create(DEFAULT_LOG_DIR)
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot create {DEFAULT_LOG_DIR}: {e}"),
+            )),
+            _ => Ok(()),
+        };
+    }
+    let _ = state_dir;
+    Ok(())
+}
+
 /// The file `settings` log to: its `path`, or [`DEFAULT_FILE`] in
 /// [`default_log_dir`].
 pub fn log_path(settings: &LogSettings, state_dir: &Path) -> PathBuf {

@@ -13,6 +13,7 @@ mod serve;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -54,6 +55,24 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
         return Err("port 0 is not valid: ports are 1-65535 (the default is 9640)".into());
     }
     Ok(addr)
+}
+
+/// Serves `--metrics` on `addr` (logging where), warning when others than
+/// this host can reach it.
+pub(super) fn start(
+    addr: SocketAddr,
+    sources: &Arc<Sources>,
+    shutdown: &Arc<AtomicBool>,
+) -> anyhow::Result<MetricsServer> {
+    let server = MetricsServer::start(addr, Arc::clone(sources), shutdown)?;
+    if !is_loopback(&addr) {
+        tracing::warn!(
+            "v6fw run: metrics served on {addr}, which is not loopback: whoever can reach it \
+             reads the counters (serve on [::1] and scrape through a proxy, or firewall the port)"
+        );
+    }
+    tracing::info!("v6fw run: metrics at http://{}/metrics", server.addr());
+    Ok(server)
 }
 
 /// Whether only this host can reach `addr`.
