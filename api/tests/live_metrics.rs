@@ -215,6 +215,8 @@ fn metrics_are_scraped_and_move_with_traffic() {
     assert_eq!(value(&after, r#"v6fw_open_pairs{scope="global"}"#), 2);
     let not_recorded = r#"v6fw_flows_not_recorded_total{worker="nfqueue-0",queue="0"}"#;
     assert_eq!(value(&after, not_recorded), 0);
+    let restarts = r#"v6fw_worker_restarts_total{worker="nfqueue-0",queue="0"}"#;
+    assert_eq!(value(&after, restarts), 0);
     assert!(
         value(&after, "v6fw_policy_publishes_total")
             > value(&before, "v6fw_policy_publishes_total"),

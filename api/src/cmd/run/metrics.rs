@@ -99,6 +99,8 @@ pub struct WorkerReading {
     pub queue: String,
     /// Its counts since the daemon started (over its restarts).
     pub totals: Totals,
+    /// How often it was started again after a failure.
+    pub restarts: u64,
 }
 
 /// Everything one scrape shows.
@@ -152,6 +154,8 @@ impl WorkerBlocks {
                     worker: worker.clone(),
                     queue: queue.clone(),
                     totals,
+                    // Each start leaves a block: the first, then one per restart.
+                    restarts: blocks.len().saturating_sub(1) as u64,
                 }
             })
             .collect()
@@ -248,5 +252,6 @@ mod tests {
         assert_eq!(r[0].totals.get(v6fw_engine::Reason::PortClosed), 2);
         assert_eq!(r[0].totals.packets(), 3);
         assert_eq!(r[0].totals.flows_not_recorded(), 1);
+        assert_eq!(r[0].restarts, 1);
     }
 }

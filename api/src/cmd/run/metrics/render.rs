@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::Reading;
+use super::{Reading, WorkerReading};
 
 /// The reading to encode, as a collector of one scrape.
 #[derive(Debug)]
@@ -68,17 +68,26 @@ impl Collector for Scrape {
                 })
             }),
         )?;
-        counters(
-            &mut e,
-            "v6fw_flows_not_recorded",
-            "New flows the flow table could not record (every slot held a confirmed flow), by worker",
-            r.workers.iter().map(|w| {
+        for (name, help, value) in [
+            (
+                "v6fw_flows_not_recorded",
+                "New flows the flow table could not record (every slot held a confirmed flow), by worker",
+                (|w| w.totals.flows_not_recorded()) as fn(&WorkerReading) -> u64,
+            ),
+            (
+                "v6fw_worker_restarts",
+                "Times a worker was started again after it failed or panicked",
+                |w| w.restarts,
+            ),
+        ] {
+            let rows = r.workers.iter().map(|w| {
                 (
                     [("worker", w.worker.clone()), ("queue", w.queue.clone())],
-                    w.totals.flows_not_recorded(),
+                    value(w),
                 )
-            }),
-        )?;
+            });
+            counters(&mut e, name, help, rows)?;
+        }
         counters(
             &mut e,
             "v6fw_kernel_dropped",
@@ -149,7 +158,6 @@ pub fn render(reading: Reading) -> Result<String, std::fmt::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Reading, WorkerReading};
     use super::*;
     use crate::cmd::run::kernel::Dropped;
     use v6fw_engine::{Reason, Totals};
@@ -174,6 +182,7 @@ mod tests {
                 worker: "nfqueue-0".into(),
                 queue: "0".into(),
                 totals,
+                restarts: 2,
             }],
             kernel: [(
                 0,
@@ -217,6 +226,7 @@ mod tests {
                 "2",
             ),
             (format!("v6fw_flows_not_recorded_total{{{w}}}"), "0"),
+            (format!("v6fw_worker_restarts_total{{{w}}}"), "2"),
             ("v6fw_policy_publishes_total".into(), "9"),
             (r#"v6fw_open_pairs{scope="global"}"#.into(), "2"),
             (r#"v6fw_open_pairs{scope="connection"}"#.into(), "1"),
