@@ -482,6 +482,7 @@ fn supervise(
         }
         if args.stats_interval > 0 && now >= next_stats {
             offload.read();
+            sources.publish_offload(offload.enabled().then(|| offload.last()));
             log_stats(
                 &engine.counters().totals(),
                 &manager.log_counters().stats(),

@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use v6fw_capture::offload::Offloaded;
 use v6fw_engine::{Totals, WorkerCounters};
 
 use super::kernel::Dropped;
@@ -118,6 +119,9 @@ pub struct Reading {
     pub global_pairs: usize,
     /// Open pairs of the connections, summed.
     pub connection_pairs: usize,
+    /// What the kernel accepted for `--offload` (last read at the stats
+    /// interval); `None` while offload is off.
+    pub offload: Option<Offloaded>,
 }
 
 /// The counter blocks of every worker the daemon started, by worker name:
@@ -168,6 +172,7 @@ pub struct Sources {
     /// The workers' counter blocks.
     pub workers: Arc<WorkerBlocks>,
     kernel: Mutex<BTreeMap<u16, Dropped>>,
+    offload: Mutex<Option<Offloaded>>,
 }
 
 impl Sources {
@@ -177,12 +182,19 @@ impl Sources {
             manager: Arc::clone(manager),
             workers: Arc::default(),
             kernel: Mutex::default(),
+            offload: Mutex::default(),
         })
     }
 
     /// Publishes the kernel's drops (by the supervising loop, once a second).
     pub fn publish_kernel(&self, per_queue: &BTreeMap<u16, Dropped>) {
         self.kernel.lock().clone_from(per_queue);
+    }
+
+    /// Publishes the offload rules' counters (by the supervising loop, when
+    /// it reads them).
+    pub fn publish_offload(&self, offload: Option<Offloaded>) {
+        *self.offload.lock() = offload;
     }
 
     /// Reads everything now.
@@ -196,6 +208,7 @@ impl Sources {
             publishes: snapshot.generation(),
             global_pairs: policy.globals.len(),
             connection_pairs: policy.connections.values().map(|c| c.open.len()).sum(),
+            offload: *self.offload.lock(),
         }
     }
 }

@@ -101,6 +101,26 @@ impl Collector for Scrape {
                 .map(|(cause, n)| ([("queue", q.to_string()), ("cause", cause.to_string())], n))
             }),
         )?;
+        if let Some(o) = &r.offload {
+            for (name, help, inbound, outbound) in [
+                (
+                    "v6fw_offload_accepted_packets",
+                    "Packets the kernel accepted for --offload established without asking v6fw",
+                    o.in_packets,
+                    o.out_packets,
+                ),
+                (
+                    "v6fw_offload_accepted_bytes",
+                    "Bytes the kernel accepted for --offload established without asking v6fw",
+                    o.in_bytes,
+                    o.out_bytes,
+                ),
+            ] {
+                let rows = [("in", inbound), ("out", outbound)]
+                    .map(|(d, n)| ([("direction", d.to_string())], n));
+                counters(&mut e, name, help, rows)?;
+            }
+        }
         counter(
             &mut e,
             "v6fw_policy_publishes",
@@ -201,6 +221,12 @@ mod tests {
             publishes: 9,
             global_pairs: 2,
             connection_pairs: 1,
+            offload: Some(v6fw_capture::offload::Offloaded {
+                in_packets: 11,
+                in_bytes: 1100,
+                out_packets: 12,
+                out_bytes: 1200,
+            }),
         };
         let text = render(reading).unwrap();
         let w = r#"worker="nfqueue-0",queue="0""#;
@@ -228,6 +254,14 @@ mod tests {
             (format!("v6fw_flows_not_recorded_total{{{w}}}"), "0"),
             (format!("v6fw_worker_restarts_total{{{w}}}"), "2"),
             ("v6fw_policy_publishes_total".into(), "9"),
+            (
+                r#"v6fw_offload_accepted_packets_total{direction="in"}"#.into(),
+                "11",
+            ),
+            (
+                r#"v6fw_offload_accepted_bytes_total{direction="out"}"#.into(),
+                "1200",
+            ),
             (r#"v6fw_open_pairs{scope="global"}"#.into(), "2"),
             (r#"v6fw_open_pairs{scope="connection"}"#.into(), "1"),
             ("v6fw_log_lines_written_total".into(), "5"),
@@ -250,6 +284,11 @@ mod tests {
         assert!(text.contains("# TYPE v6fw_packets counter"), "{text}");
         assert!(text.contains("# TYPE v6fw_open_pairs gauge"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        let off = render(Reading::default()).unwrap();
+        assert!(
+            !off.contains("v6fw_offload"),
+            "no offload series while it is off"
+        );
         // Every reason of the worker has its series, so a rate is never
         // missing for a reason that has not happened yet.
         let rows = text
