@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # CI step: `systemd-analyze verify` on the shipped unit, dist/systemd/v6fw.service.
 # verify checks that ExecStart's binary exists, so a copy of the unit points at
-# the freshly built v6fw instead of /usr/local/bin/v6fw. Installs systemd (for
-# systemd-analyze) when it is missing.
+# the freshly built v6fw instead of /usr/local/bin/v6fw, and its
+# Documentation= pages (man:v6fw-run(1)) are generated into a MANPATH of their
+# own. Installs systemd (for systemd-analyze) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v systemd-analyze >/dev/null; then
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v man >/dev/null || need+=(man-db)   # verify looks up Documentation=man:...
+if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq systemd
+  apt-get install -y -qq "${need[@]}"
 fi
 cargo build --release -p v6fw-api --bin v6fw
 dir=$(mktemp -d)
@@ -17,5 +21,7 @@ sed "s|/usr/local/bin/v6fw|$PWD/target/release/v6fw|g" dist/systemd/v6fw.service
 grep -q '^Type=notify$' "$dir/v6fw.service"
 grep -q '^Restart=always$' "$dir/v6fw.service"
 grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$dir/v6fw.service"
-systemd-analyze verify "$dir/v6fw.service"
+grep -q '^ReadWritePaths=/etc/v6fw$' "$dir/v6fw.service"
+target/release/v6fw man "$dir/man/man1" >/dev/null
+MANPATH="$dir/man" systemd-analyze verify "$dir/v6fw.service"
 echo "systemd-analyze verify: dist/systemd/v6fw.service is valid"

@@ -58,7 +58,15 @@ pub const TMP_PREFIX: &str = ".policy.toml.tmp";
 /// Distinguishes temporary files of concurrent writers in one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The default state directory.
+/// Where the policy lived before the FHS defaults (v6fw 0.1's state
+/// directory); a daemon on the default finding a policy only there stops and
+/// says to move it.
+#[cfg(unix)]
+pub const OLD_STATE_DIR: &str = "/var/lib/v6fw";
+
+/// The default state directory: `/etc/v6fw` (FHS: the policy is the host's
+/// configuration; the log goes to [`crate::log::DEFAULT_LOG_DIR`]),
+/// `%ProgramData%\v6fw` on Windows.
 pub fn default_state_dir() -> PathBuf {
     #[cfg(windows)]
     {
@@ -67,8 +75,39 @@ pub fn default_state_dir() -> PathBuf {
     }
     #[cfg(not(windows))]
     {
-        PathBuf::from("/var/lib/v6fw")
+        PathBuf::from("/etc/v6fw")
     }
+}
+
+/// On the default state directory, refuses to start with a new, empty
+/// policy while the old default (`/var/lib/v6fw`) still holds the admin's:
+/// an empty policy would close every port, SSH included.
+pub fn check_moved(state_dir: &Path) -> Result<(), FwError> {
+    #[cfg(unix)]
+    if state_dir == default_state_dir() {
+        return check_moved_from(state_dir, Path::new(OLD_STATE_DIR));
+    }
+    let _ = state_dir;
+    Ok(())
+}
+
+/// [`check_moved`] between two given directories.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn check_moved_from(state_dir: &Path, old_dir: &Path) -> Result<(), FwError> {
+    let (old, new) = (old_dir.join(POLICY_FILE), state_dir.join(POLICY_FILE));
+    if new.exists() || !old.exists() {
+        return Ok(());
+    }
+    Err(FwError::Fail(format!(
+        "the policy is now kept in {} (it was {}): move it with `mkdir -p {} && mv {} {}`, \
+         or keep the old place with --state-dir {}",
+        new.display(),
+        old.display(),
+        state_dir.display(),
+        old.display(),
+        new.display(),
+        old_dir.display()
+    )))
 }
 
 /// Where the policy of one state directory lives, and how it is read and written.
@@ -334,6 +373,20 @@ fn sync_dir(_dir: &Path) -> Result<(), FwError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_left_at_the_old_default_stops_the_start() {
+        let t = tempfile::tempdir().unwrap();
+        let (old, new) = (t.path().join("old"), t.path().join("new"));
+        fs::create_dir_all(&old).unwrap();
+        assert!(check_moved_from(&new, &old).is_ok(), "nothing to move");
+        fs::write(old.join(POLICY_FILE), "").unwrap();
+        let e = check_moved_from(&new, &old).unwrap_err().to_string();
+        assert!(e.contains("mv ") && e.contains("--state-dir"), "{e}");
+        fs::create_dir_all(&new).unwrap();
+        fs::write(new.join(POLICY_FILE), "").unwrap();
+        assert!(check_moved_from(&new, &old).is_ok(), "moved already");
+    }
 
     #[test]
     fn line_and_column() {

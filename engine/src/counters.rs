@@ -107,6 +107,16 @@ impl Totals {
         }
     }
 
+    /// Adds every count of `other` (a worker's earlier blocks, summed).
+    pub fn add_all(&mut self, other: &Totals) {
+        for (t, o) in self.reasons.iter_mut().zip(other.reasons.iter()) {
+            *t = t.wrapping_add(*o);
+        }
+        self.flows_not_recorded = self
+            .flows_not_recorded
+            .wrapping_add(other.flows_not_recorded);
+    }
+
     /// New flows the flow table could not record because every slot they
     /// could take held a confirmed flow (their packets were still accepted).
     pub fn flows_not_recorded(&self) -> u64 {
@@ -160,6 +170,9 @@ mod tests {
         assert_eq!(t.flows_not_recorded(), 1);
         assert_eq!(a.totals().flows_not_recorded(), 0);
         assert_eq!(a.totals().get(Reason::OpenPort), 2);
+        let mut sum = a.totals();
+        sum.add_all(&b.totals());
+        assert_eq!(sum, t, "adding up the blocks gives the totals");
         assert_eq!(t.get(Reason::OpenPort), 3);
         assert_eq!(t.get(Reason::Malformed), 1);
         assert_eq!((t.packets(), t.accepted(), t.dropped()), (4, 3, 1));

@@ -460,6 +460,12 @@ impl Worker {
     pub fn totals(&self) -> Totals {
         self.counters.totals()
     }
+
+    /// This worker's counter block, for a reader on another thread (the
+    /// daemon's metrics endpoint): relaxed loads, no lock.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
 }
 
 /// ICMPv6 error messages: destination unreachable, packet too big, time

@@ -51,10 +51,11 @@ pub enum Action {
         #[arg(long, value_name = "on|off")]
         connections: Option<Switch>,
         /// The log file (made absolute here; the daemon must be able to
-        /// create it). Default: pfirewall.log in the state directory.
+        /// create it). Default: /var/log/v6fw/pfirewall.log (DIR/pfirewall.log with --state-dir DIR).
         #[arg(long, value_name = "FILE", conflicts_with = "default_path")]
         path: Option<PathBuf>,
-        /// Go back to the default file, pfirewall.log in the state directory.
+        /// Go back to the default file (/var/log/v6fw/pfirewall.log, or
+        /// DIR/pfirewall.log with --state-dir DIR).
         #[arg(long)]
         default_path: bool,
         /// Size cap: bytes (4096) or with a unit (4KiB, 4MiB, 1GiB); at least

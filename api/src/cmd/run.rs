@@ -34,13 +34,16 @@ mod control;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
+pub mod logging;
+pub mod metrics;
 mod notify;
 pub mod offload;
 mod signals;
 mod supervise;
 mod totals;
 
-use std::io::{self, IsTerminal};
+use std::io;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,8 +97,10 @@ pub struct Args {
     /// written to the policy and stay open until `v6fw ports close`.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
     pub open: Vec<PortPair>,
-    /// The state directory: policy.toml (the durable policy), and
-    /// pfirewall.log unless `v6fw log set --path` says otherwise.
+    /// The state directory: policy.toml (the durable policy) and its lock.
+    /// The firewall log (unless `v6fw log set --path`) is
+    /// /var/log/v6fw/pfirewall.log with the default, DIR/pfirewall.log with
+    /// another DIR.
     #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
     pub state_dir: PathBuf,
     /// The control socket `v6fw ports|log|stats ...` talk to.
@@ -160,6 +165,19 @@ pub struct Args {
     /// (Linux; docs/live.md says what is then no longer checked).
     #[arg(long, value_name = "WHAT", conflicts_with = "no_rules")]
     pub offload: Option<Offload>,
+    /// Serve Prometheus/OpenMetrics counters at http://ADDR/metrics; without
+    /// ADDR on [::1]:9640 (loopback). A non-loopback address is served, with
+    /// a warning, only when given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = metrics::DEFAULT_ADDR, value_parser = metrics::parse_addr)]
+    pub metrics: Option<SocketAddr>,
+    /// More log lines: -v debug, -vv trace (over RUST_LOG; under systemd
+    /// they go to the journal).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Fewer log lines: -q warnings and errors, -qq errors only (over RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
 }
 
 /// Applies `--open` and `--no-state` to the durable policy.
@@ -171,24 +189,11 @@ pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError>
     Ok(())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        // A closed stderr (`2>&1 | tee`, tee gone) loses log lines; the
-        // default would report that with eprintln!, which panics on EPIPE.
-        .log_internal_errors(false)
-        .try_init();
-}
-
 /// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
-    init_tracing();
+    logging::init(args.verbose, args.quiet);
     privilege::check()?;
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
@@ -196,6 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         socket: args.socket.display().to_string(),
         queues: args.queues.to_string(),
     })?;
+    crate::store::check_moved(&args.state_dir)?;
     let manager = FirewallManager::open(&args.state_dir).with_context(|| {
         format!(
             "cannot open the policy in {} (choose another with --state-dir)",
@@ -223,8 +229,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Err(e) = crate::store::record_socket(&args.state_dir, &args.socket) {
         tracing::warn!("v6fw run: clients given --state-dir will not find this daemon: {e}");
     }
-    let served = serve(&args, &manager, Some(&sender), &shutdown, &mut control);
+    let sources = metrics::Sources::new(&manager);
+    let endpoint = match args.metrics.map(|a| metrics::start(a, &sources, &shutdown)) {
+        Some(Err(e)) => {
+            shutdown.store(true, Ordering::SeqCst);
+            let _ = control.join();
+            drop(sender);
+            let _ = writer.finish();
+            return Err(e);
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    let served = serve(
+        &args,
+        &manager,
+        Some(&sender),
+        &shutdown,
+        &mut control,
+        &sources,
+    );
     shutdown.store(true, Ordering::SeqCst);
+    if let Some(m) = endpoint {
+        m.stop();
+    }
     let mut errors = Vec::new();
     errors.extend(control.join());
     drop(sender);
@@ -259,6 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
     let m = Arc::clone(manager);
     let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
+    crate::log::create_default_dir(&dir)?;
     LogWriter::spawn_watching(
         QUEUE_CAPACITY,
         Arc::clone(manager.log_counters()),
@@ -285,6 +314,7 @@ fn serve(
     log: Option<&LogSender>,
     shutdown: &Arc<AtomicBool>,
     control: &mut Control,
+    sources: &metrics::Sources,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let flows = backends::open_sessions();
@@ -299,6 +329,7 @@ fn serve(
         shutdown: Arc::clone(shutdown),
         clock: Clock::start(),
         log: log.cloned(),
+        workers: Arc::clone(&sources.workers),
     };
     let mut live = match start(args, &shared, &flows) {
         Ok(live) => live,
@@ -332,7 +363,9 @@ fn serve(
     let mut offload = OffloadCounter::new(args.offload.is_some());
     let end = catch_unwind(AssertUnwindSafe(|| {
         let counters = (&mut kernel, &mut offload);
-        supervise(args, manager, &mut live, control, &notifier, counters)
+        supervise(
+            args, manager, &mut live, control, &notifier, counters, sources,
+        )
     }))
     .unwrap_or_else(|_| End::Fault("the daemon's supervising loop panicked".into()));
     let _ = notifier.notify("STOPPING=1");
@@ -371,6 +404,7 @@ fn supervise(
     control: &mut Control,
     notifier: &Notifier,
     (kernel, offload): (&mut KernelDrops, &mut OffloadCounter),
+    sources: &metrics::Sources,
 ) -> End {
     let engine = manager.engine();
     let started = Instant::now();
@@ -418,6 +452,7 @@ fn supervise(
         if now >= next_kernel {
             next_kernel = now + KERNEL_DROPS_INTERVAL;
             kernel.read();
+            sources.publish_kernel(kernel.per_queue());
             if warned_at.is_none_or(|t| now.duration_since(t) >= KERNEL_DROPS_WARN_INTERVAL) {
                 if let Some(n) = kernel.new_since_warned() {
                     warned_at = Some(now);
@@ -434,6 +469,7 @@ fn supervise(
         }
         if args.stats_interval > 0 && now >= next_stats {
             offload.read();
+            sources.publish_offload(offload.enabled().then(|| offload.last()));
             log_stats(
                 &engine.counters().totals(),
                 &manager.log_counters().stats(),

@@ -39,8 +39,8 @@ impl FirewallManager {
     }
 
     /// The file the log is (or would be) written to: the set path, else
-    /// `pfirewall.log` in the state directory (`None` for a manager with
-    /// neither).
+    /// `pfirewall.log` in [`crate::log::default_log_dir`] of the state
+    /// directory (`None` for a manager with neither).
     pub fn log_path(&self) -> Option<PathBuf> {
         let settings = self.policy();
         match (&settings.logging.path, self.state_dir()) {
@@ -88,7 +88,7 @@ impl LogChange {
 /// policy file being loaded: a size cap of 1 KiB to 1 TiB, and a path that is
 /// absolute, free of control characters, names a file (not `..`), and is not
 /// one of v6fw's own files in `state_dir` once resolved (its directory is
-/// canonicalised, so `/d/../var/lib/v6fw/policy.toml` or a symlinked
+/// canonicalised, so `/d/../etc/v6fw/policy.toml` or a symlinked
 /// directory are seen through), and, when its directory exists, a directory
 /// only root can write and no symbolic link ([`crate::log::check_log_place`]).
 pub fn check_log_settings(settings: &LogSettings, state_dir: Option<&Path>) -> Result<(), FwError> {

@@ -34,14 +34,53 @@ pub use writer::{
 use v6fw_engine::walk::{Upper, Walk};
 use v6fw_engine::{Decision, LogSettings, Reason, Verdict};
 
-/// The log file's name in the state directory when no path is set.
+/// The log file's name in [`default_log_dir`] when no path is set.
 pub const DEFAULT_FILE: &str = "pfirewall.log";
 
-/// The file `settings` log to: its `path`, or [`DEFAULT_FILE`] in `state_dir`.
+/// Where the log goes with no path set and the default state directory
+/// (FHS; the daemon creates it, mode 0750).
+#[cfg(unix)]
+pub const DEFAULT_LOG_DIR: &str = "/var/log/v6fw";
+
+/// The directory of the log when no path is set: [`DEFAULT_LOG_DIR`] for
+/// the default state directory, else (`--state-dir DIR`) the state
+/// directory itself, as before.
+pub fn default_log_dir(state_dir: &Path) -> PathBuf {
+    #[cfg(unix)]
+    if state_dir == crate::store::default_state_dir() {
+        return PathBuf::from(DEFAULT_LOG_DIR);
+    }
+    state_dir.to_path_buf()
+}
+
+/// Creates [`DEFAULT_LOG_DIR`] (mode 0750) when `state_dir` logs there by
+/// default and it is missing (the daemon's start; a package or systemd's
+/// `LogsDirectory=` may have made it already).
+pub fn create_default_dir(state_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if default_log_dir(state_dir) == Path::new(DEFAULT_LOG_DIR) {
+        use std::os::unix::fs::DirBuilderExt;
+        return match std::fs::DirBuilder::new()
+            .mode(0o750)
+            .create(DEFAULT_LOG_DIR)
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot create {DEFAULT_LOG_DIR}: {e}"),
+            )),
+            _ => Ok(()),
+        };
+    }
+    let _ = state_dir;
+    Ok(())
+}
+
+/// The file `settings` log to: its `path`, or [`DEFAULT_FILE`] in
+/// [`default_log_dir`].
 pub fn log_path(settings: &LogSettings, state_dir: &Path) -> PathBuf {
     match &settings.path {
         Some(p) => PathBuf::from(p),
-        None => state_dir.join(DEFAULT_FILE),
+        None => default_log_dir(state_dir).join(DEFAULT_FILE),
     }
 }
 
@@ -196,5 +235,22 @@ mod tests {
         );
         s.path = Some("/tmp/x.log".into());
         assert_eq!(log_path(&s, Path::new("/d")), PathBuf::from("/tmp/x.log"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_default_state_dir_logs_to_var_log() {
+        let s = LogSettings::default();
+        let default = crate::store::default_state_dir();
+        assert_eq!(default, PathBuf::from("/etc/v6fw"));
+        assert_eq!(
+            log_path(&s, &default),
+            PathBuf::from("/var/log/v6fw/pfirewall.log")
+        );
+        // An explicit --state-dir keeps its log beside the policy.
+        assert_eq!(
+            log_path(&s, Path::new("/srv/fw")),
+            PathBuf::from("/srv/fw/pfirewall.log")
+        );
     }
 }

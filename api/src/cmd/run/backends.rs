@@ -10,6 +10,7 @@ use anyhow::Context;
 use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
 use v6fw_engine::{Engine, Worker};
 
+use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
 use crate::log::{LogHook, LogSender};
@@ -31,6 +32,8 @@ pub(super) struct Shared {
     pub(super) clock: Clock,
     /// The firewall log's queue; each worker gets its own [`LogHook`].
     pub(super) log: Option<LogSender>,
+    /// Where each new worker leaves its counter block for `--metrics`.
+    pub(super) workers: Arc<WorkerBlocks>,
 }
 
 /// One open session of the host: protocol, local end, remote end.
@@ -54,9 +57,11 @@ fn adopt(worker: &mut Worker, flows: &[Flow], now: u64) {
     }
 }
 
-/// Runs `backend` in a new worker thread that first adopts `flows`.
+/// Runs `backend` (of `queue`, if it has one) in a new worker thread that
+/// first adopts `flows` and leaves its counter block in `shared.workers`.
 pub(super) fn spawn<B>(
     mut backend: B,
+    queue: Option<u16>,
     shared: &Shared,
     flows: Vec<Flow>,
 ) -> anyhow::Result<WorkerHandle>
@@ -69,7 +74,11 @@ where
         .name(format!("v6fw-{name}"))
         .spawn(move || {
             let mut hook = s.log.map(LogHook::new);
-            let prepare = |w: &mut Worker, now| adopt(w, &flows, now);
+            let workers = &s.workers;
+            let prepare = |w: &mut Worker, now| {
+                workers.add(&name, queue, Arc::clone(w.counters()));
+                adopt(w, &flows, now);
+            };
             let (e, c, d) = (&s.engine, &s.clock, &s.shutdown);
             let r = match hook.as_mut() {
                 Some(h) => run_worker_prepared(&mut backend, e, c, d, h, prepare),
@@ -159,10 +168,10 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
         // The first start uses the queue bound above; a restart binds it
         // again and adopts the sessions open now.
         let starter = Box::new(move || match first.take() {
-            Some(queue) => spawn(queue, &s, flows.clone()),
+            Some(queue) => spawn(queue, Some(q), &s, flows.clone()),
             None => {
                 let queue = NfQueue::open(&cfg)?;
-                spawn(queue, &s, open_sessions())
+                spawn(queue, Some(q), &s, open_sessions())
             }
         });
         match Slot::start(format!("nfqueue {q}"), starter) {
@@ -205,7 +214,7 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
     let mut first = Some(handle);
     let (shared, flows) = (shared.clone(), flows.to_vec());
     let starter = Box::new(move || match first.take() {
-        Some(h) => spawn(h, &shared, flows.clone()),
+        Some(h) => spawn(h, None, &shared, flows.clone()),
         None => anyhow::bail!("the WinDivert handle cannot be opened again while it runs"),
     });
     Ok(Live {
