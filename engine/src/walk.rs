@@ -230,6 +230,45 @@ impl Walk {
     }
 }
 
+/// One extension header of a packet's chain, where it lies (for explaining
+/// a walk: the decision does not use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtHeader<'a> {
+    /// Its protocol number (0, 43, 44, 51 or 60).
+    pub kind: u8,
+    /// Its byte offset in the packet.
+    pub offset: usize,
+    /// Its bytes, as long as its length field says (8 for a fragment header).
+    pub bytes: &'a [u8],
+}
+
+/// The extension headers of `pkt` in chain order, each with its offset, as
+/// [`walk`] reads them (same lengths, same protocol numbers), up to the
+/// first that is not an extension header or does not fit. Read-only: it
+/// checks no order or count, so take [`Walk::ext_headers`] of them to see
+/// what the walk saw.
+pub fn ext_headers(pkt: &[u8]) -> impl Iterator<Item = ExtHeader<'_>> {
+    let mut next = pkt.get(6).copied().unwrap_or(field::NO_NEXT);
+    let mut off = field::FIXED_LEN;
+    std::iter::from_fn(move || {
+        if !matches!(
+            next,
+            field::HOP_BY_HOP | field::ROUTING | field::FRAGMENT | field::AUTH | field::DEST_OPTS
+        ) {
+            return None;
+        }
+        let bytes = ext_header(pkt, off, next)?;
+        let h = ExtHeader {
+            kind: next,
+            offset: off,
+            bytes,
+        };
+        next = bytes.first().copied().unwrap_or(field::NO_NEXT);
+        off += bytes.len();
+        Some(h)
+    })
+}
+
 #[inline]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)

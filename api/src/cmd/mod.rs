@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod connections;
+pub mod explain;
 pub mod firewall;
 pub mod log;
 pub mod man;
