@@ -89,7 +89,7 @@ pub fn explain(r: &Replayed<'_>, ctx: &Context) -> Explanation {
     let mut all = vec![layers::link_layer(r.linktype, r.link, link_len)];
     let mut upper_at = 40;
     if !r.packet.is_empty() {
-        all.extend(layers::fixed_header(r.packet, base, &w));
+        all.push(layers::fixed_header(r.packet, base, &w));
         let (ext, at) = layers::extension_headers(r.packet, base, &w);
         all.extend(ext);
         upper_at = at;
@@ -211,6 +211,9 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction) -> String {
                 }
             }
         }
+        Reason::IcmpAllowed | Reason::IcmpPolicy => {
+            "not consulted: ICMPv6 is judged by its type's policy".to_string()
+        }
         _ => "not consulted".to_string(),
     }
 }
@@ -279,7 +282,7 @@ fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static st
     match d.reason {
         Reason::NotIpv6 if no_packet => (
             "Replay and the per-packet line",
-            s("a frame that carries no IP packet counts as not_ipv6"),
+            s("the frame carries no IPv6 packet (another ethertype or address family, an unknown link type or a short link header): not_ipv6, as step 1 lets IPv4 through"),
         ),
         Reason::NotIpv6 => (INBOUND_1, s("the version nibble is not 6")),
         Reason::Malformed => match w.outcome {

@@ -68,6 +68,16 @@ pub fn proto_name(p: u8) -> String {
     format!("{name} ({p})")
 }
 
+/// An upper-layer protocol's short name, e.g. `TCP` (the number if unnamed).
+fn short_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        _ => format!("protocol {p}"),
+    }
+}
+
 /// An ICMPv6 type with its name, e.g. `echo request (128)`.
 fn icmp_type_name(ty: u8) -> String {
     let name = match ty {
@@ -142,12 +152,21 @@ pub fn link_layer(linktype: u32, frame: &[u8], link_len: usize) -> Layer {
             }
         }
     }
+    if link_len == frame.len() {
+        l.field("IPv6 packet", "none in this frame");
+    }
     l
 }
 
-/// The fixed IPv6 header at frame offset `base`, when the packet has one.
-pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Option<Layer> {
-    let h = pkt.first_chunk::<40>()?;
+/// The fixed IPv6 header at frame offset `base` (cut, when the packet is
+/// shorter than 40 bytes).
+pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
+    let Some(h) = pkt.first_chunk::<40>() else {
+        let mut l = Layer::new("IPv6 header (cut)", base, pkt.len());
+        l.field("Version", pkt.first().map_or(0, |b| b >> 4));
+        l.field("Captured bytes", pkt.len());
+        return l;
+    };
     let mut l = Layer::new("IPv6 header", base, 40);
     let word = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
     l.field("Version", h[0] >> 4);
@@ -161,7 +180,7 @@ pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Option<Layer> {
     if let Some(j) = w.jumbo {
         l.field("Jumbo payload length", j);
     }
-    Some(l)
+    l
 }
 
 /// The extension headers the walk read (the last one may be one that did
@@ -307,7 +326,7 @@ pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk) -> Option<Layer
         }
         Upper::None => {
             let mut l = Layer::new(
-                format!("{} header (cut)", proto_name(proto)),
+                format!("{} header (cut)", short_name(proto)),
                 base + at,
                 l4.len(),
             );
