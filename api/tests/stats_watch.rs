@@ -133,7 +133,12 @@ fn stats_watch_json_prints_one_object_per_second() {
     assert!(rate > 0.0 && rate <= 10.0 / 0.9, "{rate}");
     for l in &lines {
         assert!(l["log"]["lost"].is_u64(), "{l}");
-        assert!(l["reasons"].as_array().is_some_and(|r| r.len() > 10), "{l}");
+        // The reasons as replay --json and run --json print them.
+        assert!(
+            l["reasons"].as_object().is_some_and(|r| r.len() > 10),
+            "{l}"
+        );
+        assert!(l["reasons"]["open_port"].is_u64(), "{l}");
         assert_eq!(l["global_ports"][0]["port"], 8080);
     }
 }
@@ -185,4 +190,10 @@ fn stats_watch_redraws_in_a_terminal() {
     // Redrawn, not scrolled: one frame on the screen.
     assert_eq!(screen.matches("open ports:").count(), 1, "{screen}");
     assert!(screen.contains("port_closed"), "{screen}");
+    // On a terminal each reason with traffic has its bar.
+    let closed = screen
+        .lines()
+        .find(|l| l.contains("port_closed"))
+        .unwrap_or_default();
+    assert!(closed.contains('\u{2588}'), "{screen}");
 }

@@ -220,7 +220,7 @@ pub struct Summary {
     pub accepted: u64,
     /// Frames dropped.
     pub dropped: u64,
-    /// Count per reason, every reason in SPEC order.
+    /// Count per reason, every reason (see [`crate::output::reason_counts`]).
     pub reasons: serde_json::Map<String, serde_json::Value>,
     /// New flows not recorded: every slot they could take held a confirmed
     /// flow (their packets were still accepted).
@@ -234,10 +234,7 @@ impl Summary {
             packets: t.packets(),
             accepted: t.accepted(),
             dropped: t.dropped(),
-            reasons: t
-                .iter()
-                .map(|(r, n)| (r.as_str().to_string(), n.into()))
-                .collect(),
+            reasons: crate::output::reason_counts(t.iter().map(|(r, n)| (r.as_str(), n))),
             flows_not_recorded: t.flows_not_recorded(),
         }
     }
