@@ -155,7 +155,7 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction) -> String {
     if dir == Direction::Outbound {
         return match ports {
             _ if !ctx.state => "state is off: no flow is recorded".to_string(),
-            Some((p, sport, dport)) if !w.fragment.is_some_and(|f| f.offset > 0) => format!(
+            Some((p, sport, dport)) => format!(
                 "records or refreshes the flow {} [{}]:{} -> [{}]:{} (counted in flows_not_recorded if every slot it could take holds a confirmed flow)",
                 layers::proto_name(p),
                 addr(w.src),
