@@ -4,20 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use v6fw_engine::{PacketMeta, Protocol};
 
 mod common;
 
+use common::sample::sample;
 use common::{root_or_skip, tcp_syn, Daemon, DaemonOptions};
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/sample.pcap")
-}
 
 fn v6fw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_v6fw"))
@@ -195,45 +190,18 @@ fn per_reason_counts_have_one_json_shape() {
 }
 
 /// What `v6fw stats --watch` draws in a tmux terminal, escape sequences
-/// included (`capture-pane -e`), with `env` set; None without tmux.
+/// included, run under `env ENV`; None without tmux.
 fn watch_screen(d: &Daemon, env: &str) -> Option<String> {
-    let tmux_ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !tmux_ok {
-        eprintln!("SKIPPED: tmux is not installed");
+    if !common::tmux::has_tmux() {
         return None;
     }
-    let tmux_sock = d.socket.with_file_name(format!("tmux-{}.sock", env.len()));
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&tmux_sock)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
     let cmd = format!(
         "env {env} {} stats --watch --count 30 --socket {}",
         env!("CARGO_BIN_EXE_v6fw"),
         d.socket.display()
     );
-    let started = tmux(&["new-session", "-d", "-x", "120", "-y", "60", &cmd]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut screen = String::new();
-    while Instant::now() < deadline && !screen.contains("open ports:") {
-        std::thread::sleep(Duration::from_millis(200));
-        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-e"]).stdout).into_owned();
-    }
-    let _ = tmux(&["kill-server"]);
-    Some(screen)
+    let sock = d.socket.with_file_name(format!("tmux-{}.sock", env.len()));
+    Some(common::tmux::screen(&sock, &cmd, "open ports:", true))
 }
 
 #[test]

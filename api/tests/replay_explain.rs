@@ -8,32 +8,21 @@
 //! the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/gen_sample.rs"]
 mod gen_sample;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// README's policy for the sample.
-const POLICY: [&str; 6] = [
-    "--open",
-    "22/tcp,53/udp",
-    "--global",
-    "443/tcp",
-    "--local",
-    "2001:db8:1::/48",
-];
+use common::sample::{sample, POLICY};
 
 fn replay(extra: &[&str]) -> Output {
-    let sample = root().join("samples/sample.pcap");
     Command::new(env!("CARGO_BIN_EXE_v6fw"))
         .arg("replay")
-        .arg(sample)
+        .arg(sample())
         .args(POLICY)
         .args(extra)
         .output()
@@ -111,9 +100,8 @@ fn explain_json_has_the_layers_with_offsets_and_the_step() {
 #[test]
 fn explain_sees_the_state_and_switches_of_the_replay() {
     // Without --local the host's own SYN is inbound, so its reply finds no flow.
-    let sample = root().join("samples/sample.pcap");
     let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
-        .args(["replay", sample.to_str().unwrap(), "--explain", "8"])
+        .args(["replay", sample().to_str().unwrap(), "--explain", "8"])
         .output()
         .unwrap();
     let text = stdout(&out);

@@ -145,47 +145,23 @@ fn stats_watch_json_prints_one_object_per_second() {
 
 #[test]
 fn stats_watch_redraws_in_a_terminal() {
-    let has_tmux = Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_tmux {
-        eprintln!("SKIPPED: tmux is not installed");
+    if !common::tmux::has_tmux() {
         return;
     }
     let d = Daemon::start();
     d.traffic(9090, 2);
-    let tmux_sock = d.socket.with_file_name("tmux.sock");
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&tmux_sock)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
     let cmd = format!(
         "{} stats --watch --count 30 --socket {}",
         env!("CARGO_BIN_EXE_v6fw"),
         d.socket.display()
     );
-    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "60", &cmd]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut screen = String::new();
     // Wait for the second frame (it has a rate) to be on the screen.
-    while Instant::now() < deadline && !screen.contains("packets/s") {
-        std::thread::sleep(Duration::from_millis(200));
-        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
-    }
-    let _ = tmux(&["kill-server"]);
+    let screen = common::tmux::screen(
+        &d.socket.with_file_name("tmux.sock"),
+        &cmd,
+        "packets/s",
+        false,
+    );
     assert!(screen.contains("packets/s"), "{screen}");
     // Redrawn, not scrolled: one frame on the screen.
     assert_eq!(screen.matches("open ports:").count(), 1, "{screen}");
