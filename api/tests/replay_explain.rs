@@ -85,7 +85,7 @@ fn explain_json_has_the_layers_with_offsets_and_the_step() {
         assert_eq!(v["frame"], n.parse::<u64>().unwrap());
         assert_eq!(v["layers"][1]["name"], "IPv6 header");
         assert_eq!(v["layers"][1]["offset"], 14);
-        golden(&format!("explain-{n}.json"), &text).unwrap();
+        golden(&format!("explain-{n:0>2}.json"), &text).unwrap();
     }
     let v: serde_json::Value =
         serde_json::from_str(&stdout(&replay(&["--explain", "8", "--json"]))).unwrap();
