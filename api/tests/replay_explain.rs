@@ -188,3 +188,66 @@ fn log_max_size_takes_the_size_syntax() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("too small"), "{err}");
 }
+
+/// An outbound TCP segment from the host fd00::1 port `sport` to port 80.
+fn outbound(sport: u16, syn: bool) -> Vec<u8> {
+    let mut local = [0u8; 16];
+    local[0] = 0xfd;
+    local[15] = 1;
+    let mut remote = local;
+    remote[15] = 2;
+    let b = etherparse::PacketBuilder::ipv6(local, remote, 64).tcp(sport, 80, 1, 1024);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+#[test]
+fn explain_says_when_a_flow_found_no_slot() {
+    // 64 flows confirmed by the host's own ACKs fill a table of 8 slots;
+    // the 65th flow's SYN finds every slot it could take confirmed.
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("full.pcap");
+    let mut w = common::pcap::PcapWriter::create(&cap, common::pcap::RAW);
+    for i in 0..64u16 {
+        w.frame(1, u32::from(i) * 2, &outbound(10_000 + i, true));
+        w.frame(1, u32::from(i) * 2 + 1, &outbound(10_000 + i, false));
+    }
+    w.frame(2, 0, &outbound(20_000, true));
+    w.finish();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[state]\nflow_slots = 8\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            cap.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--local",
+            "fd00::/8",
+        ];
+        args.extend_from_slice(extra);
+        stdout(
+            &Command::new(env!("CARGO_BIN_EXE_v6fw"))
+                .args(&args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let summary: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert!(
+        summary["flows_not_recorded"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let last = run(&["--explain", "129"]);
+    assert!(
+        last.contains("Flow state: not recorded (counted in flows_not_recorded"),
+        "{last}"
+    );
+    let first = run(&["--explain", "1"]);
+    assert!(
+        first.contains("Flow state: records or refreshes the flow"),
+        "{first}"
+    );
+}

@@ -77,8 +77,9 @@ pub struct Explanation {
     pub why: String,
 }
 
-/// Explains one decided frame.
-pub fn explain(r: &Replayed<'_>, ctx: &Context) -> Explanation {
+/// Explains one decided frame; `not_recorded` says its decision counted a
+/// flow in `flows_not_recorded`.
+pub fn explain(r: &Replayed<'_>, ctx: &Context, not_recorded: bool) -> Explanation {
     let w = walk(r.packet, r.meta.truncated);
     let base = r.link.len().saturating_sub(r.packet.len());
     let link_len = if r.packet.is_empty() {
@@ -106,7 +107,7 @@ pub fn explain(r: &Replayed<'_>, ctx: &Context) -> Explanation {
         timestamp_ns: r.meta.now_ns,
         layers: all,
         direction: direction(r, ctx, &w),
-        state: state_note(&d, &w, ctx, r.meta.direction),
+        state: state_note(&d, &w, ctx, r.meta.direction, not_recorded),
         fragments: fragment_note(&d, &w, ctx, r.meta.direction),
         verdict: d.verdict().as_str(),
         reason: d.reason.as_str(),
@@ -150,13 +151,18 @@ fn before_lookups(d: &Decision, w: &Walk) -> bool {
         || d.reason == Reason::IncompleteChain
 }
 
-fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction) -> String {
+fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorded: bool) -> String {
     let ports = w.ports();
     if dir == Direction::Outbound {
         return match ports {
             _ if !ctx.state => "state is off: no flow is recorded".to_string(),
             Some((p, sport, dport)) => format!(
-                "records or refreshes the flow {} [{}]:{} -> [{}]:{} (counted in flows_not_recorded if every slot it could take holds a confirmed flow)",
+                "{} the flow {} [{}]:{} -> [{}]:{}",
+                if not_recorded {
+                    "not recorded (counted in flows_not_recorded: every slot it could take holds a confirmed flow):"
+                } else {
+                    "records or refreshes"
+                },
                 layers::proto_name(p),
                 addr(w.src),
                 sport,

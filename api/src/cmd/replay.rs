@@ -342,11 +342,17 @@ fn explain_frame(
         "--explain 0 is not a frame: frames count from 1, as tshark counts"
     );
     let mut found = None;
+    // flows_not_recorded before frame N: whether N's flow found a slot.
+    let not_recorded = || engine.counters().totals().flows_not_recorded();
+    let mut before = 0;
     let totals = replay(file, engine, opts, |r| {
         if r.frame < n {
+            if r.frame + 1 == n {
+                before = not_recorded();
+            }
             return ControlFlow::Continue(());
         }
-        found = Some(explain::explain(r, ctx));
+        found = Some(explain::explain(r, ctx, not_recorded() > before));
         ControlFlow::Break(())
     });
     let e = match (found, totals) {
