@@ -6,7 +6,8 @@
 //! - [`backend`]: the batch trait the live backends share — receive a batch,
 //!   decide it on one pinned snapshot, return verdicts — and the packet loop.
 //! - `nfqueue` (Linux) and [`windivert`] (Windows): the live backends;
-//!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`privilege`]: the
+//!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`offload`]: the counters
+//!   of their offload rules; [`privilege`]: the
 //!   rights check and the stop signal.
 //! - `netns` (Linux): fixtures for tests and benchmarks that build their own
 //!   network namespaces.
@@ -18,6 +19,7 @@ pub mod link;
 pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod nfqueue;
+pub mod offload;
 pub mod privilege;
 pub mod replay;
 pub mod rules;

@@ -17,6 +17,18 @@
 //! ```
 //!
 //! (`--queue-bypass` is added to both NFQUEUE rules with `--fail-open`.)
+//! With [`Rules::offload`] (`v6fw run --offload established`) each chain
+//! gets one more rule just before its NFQUEUE rule:
+//!
+//! ```text
+//! ip6tables -w -A V6FW-IN -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment v6fw-offload -j RETURN
+//! ```
+//!
+//! so the kernel lets the packets of flows conntrack already tracks go on
+//! through the rest of INPUT/OUTPUT (RETURN, like the accept mark: the
+//! admin's rules after the jump still apply) and only each flow's first
+//! packets reach v6fw. The comment names the rule for [`crate::offload`],
+//! which reads its packet counters.
 //! The mark rule comes with an accept mark ([`Rules::accept_mark`]): v6fw
 //! answers an accepted packet `NF_REPEAT` with that bit set, the hook runs
 //! again, v6fw's chain returns on the bit, and the packet goes on through
@@ -42,6 +54,8 @@ use std::str::FromStr;
 pub const CHAIN_IN: &str = "V6FW-IN";
 /// The chain OUTPUT jumps to.
 pub const CHAIN_OUT: &str = "V6FW-OUT";
+/// The comment that marks the offload rules (`-m comment`).
+pub const OFFLOAD_COMMENT: &str = "v6fw-offload";
 
 /// A range of NFQUEUE numbers, `0` or `0-3` (default: queue 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,6 +130,10 @@ pub struct Rules {
     /// return on them first. Zero: no mark rule (an accept then ends the
     /// table's traversal).
     pub accept_mark: u32,
+    /// Let the kernel accept packets of flows conntrack tracks as
+    /// ESTABLISHED or RELATED before they are queued (`--offload
+    /// established`).
+    pub offload: bool,
 }
 
 /// A failed ip6tables call.
@@ -172,6 +190,22 @@ impl Rules {
                 ]));
             }
             cmds.push(s(&["-A", chain, iface, "lo", "-j", "RETURN"]));
+            if self.offload {
+                cmds.push(s(&[
+                    "-A",
+                    chain,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "RELATED,ESTABLISHED",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    OFFLOAD_COMMENT,
+                    "-j",
+                    "RETURN",
+                ]));
+            }
             let mut q = s(&["-A", chain]);
             q.extend(self.target());
             cmds.push(q);
@@ -248,13 +282,18 @@ pub fn remove_all() -> Vec<RuleError> {
 
 /// Runs `ip6tables -w ARGS`.
 fn ip6tables(args: &[String]) -> Result<(), RuleError> {
+    ip6tables_output(args).map(drop)
+}
+
+/// Runs `ip6tables -w ARGS` and returns what it printed.
+pub(crate) fn ip6tables_output(args: &[String]) -> Result<String, RuleError> {
     let out = Command::new("ip6tables")
         .arg("-w")
         .args(args)
         .output()
         .map_err(RuleError::Spawn)?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(RuleError::Failed {
         args: args.join(" "),
@@ -288,6 +327,7 @@ mod tests {
             queues: "0-1".parse().unwrap(),
             bypass: true,
             accept_mark: 0x20_0000,
+            offload: false,
         }
         .commands()
         .iter()
@@ -312,9 +352,43 @@ mod tests {
             queues: QueueRange::default(),
             bypass: false,
             accept_mark: 0,
+            offload: false,
         }
         .commands();
         assert_eq!(single[1].join(" "), "-A V6FW-IN -i lo -j RETURN");
         assert_eq!(single[2].join(" "), "-A V6FW-IN -j NFQUEUE --queue-num 0");
+    }
+
+    #[test]
+    fn the_offload_rules_come_after_the_mark_and_before_the_queue() {
+        let lines: Vec<String> = Rules {
+            queues: QueueRange::default(),
+            bypass: false,
+            accept_mark: 0x20_0000,
+            offload: true,
+        }
+        .commands()
+        .iter()
+        .map(|c| c.join(" "))
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "-N V6FW-IN",
+                "-A V6FW-IN -m mark --mark 0x200000/0x200000 -j RETURN",
+                "-A V6FW-IN -i lo -j RETURN",
+                "-A V6FW-IN -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \
+                 v6fw-offload -j RETURN",
+                "-A V6FW-IN -j NFQUEUE --queue-num 0",
+                "-I INPUT 1 -j V6FW-IN",
+                "-N V6FW-OUT",
+                "-A V6FW-OUT -m mark --mark 0x200000/0x200000 -j RETURN",
+                "-A V6FW-OUT -o lo -j RETURN",
+                "-A V6FW-OUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \
+                 v6fw-offload -j RETURN",
+                "-A V6FW-OUT -j NFQUEUE --queue-num 0",
+                "-I OUTPUT 1 -j V6FW-OUT",
+            ]
+        );
     }
 }

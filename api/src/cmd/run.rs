@@ -35,6 +35,7 @@ mod control;
 mod instance;
 mod kernel;
 mod notify;
+pub mod offload;
 mod signals;
 mod supervise;
 mod totals;
@@ -60,6 +61,7 @@ use backends::{describe, start, Live, Shared};
 use control::Control;
 use kernel::KernelDrops;
 use notify::Notifier;
+use offload::{Offload, OffloadCounter};
 use supervise::{Budget, Health, MAX_RESTARTS, RESTART_WINDOW};
 use totals::{log_stats, print_totals, report};
 
@@ -152,6 +154,12 @@ pub struct Args {
     /// Print the totals at exit as JSON.
     #[arg(long)]
     pub json: bool,
+    /// `established`: the kernel accepts packets of flows conntrack already
+    /// tracks (ESTABLISHED, RELATED) before the queue, so v6fw decides only
+    /// each flow's first packets; counted as kernel-accepted. Default off
+    /// (Linux; docs/live.md says what is then no longer checked).
+    #[arg(long, value_name = "WHAT", conflicts_with = "no_rules")]
+    pub offload: Option<Offload>,
 }
 
 /// Applies `--open` and `--no-state` to the durable policy.
@@ -334,12 +342,15 @@ fn serve(
         tracing::warn!("cannot tell systemd we are ready (NOTIFY_SOCKET): {e}");
     }
     let mut kernel = KernelDrops::new(args.queues.first, args.queues.last);
+    let mut offload = OffloadCounter::new(args.offload.is_some());
     let end = catch_unwind(AssertUnwindSafe(|| {
-        supervise(args, manager, &mut live, control, &notifier, &mut kernel)
+        let counters = (&mut kernel, &mut offload);
+        supervise(args, manager, &mut live, control, &notifier, counters)
     }))
     .unwrap_or_else(|_| End::Fault("the daemon's supervising loop panicked".into()));
     let _ = notifier.notify("STOPPING=1");
     kernel.read();
+    offload.read(); // before the rules (and their counters) go
     let (errors, fault) = match end {
         End::Stop => (stop(live, shutdown), false),
         End::Fault(why) => (fault(live, shutdown, &why, args.fail_open), true),
@@ -352,6 +363,7 @@ fn serve(
         errors,
         fault,
         kernel,
+        offload,
     })
 }
 
@@ -371,7 +383,7 @@ fn supervise(
     live: &mut Live,
     control: &mut Control,
     notifier: &Notifier,
-    kernel: &mut KernelDrops,
+    (kernel, offload): (&mut KernelDrops, &mut OffloadCounter),
 ) -> End {
     let engine = manager.engine();
     let started = Instant::now();
@@ -434,10 +446,12 @@ fn supervise(
             }
         }
         if args.stats_interval > 0 && now >= next_stats {
+            offload.read();
             log_stats(
                 &engine.counters().totals(),
                 &manager.log_counters().stats(),
                 kernel,
+                offload,
             );
             next_stats += interval;
         }
@@ -473,6 +487,8 @@ struct Outcome {
     fault: bool,
     /// What the kernel dropped before v6fw saw it.
     kernel: KernelDrops,
+    /// What the kernel accepted for v6fw (`--offload`).
+    offload: OffloadCounter,
 }
 
 /// A clean stop: removes the rules, stops and joins the workers.
@@ -572,6 +588,14 @@ mod tests {
         let ok = parse(&["--queue-len", "1", "--batch", "255", "--mark-bit", "0"]).unwrap();
         assert_eq!((ok.queue_len, ok.batch, ok.mark_bit), (1, 255, Some(0)));
         assert!(parse(&["--fail-open", "--fail-closed"]).is_err());
+        assert!(parse(&["--offload", "everything"]).is_err());
+        assert!(
+            parse(&["--offload", "established", "--no-rules"]).is_err(),
+            "offload is a rule: with --no-rules there is none"
+        );
+        let on = parse(&["--offload", "established"]).unwrap();
+        assert_eq!(on.offload, Some(Offload::Established));
+        assert_eq!(parse(&[]).unwrap().offload, None, "default off");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `v6fw stats`: the running daemon's verdict counters per reason, the
 //! firewall log's counters (lines lost included), the kernel's queue drops
 //! (read from `/proc/net/netfilter/nfnetlink_queue` of the caller's network
-//! namespace, which is the daemon's when run beside it) and the open pairs; with
+//! namespace, which is the daemon's when run beside it), what the kernel
+//! accepted for it with `--offload` (the offload rules' counters, read with
+//! ip6tables in the same namespace) and the open pairs; with
 //! `--watch`, a live view redrawn every second (packets/s per reason), or
 //! one JSON object per line per second with `--json`.
 
@@ -12,10 +14,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cmd::ports::Where;
+use crate::cmd::run::offload::to_json;
 use crate::control::client::Client;
 use crate::control::protocol::{Request, StatsResult};
 use crate::fw::FwError;
 use crate::output::reason_counts;
+use v6fw_capture::offload::Offloaded;
 
 /// How often `--watch` refreshes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,6 +54,8 @@ fn connect(socket: &Path) -> Result<Client, FwError> {
 struct Sample {
     stats: StatsResult,
     kernel: Vec<QueueDrops>,
+    /// What the kernel accepted for v6fw (`--offload`); none while off.
+    offload: Option<Offloaded>,
     at: Instant,
 }
 
@@ -79,10 +85,19 @@ fn kernel_queues() -> Vec<QueueDrops> {
     Vec::new()
 }
 
+/// The offload rules' counters in this network namespace (`--offload`).
+fn offloaded() -> Option<Offloaded> {
+    #[cfg(target_os = "linux")]
+    return v6fw_capture::offload::read().ok().flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 fn sample(stats: StatsResult) -> Sample {
     Sample {
         stats,
         kernel: kernel_queues(),
+        offload: offloaded(),
         at: Instant::now(),
     }
 }
@@ -192,6 +207,12 @@ fn json_line(now: &Sample, before: Option<&Sample>) -> anyhow::Result<String> {
             serde_json::json!({"queue_dropped": qd, "user_dropped": ud}),
         );
         obj.insert("kernel_queues".into(), serde_json::json!(now.kernel));
+        obj.insert(
+            "offload".into(),
+            now.offload
+                .as_ref()
+                .map_or(serde_json::Value::Null, to_json),
+        );
     }
     let mut line = serde_json::to_string(&v)?;
     line.push('\n');
@@ -311,6 +332,18 @@ fn render(now: &Sample, before: Option<&Sample>, style: Style) -> String {
         qd + ud,
         list(&queues)
     );
+    let _ = match &now.offload {
+        Some(o) => writeln!(
+            t,
+            "offload: {} packets ({} bytes) accepted by the kernel for v6fw (established flows)",
+            o.packets(),
+            o.bytes()
+        ),
+        None => writeln!(
+            t,
+            "offload: no offload rule here (off, or ip6tables needs root)"
+        ),
+    };
     let _ = writeln!(t);
     let global: Vec<String> = s
         .global_ports
@@ -368,6 +401,7 @@ mod tests {
                 connections: Vec::new(),
             },
             kernel: Vec::new(),
+            offload: None,
             at,
         }
     }

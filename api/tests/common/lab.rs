@@ -1,10 +1,12 @@
 //! The live tests' lab: two network namespaces joined by a veth pair
 //! ([`VethPair`]: FW fd00::1, PEER fd00::2), Python servers and clients in
 //! them, `v6fw` commands run in FW, and every process started in them
-//! killed on drop. Used by live_nfqueue.rs and live_safety.rs.
+//! killed on drop; `v6fw run` started and stopped ([`Lab::start_run`]).
+//! Used by live_nfqueue.rs, live_safety.rs and live_offload.rs.
 
 use std::fs;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -194,6 +196,90 @@ impl Lab {
             Duration::from_secs(10),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A `v6fw run` started by [`Lab::start_run`].
+pub struct Run {
+    /// Its pid (ip netns exec execs it in place).
+    pub pid: u32,
+    /// Its stdout (the totals at exit).
+    pub out: PathBuf,
+    /// Its stderr (the log).
+    pub err: PathBuf,
+}
+
+impl Run {
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.err).unwrap_or_default()
+    }
+}
+
+impl Lab {
+    /// Starts `v6fw run ARGS --state-dir D --socket S` in FW (the paths of
+    /// [`Lab::v6fw`]) and waits until it filters.
+    pub fn start_run(&mut self, args: &[&str]) -> Run {
+        let (socket, state) = (
+            self.net.dir.join("control.sock"),
+            self.net.dir.join("state"),
+        );
+        let run = Run {
+            pid: 0,
+            out: self.net.dir.join("run.out"),
+            err: self.net.dir.join("run.err"),
+        };
+        let mut all: Vec<&str> = vec![env!("CARGO_BIN_EXE_v6fw"), "run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+        ]);
+        let daemon = self
+            .exec(&self.net.fw, &all)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&run.out).unwrap())
+            .stderr(fs::File::create(&run.err).unwrap())
+            .spawn()
+            .expect("start v6fw run");
+        let run = Run {
+            pid: daemon.id(),
+            ..run
+        };
+        self.children.push(daemon);
+        wait_for(
+            Duration::from_secs(10),
+            || run.log().contains("filtering IPv6"),
+            "v6fw run to start",
+        );
+        run
+    }
+
+    /// Stops `run` with SIGTERM and waits (at most 10 s) for its exit.
+    pub fn stop_run(&mut self, run: &Run) -> ExitStatus {
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == run.pid)
+            .expect("a run of this lab");
+        // SAFETY: `run.pid` is a child of this process that has not been
+        // reaped (it is still in `children`, which only this thread reaps).
+        let rc = unsafe { libc::kill(run.pid as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM to v6fw run");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "v6fw run did not stop on SIGTERM:\n{}",
+                run.log()
+            );
+            sleep(Duration::from_millis(50));
+        }
     }
 }
 

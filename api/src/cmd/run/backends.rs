@@ -111,6 +111,9 @@ pub(super) fn describe(args: &Args) -> String {
         },
         if args.no_rules {
             "no rules installed (--no-rules)"
+        } else if args.offload.is_some() {
+            "ip6tables chains V6FW-IN/V6FW-OUT installed, offload established: the kernel \
+             accepts packets of flows conntrack tracks (ESTABLISHED, RELATED)"
         } else {
             "ip6tables chains V6FW-IN/V6FW-OUT installed"
         }
@@ -142,6 +145,7 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
             queues: args.queues,
             bypass: args.fail_open,
             accept_mark: accept_mark(args),
+            offload: args.offload.is_some(),
         };
         Some(rules.install()?)
     };
@@ -185,6 +189,12 @@ pub(super) fn describe(args: &Args) -> String {
 pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Result<Live> {
     use v6fw_capture::windivert::{WinDivert, WinDivertConfig};
 
+    if args.offload.is_some() {
+        anyhow::bail!(
+            "--offload established needs Linux's conntrack and ip6tables rules: leave it out on \
+             Windows"
+        );
+    }
     let config = WinDivertConfig {
         batch: usize::from(args.batch),
         queue_len: args.queue_len,

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use v6fw_engine::Totals;
 
 use super::kernel::KernelDrops;
+use super::offload::OffloadCounter;
 use super::Outcome;
 use crate::cmd::replay::{write_reason_table, write_verdict_counts, Summary};
 use crate::log::LogStats;
@@ -17,16 +18,21 @@ pub(super) fn report(line: &str) {
     let _ = writeln!(io::stderr(), "v6fw: {line}");
 }
 
-pub(super) fn log_stats(t: &Totals, log: &LogStats, kernel: &KernelDrops) {
+pub(super) fn log_stats(t: &Totals, log: &LogStats, kernel: &KernelDrops, off: &OffloadCounter) {
     let reasons: Vec<String> = t
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{}={n}", r.as_str()))
         .collect();
     let k = kernel.sum();
+    let offloaded = if off.enabled() {
+        format!(" kernel_accepted={}", off.last().packets())
+    } else {
+        String::new()
+    };
     tracing::info!(
         "stats: packets={} accepted={} dropped={} {} flows_not_recorded={} log_written={} \
-         log_lost={} kernel_queue_dropped={} kernel_user_dropped={}",
+         log_lost={} kernel_queue_dropped={} kernel_user_dropped={}{offloaded}",
         t.packets(),
         t.accepted(),
         t.dropped(),
@@ -75,6 +81,7 @@ pub(super) fn print_totals(
                     "queues": queues,
                 }),
             );
+            obj.insert("offload".into(), o.offload.json());
         }
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
@@ -94,6 +101,15 @@ pub(super) fn print_totals(
         k.queue_dropped,
         k.user_dropped
     )?;
+    if o.offload.enabled() {
+        let off = o.offload.last();
+        writeln!(
+            out,
+            "offload   {} packets ({} bytes) accepted by the kernel for v6fw (established flows)",
+            off.packets(),
+            off.bytes()
+        )?;
+    }
     write_reason_table(out, t)?;
     out.flush()
 }
@@ -127,6 +143,7 @@ mod tests {
             errors: Vec::new(),
             fault: false,
             kernel,
+            offload: OffloadCounter::new(false),
         };
         let log = LogStats::default();
         let mut json = Vec::new();
@@ -135,11 +152,32 @@ mod tests {
         assert_eq!(v["kernel"]["queue_dropped"], 76_255);
         assert_eq!(v["kernel"]["user_dropped"], 3);
         assert_eq!(v["kernel"]["queues"]["0"]["queue_dropped"], 76_251);
+        assert!(v["offload"].is_null(), "offload off: null");
         let mut text = Vec::new();
         print_totals(&mut text, &o, &log, false).unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("kernel    76258 dropped"), "{text}");
         // `| tee` gone, or stdout closed: an error to log, not a panic.
+        let mut on = OffloadCounter::new(true);
+        on.record(v6fw_capture::offload::Offloaded {
+            in_packets: 700,
+            in_bytes: 7000,
+            out_packets: 300,
+            out_bytes: 3000,
+        });
+        let o = Outcome { offload: on, ..o };
+        let mut json = Vec::new();
+        print_totals(&mut json, &o, &log, true).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["offload"]["kernel_accepted_packets"], 1000);
+        assert_eq!(v["offload"]["kernel_accepted_bytes"], 10_000);
+        let mut text = Vec::new();
+        print_totals(&mut text, &o, &log, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("offload   1000 packets (10000 bytes) accepted"),
+            "{text}"
+        );
         for json in [true, false] {
             assert!(print_totals(&mut Broken, &o, &log, json).is_err());
         }

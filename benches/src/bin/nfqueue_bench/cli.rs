@@ -11,6 +11,7 @@ use crate::harness::harness;
 use crate::naive::naive;
 use crate::receiver::receive;
 use crate::sender::send;
+use crate::tcp::{tcp_receive, tcp_send};
 
 /// NFQUEUE throughput: `v6fw run` against a naive nfq loop, alternating
 /// rounds in two network namespaces with the same UDP flood.
@@ -20,10 +21,11 @@ pub(crate) struct Args {
     /// Seconds of flood per case and round.
     #[arg(long, default_value_t = 5.0)]
     pub(crate) seconds: f64,
-    /// Rounds; each runs case A (v6fw) then case B (naive).
+    /// Rounds; each runs the UDP cases C, D, A, B, E, the multi-queue
+    /// cases F, G and the bulk TCP cases.
     #[arg(long, default_value_t = 2)]
     pub(crate) rounds: u32,
-    /// One short round (<= 20 s in all): proves the harness works.
+    /// One short round (<= 60 s in all): proves the harness works.
     #[arg(long)]
     pub(crate) quick: bool,
     /// The v6fw binary (default: `v6fw` next to this one, i.e.
@@ -55,19 +57,26 @@ enum Internal {
         seconds: f64,
         #[arg(long)]
         payload: usize,
+        /// Sockets, one source address each.
+        #[arg(long, default_value_t = 1)]
+        flows: usize,
     },
-    /// Counts datagrams on [::]:PORT until STOP exists; prints `{"received"}`.
-    #[command(name = "internal-recv", hide = true)]
-    Recv {
+    /// Streams TCP to ADDR:PORT for SECONDS; prints `{"sent","seconds","cpu"}`.
+    #[command(name = "internal-tcp-send", hide = true)]
+    TcpSend {
+        #[arg(long)]
+        addr: Ipv6Addr,
         #[arg(long)]
         port: u16,
         #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        stop: PathBuf,
-        #[arg(long)]
-        max_seconds: f64,
+        seconds: f64,
     },
+    /// Reads one TCP stream on [::]:PORT; prints `{"received","cpu"}`.
+    #[command(name = "internal-tcp-recv", hide = true)]
+    TcpRecv(Listen),
+    /// Counts datagrams on [::]:PORT until STOP exists; prints `{"received"}`.
+    #[command(name = "internal-recv", hide = true)]
+    Recv(Listen),
     /// The naive consumer; prints `{"decided","accepted","dropped","errors"}`.
     #[command(name = "internal-naive", hide = true)]
     Naive {
@@ -84,6 +93,19 @@ enum Internal {
     },
 }
 
+/// What both receivers take: the port, the ready and stop files, a bound.
+#[derive(clap::Args, Debug)]
+struct Listen {
+    #[arg(long)]
+    port: u16,
+    #[arg(long)]
+    ready: PathBuf,
+    #[arg(long)]
+    stop: PathBuf,
+    #[arg(long)]
+    max_seconds: f64,
+}
+
 pub(crate) fn main() -> ExitCode {
     let args = Args::parse();
     let outcome = match args.internal {
@@ -92,13 +114,15 @@ pub(crate) fn main() -> ExitCode {
             port,
             seconds,
             payload,
-        }) => send(addr, port, seconds, payload),
-        Some(Internal::Recv {
+            flows,
+        }) => send(addr, port, seconds, payload, flows),
+        Some(Internal::TcpSend {
+            addr,
             port,
-            ready,
-            stop,
-            max_seconds,
-        }) => receive(port, &ready, &stop, max_seconds),
+            seconds,
+        }) => tcp_send(addr, port, seconds),
+        Some(Internal::TcpRecv(l)) => tcp_receive(l.port, &l.ready, &l.stop, l.max_seconds),
+        Some(Internal::Recv(l)) => receive(l.port, &l.ready, &l.stop, l.max_seconds),
         Some(Internal::Naive {
             queue,
             open_udp,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub(crate) const FW_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
 /// The open UDP port the flood is sent to.
 pub(crate) const PORT: u16 = 9000;
+/// The TCP port of the bulk stream.
+pub(crate) const TCP_PORT: u16 = 5201;
 /// The NFQUEUE both consumers read.
 pub(crate) const QUEUE: u16 = 0;
 /// v6fw's defaults, given to the naive loop too.
@@ -74,4 +76,17 @@ pub(crate) fn mmsghdr_for(iov: &mut libc::iovec) -> libc::mmsghdr {
     m.msg_hdr.msg_iov = iov;
     m.msg_hdr.msg_iovlen = 1;
     m
+}
+
+/// CPU seconds (user + system) this process has used so far.
+pub(crate) fn own_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value (plain integers and
+    // timevals); getrusage only writes into the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use v6fw_capture::netns::{require_live, sh};
 
+use crate::bulk::{run_bulk, Bulk, BulkMeasured};
 use crate::cli::Args;
 use crate::common::{install_signal_handlers, PORT};
 use crate::lab::Lab;
@@ -66,14 +67,6 @@ fn mpps(x: f64) -> String {
 
 fn opt(x: Option<u64>) -> String {
     x.map_or_else(|| "?".into(), |v| v.to_string())
-}
-
-fn per_cpu(results: &[Measured], case: Case) -> Vec<f64> {
-    results
-        .iter()
-        .filter(|m| m.case == case)
-        .filter_map(Measured::per_cpu)
-        .collect()
 }
 
 pub(crate) fn harness(args: &Args) -> ExitCode {
@@ -150,49 +143,76 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
             &format!("the ip6tables NFQUEUE target does not work: {why}"),
         );
     }
+    if let Err(why) = lab.add_peer_addresses(Case::MULTI_FLOWS) {
+        return cannot_run(
+            args.quick,
+            &format!("cannot add the flows' addresses: {why}"),
+        );
+    }
     print_machine();
     println!(
         "namespaces {} (fd00::1, filtered) and {} (fd00::2, sender); UDP flood of {}-byte \
-         datagrams to [fd00::1]:{PORT}, {:.1} s per case, {rounds} round(s) of A then B",
-        lab.net.fw, lab.net.peer, setup.payload, setup.seconds
+         datagrams to [fd00::1]:{PORT} on one flow (its hello answered first, so conntrack tracks \
+         it as ESTABLISHED), {:.1} s per case, {rounds} round(s) of C, D, A, B, E, then F, G ({} flows from {} \
+         source addresses) and the bulk TCP cases to port {}",
+        lab.net.fw,
+        lab.net.peer,
+        setup.payload,
+        setup.seconds,
+        Case::MULTI_FLOWS,
+        Case::MULTI_FLOWS,
+        crate::common::TCP_PORT
     );
     println!("v6fw: {}", setup.v6fw.display());
     println!();
     println!(
-        "{:<5} {:<12} {:>7} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "{:<5} {:<12} {:>7} {:>9} {:>9} {:>11} {:>8} {:>9} {:>8} {:>9} {:>10} {:>8} {:>10} {:>10} {:>10}",
         "round",
         "case",
         "seconds",
         "sent/s",
         "decided/s",
         "delivered/s",
+        "of C",
         "cons. CPU",
         "/CPU-s",
+        "/flood-s",
         "decided",
         "refused",
-        "queued",
+        "kernel-acc",
         "full drops",
         "sock drops"
     );
     let mut results: Vec<Measured> = Vec::new();
+    let mut bulk: Vec<BulkMeasured> = Vec::new();
     for round in 1..=rounds {
-        for case in [Case::V6fw, Case::Naive] {
+        let mut ceiling = None;
+        for case in Case::ALL.into_iter().chain(Case::MULTI) {
             match run_case(&mut lab, &setup, case, round) {
                 Ok(m) => {
+                    let del = m.rate(m.delivered);
+                    if case == Case::Ceiling {
+                        ceiling = Some(del);
+                    }
                     println!(
-                        "{:<5} {:<12} {:>7.2} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+                        "{:<5} {:<12} {:>7.2} {:>9} {:>9} {:>11} {:>8} {:>9} {:>8} {:>9} {:>10} {:>8} {:>10} {:>10} {:>10}",
                         round,
                         case.label(),
                         m.seconds,
                         mpps(m.rate(m.sent)),
                         mpps(m.rate(m.decided)),
-                        mpps(m.rate(m.delivered)),
+                        mpps(del),
+                        ceiling.map_or_else(|| "?".into(), |c| format!("{:.2}", del / c.max(1e-9))),
                         m.cpu_percent()
-                            .map_or_else(|| "?".into(), |c| format!("{c:.0} %")),
-                        m.per_cpu().map_or_else(|| "?".into(), mpps),
+                            .map_or_else(|| "-".into(), |c| format!("{c:.0} %")),
+                        // E's consumer decides a handful of packets.
+                        m.per_cpu()
+                            .filter(|_| case != Case::Offload)
+                            .map_or_else(|| "-".into(), mpps),
+                        mpps(m.per_flood_cpu()),
                         m.decided,
                         m.decided.saturating_sub(m.accepted),
-                        opt(m.queued),
+                        opt(m.kernel_accepted),
                         opt(m.queue_dropped),
                         opt(m.user_dropped),
                     );
@@ -204,56 +224,122 @@ pub(crate) fn harness(args: &Args) -> ExitCode {
                 }
             }
         }
+        for case in Bulk::ALL {
+            match run_bulk(&mut lab, &setup, case, round) {
+                Ok(m) => bulk.push(m),
+                Err(e) => {
+                    eprintln!("nfqueue_bench: round {round}, {}: {e}", case.label());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     }
     println!();
-    let rates = |case: Case, f: fn(&Measured) -> u64| -> Vec<f64> {
-        results
-            .iter()
-            .filter(|m| m.case == case)
-            .map(|m| m.rate(f(m)))
-            .collect()
+    println!(
+        "{:<12} {:>7} {:>9} {:>11} {:>9} {:>10} {:>10} {:>10}",
+        "bulk TCP",
+        "seconds",
+        "Gbit/s",
+        "CPU-s/GB",
+        "v6fw CPU",
+        "decided",
+        "kernel-acc",
+        "of no rule"
+    );
+    for (i, m) in bulk.iter().enumerate() {
+        let ceiling = bulk
+            .get(i - i % Bulk::ALL.len())
+            .map_or(0.0, BulkMeasured::gbps);
+        println!(
+            "{:<12} {:>7.2} {:>9.2} {:>11.2} {:>9} {:>10} {:>10} {:>10.2}",
+            m.case.label(),
+            m.seconds,
+            m.gbps(),
+            m.cpu_per_gb(),
+            m.consumer_cpu
+                .map_or_else(|| "-".into(), |c| format!("{c:.2} s")),
+            opt(m.decided),
+            opt(m.kernel_accepted),
+            m.gbps() / ceiling.max(1e-9),
+        );
+    }
+    println!();
+    let med = |case: Case, f: &dyn Fn(&Measured) -> Option<f64>| -> f64 {
+        median(
+            results
+                .iter()
+                .filter(|m| m.case == case)
+                .filter_map(f)
+                .collect(),
+        )
     };
-    let (a_dec, b_dec) = (
-        median(rates(Case::V6fw, |m| m.decided)),
-        median(rates(Case::Naive, |m| m.decided)),
-    );
-    let (a_del, b_del) = (
-        median(rates(Case::V6fw, |m| m.delivered)),
-        median(rates(Case::Naive, |m| m.delivered)),
-    );
-    let per_round: Vec<String> = rates(Case::V6fw, |m| m.decided)
-        .iter()
-        .zip(rates(Case::Naive, |m| m.decided))
-        .map(|(a, b)| format!("{:.2}x", a / b.max(1e-9)))
-        .collect();
+    let delivered = |case| med(case, &|m| Some(m.rate(m.delivered)));
+    let decided = |case| med(case, &|m| Some(m.rate(m.decided)));
+    let cons_cpu = |case| med(case, &Measured::per_cpu);
+    let flood_cpu = |case| med(case, &|m| Some(m.per_flood_cpu()));
+    let ratio = |a: f64, b: f64| a / b.max(1e-9);
+    println!("median over {rounds} round(s):");
+    for case in Case::ALL.into_iter().chain(Case::MULTI) {
+        println!(
+            "  {:<12} delivered/s {:>9} ({:.2} of C), decided/s {:>9}, decided per consumer CPU-s {:>9}, delivered per flood CPU-s {:>9}",
+            case.label(),
+            mpps(delivered(case)),
+            ratio(delivered(case), delivered(Case::Ceiling)),
+            mpps(decided(case)),
+            match case {
+                Case::Ceiling | Case::Kernel | Case::Offload => "-".to_string(),
+                _ => mpps(cons_cpu(case)),
+            },
+            mpps(flood_cpu(case)),
+        );
+    }
     println!(
-        "median decided/s:   A {} , B {} , A/B {:.2}x (per round: {})",
-        mpps(a_dec),
-        mpps(b_dec),
-        a_dec / b_dec.max(1e-9),
-        per_round.join(", ")
-    );
-    println!(
-        "median delivered/s: A {} , B {} , A/B {:.2}x",
-        mpps(a_del),
-        mpps(b_del),
-        a_del / b_del.max(1e-9)
-    );
-    let (a_cpu, b_cpu) = (
-        median(per_cpu(&results, Case::V6fw)),
-        median(per_cpu(&results, Case::Naive)),
+        "A/B decided/s {:.2}x; A/D delivered per flood CPU-s {:.2}x",
+        ratio(decided(Case::V6fw), decided(Case::Naive)),
+        ratio(flood_cpu(Case::V6fw), flood_cpu(Case::Kernel)),
     );
     println!(
-        "median decided per consumer CPU-second: A {} , B {} , A/B {:.2}x",
-        mpps(a_cpu),
-        mpps(b_cpu),
-        a_cpu / b_cpu.max(1e-9)
+        "multi-queue ({} flows): G/F delivered/s {:.2}x, decided/s {:.2}x",
+        Case::MULTI_FLOWS,
+        ratio(delivered(Case::TwoQueues), delivered(Case::OneQueue)),
+        ratio(decided(Case::TwoQueues), decided(Case::OneQueue)),
     );
+    let bulk_med = |case: Bulk, f: fn(&BulkMeasured) -> f64| {
+        median(bulk.iter().filter(|m| m.case == case).map(f).collect())
+    };
+    for case in [Bulk::V6fw, Bulk::Offload] {
+        println!(
+            "bulk {}: {:.2} of no rule in Gbit/s; CPU-s per GB {:.2} (no rule {:.2})",
+            case.label(),
+            ratio(
+                bulk_med(case, BulkMeasured::gbps),
+                bulk_med(Bulk::Ceiling, BulkMeasured::gbps)
+            ),
+            bulk_med(case, BulkMeasured::cpu_per_gb),
+            bulk_med(Bulk::Ceiling, BulkMeasured::cpu_per_gb),
+        );
+    }
     println!("load average (1/5/15 min) at end: {}", loadavg());
     drop(lab);
     println!(
         "done in {:.1} s (namespaces removed)",
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "ratio v6fw/ceiling: {:.2}",
+        ratio(delivered(Case::V6fw), delivered(Case::Ceiling))
+    );
+    println!(
+        "ratio v6fw/naive: {:.2}",
+        ratio(cons_cpu(Case::V6fw), cons_cpu(Case::Naive))
+    );
+    println!(
+        "ratio kernel/ceiling: {:.2}",
+        ratio(delivered(Case::Kernel), delivered(Case::Ceiling))
+    );
+    println!(
+        "ratio offload/ceiling: {:.2}",
+        ratio(delivered(Case::Offload), delivered(Case::Ceiling))
     );
     ExitCode::SUCCESS
 }

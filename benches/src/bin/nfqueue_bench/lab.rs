@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use v6fw_capture::netns::{self, sh, VethPair};
 
-use crate::common::{interrupted, os_err, Result, INTERRUPTED, QUEUE};
+use crate::common::{interrupted, os_err, Result, INTERRUPTED, PORT, QUEUE, TCP_PORT};
+
+/// Case D's chain.
+const KERNEL_CHAIN: &str = "KERNEL-IN";
 
 /// The two namespaces and their veth pair (removed on drop, after the
 /// processes started in them) and whether the naive rules are in.
@@ -18,6 +21,7 @@ pub(crate) struct Lab {
     pub(crate) net: VethPair,
     children: Vec<Child>,
     naive_rules: bool,
+    kernel_rules: bool,
 }
 
 impl Lab {
@@ -26,6 +30,7 @@ impl Lab {
             net: VethPair::new("v6fwb", "v6fw-nfqbench")?,
             children: Vec::new(),
             naive_rules: false,
+            kernel_rules: false,
         })
     }
 
@@ -195,7 +200,81 @@ impl Lab {
         errors
     }
 
-    /// The kernel's counters of queue `QUEUE` in the FW namespace:
+    /// Case D: v6fw's policy by the kernel alone, in a chain of the
+    /// harness first in INPUT: conntrack's ESTABLISHED/RELATED, loopback,
+    /// ICMPv6 and the open ports accepted, the rest dropped (outbound is
+    /// not filtered, as with v6fw).
+    pub(crate) fn install_kernel_rules(&mut self) -> Result<()> {
+        self.kernel_rules = true;
+        let (udp, tcp) = (PORT.to_string(), TCP_PORT.to_string());
+        let c = KERNEL_CHAIN;
+        self.ip6tables(&["-N", c])?;
+        for rule in [
+            &[
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ][..],
+            &["-i", "lo", "-j", "ACCEPT"],
+            &["-p", "ipv6-icmp", "-j", "ACCEPT"],
+            &["-p", "udp", "--dport", &udp, "-j", "ACCEPT"],
+            &["-p", "tcp", "--dport", &tcp, "-j", "ACCEPT"],
+            &["-j", "DROP"],
+        ] {
+            let mut args = vec!["-A", c];
+            args.extend_from_slice(rule);
+            self.ip6tables(&args)?;
+        }
+        self.ip6tables(&["-I", "INPUT", "1", "-j", c])?;
+        Ok(())
+    }
+
+    pub(crate) fn remove_kernel_rules(&mut self) -> Vec<String> {
+        let c = KERNEL_CHAIN;
+        let errors = [
+            &["-D", "INPUT", "-j", c][..],
+            &["-F", c][..],
+            &["-X", c][..],
+        ]
+        .iter()
+        .filter_map(|args| self.ip6tables(args).err())
+        .collect();
+        self.kernel_rules = false;
+        errors
+    }
+
+    /// Gives PEER the source addresses of flows 1..`flows` (see
+    /// [`crate::sender::flow_source`]), so that `--queue-balance`, which
+    /// hashes the addresses only, spreads the flows.
+    pub(crate) fn add_peer_addresses(&self, flows: usize) -> Result<()> {
+        let id = self
+            .net
+            .peer
+            .rsplit_once("-peer-")
+            .map(|(_, id)| id)
+            .ok_or("unexpected namespace name")?;
+        let dev = format!("v6b{id}");
+        for i in 1..flows {
+            let a = format!("{}/64", crate::sender::flow_source(i));
+            sh(&[
+                "ip",
+                "-n",
+                &self.net.peer,
+                "addr",
+                "add",
+                &a,
+                "dev",
+                &dev,
+                "nodad",
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's counters of the queues in the FW namespace, summed:
     /// (queued so far, dropped because full, dropped on netlink send).
     pub(crate) fn queue_counters(&self) -> Option<(u64, u64, u64)> {
         let text = sh(&[
@@ -209,17 +288,22 @@ impl Lab {
         .ok()?;
         // queue peer_portid queue_total copy_mode copy_range
         // queue_dropped user_dropped id_sequence 1
-        text.lines().find_map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            match f.as_slice() {
-                [q, _, _, _, _, qd, ud, seq, ..] if *q == u64::from(QUEUE) => {
-                    Some((*seq, *qd, *ud))
+        let rows: Vec<(u64, u64, u64)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                match f.as_slice() {
+                    [_, _, _, _, _, qd, ud, seq, ..] => Some((*seq, *qd, *ud)),
+                    _ => None,
                 }
-                _ => None,
-            }
+            })
+            .collect();
+        (!rows.is_empty()).then(|| {
+            rows.iter()
+                .fold((0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2))
         })
     }
 }
@@ -232,6 +316,9 @@ impl Drop for Lab {
         }
         if self.naive_rules {
             let _ = self.remove_naive_rules();
+        }
+        if self.kernel_rules {
+            let _ = self.remove_kernel_rules();
         }
         // Then `net` removes the namespaces and the directory.
     }

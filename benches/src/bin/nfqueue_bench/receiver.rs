@@ -7,10 +7,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::common::{deadline_after, mmsghdr_for, touch, Result, INTERRUPTED, MMSG, STOP_POLL};
+use crate::common::{
+    deadline_after, mmsghdr_for, own_cpu_seconds, touch, Result, INTERRUPTED, MMSG, STOP_POLL,
+};
 
 /// Counts datagrams on `[::]:port` with `recvmmsg` until `stop` exists and
-/// the socket is empty, or `max_seconds` pass.
+/// the socket is empty, or `max_seconds` pass; the first datagram (the
+/// sender's hello) is answered, so the flow has seen a reply.
 pub(crate) fn receive(port: u16, ready: &Path, stop: &Path, max_seconds: f64) -> Result<()> {
     let sock = UdpSocket::bind(("::", port)).map_err(|e| format!("receiver bind {port}: {e}"))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -40,6 +43,15 @@ pub(crate) fn receive(port: u16, ready: &Path, stop: &Path, max_seconds: f64) ->
     touch(ready)?;
     let deadline = deadline_after(max_seconds)?;
     let mut received = 0u64;
+    let mut hello = [0u8; 64];
+    while Instant::now() < deadline && !INTERRUPTED.load(Ordering::Relaxed) && !stop.exists() {
+        if let Ok((_, from)) = sock.recv_from(&mut hello) {
+            received += 1;
+            sock.send_to(b"hello", from)
+                .map_err(|e| format!("receiver answer to {from}: {e}"))?;
+            break;
+        }
+    }
     let mut next_check = Instant::now();
     let mut stopping = false;
     // Bounded by the deadline; the count bound is one no rate reaches.
@@ -78,6 +90,9 @@ pub(crate) fn receive(port: u16, ready: &Path, stop: &Path, max_seconds: f64) ->
             _ => return Err(format!("recvmmsg: {e}")),
         }
     }
-    println!("{}", serde_json::json!({ "received": received }));
+    println!(
+        "{}",
+        serde_json::json!({ "received": received, "cpu": own_cpu_seconds() })
+    );
     Ok(())
 }
