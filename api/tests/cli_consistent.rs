@@ -200,7 +200,10 @@ fn watch_screen(d: &Daemon, env: &str) -> Option<String> {
         env!("CARGO_BIN_EXE_v6fw"),
         d.socket.display()
     );
-    let sock = d.socket.with_file_name(format!("tmux-{}.sock", env.len()));
+    // One tmux server per view: a server being killed takes no new session.
+    let sock = d
+        .socket
+        .with_file_name(format!("tmux-{}.sock", env.replace('=', "-")));
     Some(common::tmux::screen(&sock, &cmd, "open ports:", true))
 }
 

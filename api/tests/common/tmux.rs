@@ -34,7 +34,7 @@ pub fn screen(sock: &Path, cmd: &str, until: &str, escapes: bool) -> String {
     let started = tmux(&["new-session", "-d", "-x", "120", "-y", "60", cmd]);
     assert!(
         started.status.success(),
-        "{}",
+        "tmux new-session {cmd}: {}",
         String::from_utf8_lossy(&started.stderr)
     );
     let capture: &[&str] = if escapes {
