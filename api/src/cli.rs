@@ -28,6 +28,12 @@ pub enum Command {
     Run(cmd::run::Args),
     /// List, open and close port/protocol pairs (globally or per connection).
     Ports(cmd::ports::Args),
+    /// Check a policy file: every error with its line and column, or the effective open sets.
+    Check(cmd::check::Args),
+    /// Replace the whole policy with a policy file, at once (like `nft -f`).
+    Load(cmd::load::Args),
+    /// Have the running daemon re-read its own policy file (as SIGHUP).
+    Reload(cmd::load::ReloadArgs),
     /// List the connections (network interfaces) and their firewall state.
     Connections(cmd::connections::Args),
     /// Turn the firewall on or off for one connection.
@@ -50,9 +56,14 @@ impl Command {
             Command::Run(a) => a.json,
             Command::Stats(a) => a.json,
             Command::Connections(a) => a.json,
+            Command::Check(a) => a.json,
             Command::Ports(a) => matches!(a.action, cmd::ports::Action::List { json: true, .. }),
             Command::Log(a) => matches!(a.action, cmd::log::Action::Show { json: true, .. }),
-            Command::Firewall(_) | Command::Completions(_) | Command::Man(_) => false,
+            Command::Load(_)
+            | Command::Reload(_)
+            | Command::Firewall(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -75,6 +86,9 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Ports(args) => cmd::ports::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Load(args) => cmd::load::run(args),
+        Command::Reload(args) => cmd::load::reload(args),
         Command::Connections(args) => cmd::connections::run(args),
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),

@@ -28,6 +28,30 @@ pub const POLICY_FILE: &str = "policy.toml";
 /// The lock file a writer holds for as long as it may change the policy.
 pub const LOCK_FILE: &str = "policy.lock";
 
+/// The file in the state directory where the daemon records the control
+/// socket (or pipe) it serves, so that `--state-dir DIR` leads a client to it.
+pub const SOCKET_FILE: &str = "control.socket";
+
+/// Records `socket` as the control socket of the daemon using `state_dir`
+/// (written to a temporary file, then renamed: never half a path).
+pub fn record_socket(state_dir: &Path, socket: &Path) -> Result<(), FwError> {
+    let path = state_dir.join(SOCKET_FILE);
+    let tmp = state_dir.join(format!("{TMP_PREFIX}.socket.{}", std::process::id()));
+    let text = format!("{}\n", socket.display());
+    write_synced(&tmp, text.as_bytes())
+        .and_then(|()| fs::rename(&tmp, &path).map_err(|e| FwError::io("replace", &path, &e)))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+}
+
+/// The control socket the daemon using `state_dir` recorded, if any.
+pub fn recorded_socket(state_dir: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(state_dir.join(SOCKET_FILE)).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| PathBuf::from(line))
+}
+
 /// Prefix of the temporary files a write goes through.
 pub const TMP_PREFIX: &str = ".policy.toml.tmp";
 
@@ -196,7 +220,7 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
         ))
     })?;
     Ok(format!(
-        "# v6fw policy. Written by v6fw on every change; edit only while the daemon is stopped.\n{body}"
+        "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}"
     ))
 }
 
@@ -208,6 +232,13 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
 /// it, against the file's directory as the state directory; a file with no
 /// content at all is refused rather than read as an empty policy.
 pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
+    parse_for(path, path.parent(), text)
+}
+
+/// [`parse`] for a file that will live in `state_dir` (`v6fw load`: the
+/// file is read where it is, its `[logging]` is checked against the
+/// daemon's state directory).
+pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Policy, FwError> {
     if text.trim().is_empty() {
         return Err(FwError::Fail(format!(
             "the policy file {} is empty ({} bytes): an interrupted copy or an editor may have truncated it; restore it from a backup, or remove it to start again with an empty policy (every port closed)",
@@ -215,6 +246,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             text.len()
         )));
     }
+    crate::fw::services::install();
     let policy: Policy = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
@@ -238,7 +270,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             )));
         }
     }
-    check_log_settings(&policy.logging, path.parent()).map_err(|e| {
+    check_log_settings(&policy.logging, state_dir).map_err(|e| {
         FwError::Fail(format!(
             "the policy file {} has a bad [logging] value: {}; fix it there (the same rules as `v6fw log set`)",
             path.display(),
@@ -249,7 +281,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
 }
 
 /// 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

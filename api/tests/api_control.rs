@@ -73,7 +73,143 @@ fn open(connection: Option<&str>, port: i64, proto: &str, name: &str) -> Request
         port,
         protocol: ProtoArg::Name(proto.into()),
         name: name.into(),
+        from: Vec::new(),
+        last_port: None,
     }
+}
+
+#[test]
+fn ranges_over_the_socket_are_one_change() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let range = |port: i64, last: i64| Request::OpenPort {
+        connection: None,
+        port,
+        protocol: ProtoArg::Name("udp".into()),
+        name: "r".into(),
+        from: Vec::new(),
+        last_port: Some(last),
+    };
+    let r: ChangedResult = c.request(&range(6000, 6007)).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let ports: Vec<u16> = g.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, (6000..=6007).collect::<Vec<u16>>());
+    for bad in [range(8, 7), range(0, 5), range(1, 70000)] {
+        let e = c.call(&bad).unwrap_err();
+        assert_eq!(e.hresult(), E_INVALIDARG, "{bad:?}: {e}");
+    }
+    let r: ChangedResult = c
+        .request(&Request::ClosePort {
+            connection: None,
+            port: 6001,
+            protocol: ProtoArg::Number(17),
+            last_port: Some(6006),
+        })
+        .unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let ports: Vec<u16> = g.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, [6000, 6007]);
+}
+
+#[test]
+fn load_replaces_the_whole_policy_or_nothing() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let r: ChangedResult = c.request(&open(None, 443, "tcp", "https")).unwrap();
+    assert!(r.changed);
+    let load = |text: &str| Request::Load {
+        policy: text.into(),
+        source: "new.toml".into(),
+    };
+    let text =
+        "[globals]\n\"ssh\" = { name = \"ssh\", from = [\"fd00::/8\"] }\n\"53/udp\" = \"dns\"\n";
+    let r: ChangedResult = c.request(&load(text)).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    let got: Vec<(u16, &str, Vec<String>)> = g
+        .ports
+        .iter()
+        .map(|p| (p.port, p.protocol.as_str(), p.from.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (22, "tcp", vec!["fd00::/8".to_string()]),
+            (53, "udp", vec![])
+        ],
+        "443/tcp is gone: the whole policy was replaced"
+    );
+    // The file holds exactly what runs.
+    let stored = std::fs::read_to_string(d.dir.path().join("state/policy.toml")).unwrap();
+    assert!(
+        stored.contains("fd00::/8") && !stored.contains("443/tcp"),
+        "{stored}"
+    );
+    // A file with one bad entry is refused whole.
+    let e = c
+        .call(&load(
+            "[globals]\n\"80/tcp\" = \"web\"\n\"8:7/tcp\" = \"x\"\n",
+        ))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("new.toml is not valid at line 3"),
+        "{e}"
+    );
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    assert_eq!(g.ports.len(), 2, "nothing of the bad file was applied");
+    // Reload re-reads the daemon's own file.
+    std::fs::write(
+        d.dir.path().join("state/policy.toml"),
+        "[globals]\n\"8080/tcp\" = \"alt\"\n",
+    )
+    .unwrap();
+    let r: ChangedResult = c.request(&Request::Reload).unwrap();
+    assert!(r.changed);
+    let g: PortsResult = c.request(&Request::GlobalPorts).unwrap();
+    assert_eq!(g.ports.iter().map(|p| p.port).collect::<Vec<_>>(), [8080]);
+}
+
+#[test]
+fn scoped_open_over_the_socket() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let scoped = |from: &[&str]| Request::OpenPort {
+        connection: Some("test0".into()),
+        port: 22,
+        protocol: ProtoArg::Name("tcp".into()),
+        name: "ssh".into(),
+        from: from.iter().map(|s| s.to_string()).collect(),
+        last_port: None,
+    };
+    let r: ChangedResult = c.request(&scoped(&["fd00::/8", "2001:db8::/32"])).unwrap();
+    assert!(r.changed);
+    let r: ChangedResult = c.request(&scoped(&["2001:db8::/32", "fd00::/8"])).unwrap();
+    assert!(!r.changed, "the same scope in another order is no change");
+    let ports: PortsResult = c
+        .request(&Request::OpenPorts {
+            connection: "test0".into(),
+        })
+        .unwrap();
+    let p = ports.ports.iter().find(|p| p.port == 22).unwrap();
+    assert_eq!(p.from, ["2001:db8::/32", "fd00::/8"]);
+    let r: ChangedResult = c.request(&scoped(&["fd00::/16"])).unwrap();
+    assert!(r.changed, "another scope replaces the scope");
+    let e = c.call(&scoped(&["fd00::/8", "fd00::/200"])).unwrap_err();
+    assert_eq!(e.hresult(), E_INVALIDARG);
+    assert!(
+        e.to_string()
+            .contains("\"fd00::/200\" is not an IPv6 prefix"),
+        "{e}"
+    );
+    let ports: PortsResult = c
+        .request(&Request::OpenPorts {
+            connection: "test0".into(),
+        })
+        .unwrap();
+    let p = ports.ports.iter().find(|p| p.port == 22).unwrap();
+    assert_eq!(p.from, ["fd00::/16"], "a refused change changes nothing");
 }
 
 #[test]
@@ -92,6 +228,8 @@ fn every_request_over_the_socket() {
             port: 22,
             protocol: ProtoArg::Number(6),
             name: "ssh".into(),
+            from: Vec::new(),
+            last_port: None,
         })
         .unwrap();
     assert!(r.changed);
@@ -144,6 +282,7 @@ fn every_request_over_the_socket() {
             connection: None,
             port: 443,
             protocol: ProtoArg::Number(6),
+            last_port: None,
         },
     ] {
         let r: ChangedResult = c.request(&req).unwrap();
@@ -162,6 +301,8 @@ fn every_request_over_the_socket() {
             port: 80,
             protocol: ProtoArg::Number(1),
             name: String::new(),
+            from: Vec::new(),
+            last_port: None,
         },
         open(Some("nope"), 80, "tcp", ""),
     ] {
@@ -507,4 +648,84 @@ fn shutdown_stale_and_live_sockets() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no v6fw daemon is running"));
+}
+
+/// `v6fw ARGS` as a client, without --socket.
+fn v6fw_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn state_dir_leads_to_its_own_daemon_only() {
+    let d = Daemon::start();
+    d.mgr
+        .open_global_port(4242, Protocol::Tcp, "daemon")
+        .unwrap();
+    let state = d.dir.path().join("state");
+    // Without the record, --state-dir reads the file, never a daemon.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other.path().join("policy.toml"),
+        "[globals]\n\"5151/udp\" = \"file\"\n",
+    )
+    .unwrap();
+    v6fw_api::store::record_socket(&state, &d.socket).unwrap();
+    let list = |dir: &Path| {
+        let out = v6fw_cli(&[
+            "ports",
+            "list",
+            "--global",
+            "--state-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The daemon's state dir leads to it (its policy, live).
+    d.mgr.open_global_port(4343, Protocol::Tcp, "live").unwrap();
+    let mine = list(&state);
+    assert!(
+        mine.contains("4242/tcp") && mine.contains("4343/tcp"),
+        "{mine}"
+    );
+    // Another state dir shows its own file.
+    let theirs = list(other.path());
+    assert!(
+        theirs.contains("5151/udp") && !theirs.contains("4242"),
+        "{theirs}"
+    );
+    // A record there pointing at this daemon (which serves another
+    // directory) is not followed.
+    v6fw_api::store::record_socket(other.path(), &d.socket).unwrap();
+    let theirs = list(other.path());
+    assert!(
+        theirs.contains("5151/udp") && !theirs.contains("4242"),
+        "{theirs}"
+    );
+    // Commands that need a daemon say which state dir had none.
+    let empty = tempfile::tempdir().unwrap();
+    let out = v6fw_cli(&["stats", "--state-dir", empty.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "no v6fw daemon has used the state directory {}",
+            empty.path().display()
+        )),
+        "{err}"
+    );
+    // stats through the record reaches the daemon.
+    let out = v6fw_cli(&["stats", "--json", "--state-dir", state.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -114,9 +114,17 @@ fn check(dir: &Path, runs: &[(u16, Vec<u16>)]) {
             let (pair, global) = pair_of(port, *start);
             let name = format!("n{port}");
             if global {
-                assert_eq!(policy.globals.get(&pair), Some(&name), "{pair} lost");
+                assert_eq!(
+                    policy.globals.get(&pair).map(|o| &o.name),
+                    Some(&name),
+                    "{pair} lost"
+                );
             } else {
-                assert_eq!(conn.open.get(&pair), Some(&name), "{pair} lost");
+                assert_eq!(
+                    conn.open.get(&pair).map(|o| &o.name),
+                    Some(&name),
+                    "{pair} lost"
+                );
             }
         }
     }

@@ -103,6 +103,14 @@ fn errors_are_one_json_object_on_stderr_with_json() {
             .contains("no v6fw daemon is running"),
         "{e}"
     );
+    // `check --json` of a bad file: the same object, each error listed.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("policy.toml");
+    std::fs::write(&bad, "[globals]\n\"0/tcp\" = \"zero\"\nnot_a_key = 1\n").unwrap();
+    let e = json_error(&v6fw(&["check", bad.to_str().unwrap(), "--json"]));
+    assert_eq!(e["code"], "E_INVALIDARG");
+    assert!(e["error"].as_str().unwrap().contains("is not valid"), "{e}");
+    assert!(e["errors"][0]["line"].as_u64().unwrap() >= 1, "{e}");
     // Without --json: the text a person reads.
     let out = v6fw(&["replay", "/nonexistent/x.pcap"]);
     let err = String::from_utf8_lossy(&out.stderr);

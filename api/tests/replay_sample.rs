@@ -76,11 +76,12 @@ fn sample_shows_every_reason() {
     // Not in the sample: firewall_disabled needs --disabled (below);
     // icmp_unrelated needs `icmp_errors = "related"` in a policy file and
     // fragment_overlap a later fragment inside its first (both have spec
-    // tests in engine/tests/spec_state.rs).
+    // tests in engine/tests/spec_state.rs); out_of_scope a scoped pair
+    // (api/tests/replay_scope.rs).
     all.retain(|r| {
         !matches!(
             *r,
-            "firewall_disabled" | "icmp_unrelated" | "fragment_overlap"
+            "firewall_disabled" | "icmp_unrelated" | "fragment_overlap" | "out_of_scope"
         )
     });
     all.sort_unstable();
@@ -111,6 +112,7 @@ fragment_overlap      drop           0
 open_port             accept         5
 global_port           accept         1
 established           accept         2
+out_of_scope          drop           0
 port_closed           drop           2
 icmp_allowed          accept         2
 icmp_policy           drop           2

@@ -6,72 +6,14 @@
 //! an IPv6 packet is `not_ipv6`. The capture's own timestamps drive the flow
 //! and fragment timeouts, so a replay is deterministic.
 
-use std::fmt;
-use std::net::Ipv6Addr;
 use std::ops::ControlFlow;
-use std::str::FromStr;
 
 use v6fw_engine::{Decision, Direction, Engine, PacketMeta, Totals};
 
 use crate::file::{CaptureError, CaptureFile};
 
-/// An IPv6 prefix such as `fd00::/8`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prefix {
-    addr: [u8; 16],
-    len: u8,
-}
-
-/// Why a prefix could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefixError(String);
-
-impl fmt::Display for PrefixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not an IPv6 prefix: write ADDRESS/LENGTH with a length of 0-128, e.g. fd00::/8 or 2001:db8::/32",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for PrefixError {}
-
-impl FromStr for Prefix {
-    type Err = PrefixError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || PrefixError(s.to_string());
-        let (addr, len) = match s.trim().split_once('/') {
-            Some((a, l)) => (a, l.parse::<u8>().map_err(|_| err())?),
-            None => (s.trim(), 128),
-        };
-        if len > 128 {
-            return Err(err());
-        }
-        let addr: Ipv6Addr = addr.parse().map_err(|_| err())?;
-        Ok(Prefix {
-            addr: addr.octets(),
-            len,
-        })
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", Ipv6Addr::from(self.addr), self.len)
-    }
-}
-
-impl Prefix {
-    /// Whether `addr` lies inside the prefix.
-    pub fn contains(&self, addr: &[u8; 16]) -> bool {
-        let bits = u32::from(self.len);
-        let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-        u128::from_be_bytes(*addr) & mask == u128::from_be_bytes(self.addr) & mask
-    }
-}
+/// An IPv6 prefix such as `fd00::/8` (the engine's, shared with scopes).
+pub use v6fw_engine::{Prefix, PrefixError};
 
 /// How frames are placed.
 #[derive(Debug, Clone, Default)]
@@ -189,6 +131,8 @@ pub fn replay(
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]

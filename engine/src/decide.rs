@@ -13,7 +13,7 @@ use crate::counters::{Counters, Totals, WorkerCounters};
 use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
-use crate::table::{ConnTables, PortTable, Snapshot};
+use crate::table::{Admit, ConnTables, PortTable, Snapshot};
 use crate::walk::{walk, Outcome, Quote, Upper, Walk};
 use crate::{Policy, Reason, Verdict};
 
@@ -316,8 +316,10 @@ impl Worker {
 
     /// Step 6 for an inbound TCP or UDP packet from `src` to `dst` (address,
     /// port), in SPEC.md's order: the connection's own pairs, the global
-    /// pairs, the reverse of a tracked flow (never for a TCP SYN without ACK;
-    /// `tcp` is the flags byte), else closed.
+    /// pairs (each only when its scope holds the source), the reverse of a
+    /// tracked flow (never for a TCP SYN without ACK; `tcp` is the flags
+    /// byte), then `out_of_scope` when a pair was open for other sources
+    /// only, else closed. Unscoped pairs cost one bit test each.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
     fn port_reason(
@@ -330,13 +332,18 @@ impl Worker {
         tcp: Option<u8>,
         now: u64,
     ) -> Reason {
-        if conn.own.contains(proto, dst.1) {
-            Reason::OpenPort
-        } else if conn.global.contains(proto, dst.1) {
+        let own = conn.own.admits(proto, dst.1, &src.0);
+        if own == Admit::Open {
+            return Reason::OpenPort;
+        }
+        let global = conn.global.admits(proto, dst.1, &src.0);
+        if global == Admit::Open {
             Reason::GlobalPort
         } else if snap.state() && self.flows.reply(flow_key(proto, dst, src), tcp, now) {
             // The reply's destination is the local end of the flow.
             Reason::Established
+        } else if own == Admit::OutOfScope || global == Admit::OutOfScope {
+            Reason::OutOfScope
         } else {
             Reason::PortClosed
         }

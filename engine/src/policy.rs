@@ -19,6 +19,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::settings::StateSettings;
+pub use scope::{Opening, Prefix, PrefixError, Scope, ScopedPair};
+pub use spec::{PortRun, Services};
 
 /// Why a policy argument or change was refused. Every variant is an invalid
 /// argument in Netfwv6.h terms (`E_INVALIDARG`), except [`UnknownConnection`]
@@ -38,6 +40,12 @@ pub enum PolicyError {
     UnknownConnection(String),
     /// A connection with this id exists already.
     DuplicateConnection(String),
+    /// A source scope entry is not an IPv6 prefix (the offending text).
+    InvalidPrefix(String),
+    /// A port range whose first port is above its last (`8:7/tcp`).
+    InvalidRange(String),
+    /// A service name the service table does not have.
+    UnknownService(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -55,11 +63,26 @@ impl fmt::Display for PolicyError {
                 write!(f, "no connection {id:?}: list them with `v6fw connections`")
             }
             Self::DuplicateConnection(id) => write!(f, "connection {id:?} exists already"),
+            Self::InvalidPrefix(text) => PrefixError(text.clone()).fmt(f),
+            Self::InvalidRange(text) => write!(
+                f,
+                "{text:?} is backwards: write a range as LOW:HIGH/PROTO, e.g. 6000:6007/tcp"
+            ),
+            Self::UnknownService(text) => write!(
+                f,
+                "no service {text:?} in /etc/services: write PORT/PROTO, e.g. 22/tcp"
+            ),
         }
     }
 }
 
 impl std::error::Error for PolicyError {}
+
+impl From<PrefixError> for PolicyError {
+    fn from(e: PrefixError) -> Self {
+        PolicyError::InvalidPrefix(e.0)
+    }
+}
 
 /// The two protocols a port/protocol pair may name.
 ///
@@ -198,129 +221,12 @@ impl<'de> Deserialize<'de> for PortPair {
     }
 }
 
-/// What the inbound ICMPv6 policy does with one message type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IcmpRule {
-    /// `accept icmp_allowed`.
-    Allow,
-    /// `drop icmp_policy`.
-    Deny,
-    /// Allowed only with hop limit 255 (neighbour discovery, RFC 4861).
-    AllowIfHopLimit255,
-}
-
-/// The inbound ICMPv6 policy, one [`IcmpRule`] per message type.
-///
-/// The default follows RFC 4890 §4.4 as SPEC.md lists it. Serialized as the
-/// types whose rule differs from the default.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IcmpPolicy {
-    rules: [IcmpRule; 256],
-}
-
-impl IcmpPolicy {
-    /// SPEC.md's default rule for one type.
-    pub const fn default_rule(icmp_type: u8) -> IcmpRule {
-        match icmp_type {
-            1..=4 | 128..=132 | 141 | 142 | 143 | 148 | 149 | 151..=153 => IcmpRule::Allow,
-            133..=136 => IcmpRule::AllowIfHopLimit255,
-            _ => IcmpRule::Deny,
-        }
-    }
-
-    /// The rule for one type.
-    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
-    pub fn rule(&self, icmp_type: u8) -> IcmpRule {
-        self.rules[usize::from(icmp_type)]
-    }
-
-    /// Sets the rule for one type.
-    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
-    pub fn set(&mut self, icmp_type: u8, rule: IcmpRule) {
-        self.rules[usize::from(icmp_type)] = rule;
-    }
-
-    /// Whether a message of this type, with this hop limit, in a packet with
-    /// (`fragmented`) or without a fragment header, is allowed. Whatever the
-    /// type's rule, neighbour discovery (133-136) needs hop limit 255 (RFC
-    /// 4861) and no fragment header, atomic fragments included (RFC 6980),
-    /// and MLD (130-132, 143) needs hop limit 1 (RFC 2710, RFC 3810).
-    #[inline]
-    #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
-    pub fn allows(&self, icmp_type: u8, hop_limit: u8, fragmented: bool) -> bool {
-        let by_rule = match self.rules[usize::from(icmp_type)] {
-            IcmpRule::Allow => true,
-            IcmpRule::Deny => false,
-            IcmpRule::AllowIfHopLimit255 => hop_limit == 255,
-        };
-        by_rule
-            && match icmp_type {
-                133..=136 => hop_limit == 255 && !fragmented,
-                130..=132 | 143 => hop_limit == 1,
-                _ => true,
-            }
-    }
-
-    /// The types whose rule differs from the default.
-    pub fn overrides(&self) -> BTreeMap<u8, IcmpRule> {
-        (0..=255u8)
-            .filter(|&t| self.rule(t) != Self::default_rule(t))
-            .map(|t| (t, self.rule(t)))
-            .collect()
-    }
-}
-
-impl Default for IcmpPolicy {
-    fn default() -> Self {
-        let mut rules = [IcmpRule::Deny; 256];
-        for (t, r) in (0..=255u8).zip(rules.iter_mut()) {
-            *r = Self::default_rule(t);
-        }
-        IcmpPolicy { rules }
-    }
-}
-
-impl fmt::Debug for IcmpPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IcmpPolicy")
-            .field("overrides", &self.overrides())
-            .finish()
-    }
-}
-
-impl Serialize for IcmpPolicy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<String, IcmpRule> = self
-            .overrides()
-            .into_iter()
-            .map(|(t, r)| (t.to_string(), r))
-            .collect();
-        map.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for IcmpPolicy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, IcmpRule>::deserialize(d)?;
-        let mut policy = IcmpPolicy::default();
-        let mut seen: BTreeMap<u8, String> = BTreeMap::new();
-        for (text, r) in map {
-            let t: u8 = text.trim().parse().map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "ICMPv6 type {text:?} is not valid: types are 0-255"
-                ))
-            })?;
-            if let Some(first) = seen.insert(t, text.clone()) {
-                return Err(serde::de::Error::custom(unique::twice(&first, &text, t)));
-            }
-            policy.set(t, r);
-        }
-        Ok(policy)
-    }
-}
-
+mod icmp;
+mod scope;
+pub mod spec;
 mod unique;
+
+pub use icmp::{IcmpPolicy, IcmpRule};
 
 fn default_true() -> bool {
     true
@@ -361,9 +267,9 @@ pub struct Connection {
     /// Whether the firewall is on for this connection.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// The connection's own open pairs with their names.
+    /// The connection's own open pairs with their names and scopes.
     #[serde(default, deserialize_with = "unique::pair_map")]
-    pub open: BTreeMap<PortPair, String>,
+    pub open: BTreeMap<PortPair, Opening>,
     /// Global pairs this connection ignores.
     #[serde(default, deserialize_with = "unique::pair_set")]
     pub ignored: BTreeSet<PortPair>,
@@ -382,9 +288,22 @@ impl Connection {
         }
     }
 
-    /// Opens a pair; returns whether anything changed. The first name stays.
+    /// Opens a pair for any source; returns whether anything changed. The
+    /// first name stays; a scope the pair had is replaced by "any source".
     pub fn open_port(&mut self, pair: PortPair, name: &str) -> bool {
-        open_pair(&mut self.open, pair, name)
+        open_pair(&mut self.open, pair, name, Scope::ANY)
+    }
+
+    /// Opens a pair for the sources in `from` (SPEC.md, "Scopes"); returns
+    /// whether anything changed. The first name stays; another scope
+    /// replaces the pair's scope (a change).
+    pub fn open_port_from(&mut self, pair: PortPair, name: &str, from: Scope) -> bool {
+        open_pair(&mut self.open, pair, name, from)
+    }
+
+    /// The scope of one of the connection's own pairs, if it is open.
+    pub fn scope(&self, pair: PortPair) -> Option<&Scope> {
+        self.open.get(&pair).map(|o| &o.from)
     }
 
     /// Closes a pair; returns whether anything changed.
@@ -416,7 +335,7 @@ impl Connection {
     /// The global pairs in effect here: globals − ignored, in order.
     pub fn effective_globals<'a>(
         &'a self,
-        globals: &'a BTreeMap<PortPair, String>,
+        globals: &'a BTreeMap<PortPair, Opening>,
     ) -> impl Iterator<Item = PortPair> + 'a {
         globals
             .keys()
@@ -425,11 +344,29 @@ impl Connection {
     }
 }
 
-fn open_pair(map: &mut BTreeMap<PortPair, String>, pair: PortPair, name: &str) -> bool {
+/// Opens `pair` in `map` for `from`: the first name stays, another scope
+/// replaces the old one. Whether anything changed.
+fn open_pair(
+    map: &mut BTreeMap<PortPair, Opening>,
+    pair: PortPair,
+    name: &str,
+    from: Scope,
+) -> bool {
     match map.entry(pair) {
-        std::collections::btree_map::Entry::Occupied(_) => false,
+        std::collections::btree_map::Entry::Occupied(mut o) => {
+            let entry = o.get_mut();
+            if entry.from == from {
+                false
+            } else {
+                entry.from = from;
+                true
+            }
+        }
         std::collections::btree_map::Entry::Vacant(v) => {
-            v.insert(name.to_string());
+            v.insert(Opening {
+                name: name.to_string(),
+                from,
+            });
             true
         }
     }
@@ -440,9 +377,9 @@ fn open_pair(map: &mut BTreeMap<PortPair, String>, pair: PortPair, name: &str) -
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Global open pairs with their names.
+    /// Global open pairs with their names and scopes.
     #[serde(default, deserialize_with = "unique::pair_map")]
-    pub globals: BTreeMap<PortPair, String>,
+    pub globals: BTreeMap<PortPair, Opening>,
     /// Connections by id.
     #[serde(default)]
     pub connections: BTreeMap<String, Connection>,
@@ -509,9 +446,21 @@ impl Default for LogSettings {
 }
 
 impl Policy {
-    /// Opens a global pair; returns whether anything changed. The first name stays.
+    /// Opens a global pair for any source; returns whether anything changed.
+    /// The first name stays; a scope the pair had is replaced by "any source".
     pub fn open_global(&mut self, pair: PortPair, name: &str) -> bool {
-        open_pair(&mut self.globals, pair, name)
+        open_pair(&mut self.globals, pair, name, Scope::ANY)
+    }
+
+    /// Opens a global pair for the sources in `from`; returns whether
+    /// anything changed. The first name stays; another scope replaces it.
+    pub fn open_global_from(&mut self, pair: PortPair, name: &str, from: Scope) -> bool {
+        open_pair(&mut self.globals, pair, name, from)
+    }
+
+    /// The scope of a global pair, if it is open.
+    pub fn global_scope(&self, pair: PortPair) -> Option<&Scope> {
+        self.globals.get(&pair).map(|o| &o.from)
     }
 
     /// Closes a global pair; returns whether anything changed.
@@ -610,7 +559,17 @@ mod tests {
         let p = PortPair::new(22, Protocol::Tcp).unwrap();
         assert!(c.open_port(p, "ssh"));
         assert!(!c.open_port(p, "other"));
-        assert_eq!(c.open.get(&p).map(String::as_str), Some("ssh"));
+        assert_eq!(c.open.get(&p).map(|o| o.name.as_str()), Some("ssh"));
+        let lan = Scope::parse(&["fd00::/8"]).unwrap();
+        assert!(
+            c.open_port_from(p, "other", lan.clone()),
+            "a new scope is a change"
+        );
+        assert!(!c.open_port_from(p, "other", lan.clone()));
+        assert_eq!(c.scope(p), Some(&lan));
+        assert_eq!(c.open.get(&p).map(|o| o.name.as_str()), Some("ssh"));
+        assert!(c.open_port(p, "ssh"), "any source replaces the scope");
+        assert_eq!(c.scope(p), Some(&Scope::ANY));
         assert!(c.close_port(p));
         assert!(!c.close_port(p));
         assert!(!c.is_port_open(p));
@@ -679,6 +638,30 @@ mod tests {
         assert!(text.contains("icmp_errors = \"related\""), "{text}");
         let back: Policy = toml::from_str(&text).unwrap();
         assert_eq!(pol, back);
+        // A scoped pair is a table with `from`.
+        let lan = Scope::parse(&["fd00::/8", "2001:db8::/32"]).unwrap();
+        pol.open_global_from(PortPair::new(22, Protocol::Tcp).unwrap(), "ssh", lan);
+        let text = toml::to_string(&pol).unwrap();
+        assert!(text.contains("fd00::/8"), "{text}");
+        let back: Policy = toml::from_str(&text).unwrap();
+        assert_eq!(pol, back);
+        let inline = "[globals]\n\"22/tcp\" = { name = \"ssh\", from = [\"fd00::/8\"] }\n";
+        let read: Policy = toml::from_str(inline).unwrap();
+        assert_eq!(
+            read.global_scope(PortPair::new(22, Protocol::Tcp).unwrap())
+                .map(ToString::to_string),
+            Some("fd00::/8".to_string())
+        );
+        let bad = "[globals]\n\"22/tcp\" = { name = \"ssh\", form = [] }\n";
+        assert!(toml::from_str::<Policy>(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("form"));
+        let bad = "[globals]\n\"22/tcp\" = { from = [\"fd00::/200\"] }\n";
+        assert!(toml::from_str::<Policy>(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("\"fd00::/200\" is not an IPv6 prefix"));
         assert!(toml::from_str::<Policy>("[globals]\n\"0/tcp\" = \"x\"\n").is_err());
     }
 }

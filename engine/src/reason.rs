@@ -83,6 +83,8 @@ reasons! {
     GlobalPort = "global_port" => Accept,
     /// The reply of a tracked outbound flow.
     Established = "established" => Accept,
+    /// TCP/UDP to a pair that is open (own or global) only for other sources.
+    OutOfScope = "out_of_scope" => Drop,
     /// TCP/UDP to a port that is not open.
     PortClosed = "port_closed" => Drop,
     /// ICMPv6 allowed by the ICMPv6 policy.
@@ -99,7 +101,7 @@ reasons! {
 
 impl Reason {
     /// How many reasons there are.
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
 
     /// The reason's position in [`Reason::ALL`], for counter arrays.
     pub const fn index(self) -> usize {
@@ -141,6 +143,7 @@ mod tests {
                 "open_port",
                 "global_port",
                 "established",
+                "out_of_scope",
                 "port_closed",
                 "icmp_allowed",
                 "icmp_policy",

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use parking_lot::Mutex;
 
-use crate::policy::{IcmpErrors, IcmpPolicy, Policy, Protocol};
+use crate::policy::{IcmpErrors, IcmpPolicy, Policy, PortPair, Protocol, Scope};
 
 /// Words in a 65,536-bit set.
 const WORDS: usize = 65_536 / 64;
@@ -51,14 +51,14 @@ impl PortBits {
 
 /// One protocol-indexed pair of [`PortBits`].
 #[derive(Clone)]
-pub struct PortSet {
+struct ProtoBits {
     tcp: PortBits,
     udp: PortBits,
 }
 
-impl PortSet {
+impl ProtoBits {
     fn new() -> Self {
-        PortSet {
+        ProtoBits {
             tcp: PortBits::new(),
             udp: PortBits::new(),
         }
@@ -71,14 +71,104 @@ impl PortSet {
         }
     }
 
-    /// Whether `(port, proto)` is in the set; `proto` is an IP protocol number
-    /// (anything but 6 and 17 is never in it).
     #[inline]
-    pub fn contains(&self, proto: u8, port: u16) -> bool {
+    fn contains(&self, proto: u8, port: u16) -> bool {
         match proto {
             6 => self.tcp.contains(port),
             17 => self.udp.contains(port),
             _ => false,
+        }
+    }
+}
+
+/// The scoped pairs of a [`PortSet`]: a second bit per pair, set when the
+/// pair carries a scope, and the scopes sorted by (protocol, port).
+#[derive(Clone)]
+struct Scoped {
+    bits: ProtoBits,
+    scopes: Box<[(u8, u16, Scope)]>,
+}
+
+impl Scoped {
+    /// Whether the scope of a scoped pair holds `src`.
+    #[inline(never)] // off the common path: only pairs whose scoped bit is set
+    fn holds(&self, proto: u8, port: u16, src: &[u8; 16]) -> bool {
+        self.scopes
+            .binary_search_by_key(&(proto, port), |(p, q, _)| (*p, *q))
+            .ok()
+            .and_then(|i| self.scopes.get(i))
+            .is_some_and(|(_, _, scope)| scope.holds(src))
+    }
+}
+
+/// What a [`PortSet`] says about a packet's pair and source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// The pair is not in the set.
+    Closed,
+    /// The pair is in the set and lets this source in.
+    Open,
+    /// The pair is in the set only for other sources.
+    OutOfScope,
+}
+
+/// A set of port/protocol pairs, each maybe with a scope: one bit per pair,
+/// and for sets with scoped pairs one more bit per pair saying "check the
+/// scope". An unscoped pair costs a bit test and nothing else.
+#[derive(Clone)]
+pub struct PortSet {
+    open: ProtoBits,
+    scoped: Option<Box<Scoped>>,
+}
+
+impl PortSet {
+    fn new() -> Self {
+        PortSet {
+            open: ProtoBits::new(),
+            scoped: None,
+        }
+    }
+
+    /// The set of these pairs with their scopes.
+    fn of<'a>(pairs: impl IntoIterator<Item = (PortPair, &'a Scope)>) -> Self {
+        let mut set = PortSet::new();
+        let mut scoped = ProtoBits::new();
+        let mut scopes = Vec::new();
+        for (pair, scope) in pairs {
+            set.open.insert(pair.protocol(), pair.port());
+            if !scope.is_any() {
+                scoped.insert(pair.protocol(), pair.port());
+                scopes.push((pair.protocol().number(), pair.port(), scope.clone()));
+            }
+        }
+        if !scopes.is_empty() {
+            scopes.sort_unstable_by_key(|(p, q, _)| (*p, *q));
+            set.scoped = Some(Box::new(Scoped {
+                bits: scoped,
+                scopes: scopes.into(),
+            }));
+        }
+        set
+    }
+
+    /// Whether `(port, proto)` is in the set, whatever its scope; `proto` is
+    /// an IP protocol number (anything but 6 and 17 is never in it).
+    #[inline]
+    pub fn contains(&self, proto: u8, port: u16) -> bool {
+        self.open.contains(proto, port)
+    }
+
+    /// Whether `(port, proto)` is in the set and lets a packet from `src` in.
+    #[inline]
+    pub fn admits(&self, proto: u8, port: u16, src: &[u8; 16]) -> Admit {
+        if !self.open.contains(proto, port) {
+            return Admit::Closed;
+        }
+        match &self.scoped {
+            Some(s) if s.bits.contains(proto, port) && !s.holds(proto, port, src) => {
+                Admit::OutOfScope
+            }
+            _ => Admit::Open,
         }
     }
 }
@@ -109,28 +199,21 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn build(policy: Arc<Policy>, generation: u64) -> Snapshot {
-        let mut global = PortSet::new();
-        for pair in policy.globals.keys() {
-            global.insert(pair.protocol(), pair.port());
-        }
+        let global = PortSet::of(policy.globals.iter().map(|(p, o)| (*p, &o.from)));
         let conns = policy
             .connections
             .values()
-            .map(|c| {
-                let mut own = PortSet::new();
-                for pair in c.open.keys() {
-                    own.insert(pair.protocol(), pair.port());
-                }
-                let mut eff = PortSet::new();
-                for pair in c.effective_globals(&policy.globals) {
-                    eff.insert(pair.protocol(), pair.port());
-                }
-                ConnTables {
-                    if_index: c.if_index,
-                    enabled: c.enabled,
-                    own,
-                    global: eff,
-                }
+            .map(|c| ConnTables {
+                if_index: c.if_index,
+                enabled: c.enabled,
+                own: PortSet::of(c.open.iter().map(|(p, o)| (*p, &o.from))),
+                global: PortSet::of(
+                    policy
+                        .globals
+                        .iter()
+                        .filter(|(p, _)| !c.is_ignored(**p))
+                        .map(|(p, o)| (*p, &o.from)),
+                ),
             })
             .collect();
         Snapshot {
@@ -315,7 +398,7 @@ impl Deref for Pinned<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Connection, PolicyError, PortPair};
+    use crate::policy::{Connection, PolicyError};
 
     fn pair(port: u16, proto: Protocol) -> PortPair {
         PortPair::new(port, proto).unwrap()

@@ -561,11 +561,20 @@ fn every_reason_is_reachable_and_counted() {
         h.decide(&icmp_pkt(1, 0, 64), PacketMeta::inbound(ETH0, 0))
             .reason,
     );
+    // A pair open only for other sources.
+    h.engine
+        .table()
+        .update(|p| {
+            let lan = v6fw_engine::Scope::parse(&["fd00::/8"]).unwrap();
+            Ok::<_, ()>(p.open_global_from(pair(9, Protocol::Tcp), "lan", lan))
+        })
+        .unwrap();
+    seen.insert(h.decide(&tcp_in(9), PacketMeta::inbound(ETH0, 0)).reason);
     let all: BTreeSet<Reason> = Reason::ALL.into_iter().collect();
     assert_eq!(seen, all);
     let totals = h.engine.counters().totals();
     let sum: u64 = Reason::ALL.iter().map(|r| totals.get(*r)).sum();
-    assert_eq!(sum, packets.len() as u64 + 2);
+    assert_eq!(sum, packets.len() as u64 + 3);
     for r in Reason::ALL {
         assert!(totals.get(r) >= 1, "{r} counted");
     }

@@ -1,18 +1,20 @@
 //! Random open/close/ignore/observe/enable/disable sequences on global and
-//! connection pairs, applied through `PortTable::update`, against a plain
-//! BTreeMap/BTreeSet model. After every step the published policy
-//! (`table.policy()`), the snapshot's bitsets and the decisions of packets to
-//! every port of the domain agree with the model.
+//! connection pairs, each open with one of a few source scopes, applied
+//! through `PortTable::update`, against a plain BTreeMap/BTreeSet model
+//! whose scopes are lists of (address, length) compared bit by bit. After
+//! every step the published policy (`table.policy()`), the snapshot's
+//! bitsets and scoped answers, and the decisions of packets from several
+//! sources to every port of the domain agree with the model.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{line, pair, tcp_in, udp_in};
+use common::{line, pair, tcp_pkt, udp_pkt, LOCAL};
 use proptest::prelude::*;
 use v6fw_engine::{
-    Connection, Engine, PacketMeta, Policy, PolicyError, PortPair, Protocol, Reason,
+    Admit, Connection, Engine, PacketMeta, Policy, PolicyError, PortPair, Protocol, Reason, Scope,
 };
 
 /// Ports the operations use; 3 and 65534 are never opened (controls).
@@ -22,11 +24,55 @@ const CONTROL_PORTS: [u16; 2] = [3, 65534];
 const CONNS: [(&str, u32); 2] = [("eth0", 2), ("wlan0", 4)];
 const UNKNOWN_IF: u32 = 99;
 
+/// The scopes an open may carry, as text: index 0 is any source.
+const SCOPES: [&[&str]; 4] = [
+    &[],
+    &["fd00::/8"],
+    &["2001:db8::/32", "fd00:1::/32"],
+    &["2001:db8::2/128"],
+];
+
+/// Sources of the packets: inside and outside the scopes above.
+const SOURCES: [&str; 5] = [
+    "fd00::9",
+    "fd00:1::5",
+    "2001:db8::2",
+    "2001:db8::3",
+    "fe80::1",
+];
+
+fn addr(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+/// The plain model of a scope: (address as u128, length) pairs.
+fn model_scope(i: usize) -> Vec<(u128, u32)> {
+    SCOPES[i]
+        .iter()
+        .map(|t| {
+            let (a, l) = t.split_once('/').unwrap();
+            (u128::from_be_bytes(addr(a)), l.parse().unwrap())
+        })
+        .collect()
+}
+
+fn model_holds(scope: &[(u128, u32)], src: [u8; 16]) -> bool {
+    let src = u128::from_be_bytes(src);
+    scope.is_empty()
+        || scope
+            .iter()
+            .any(|&(a, l)| l == 0 || (src >> (128 - l)) == (a >> (128 - l)))
+}
+
+fn scope(i: usize) -> Scope {
+    Scope::parse(SCOPES[i]).unwrap()
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    OpenGlobal(PortPair, &'static str),
+    OpenGlobal(PortPair, &'static str, usize),
     CloseGlobal(PortPair),
-    Open(usize, PortPair, &'static str),
+    Open(usize, PortPair, &'static str, usize),
     Close(usize, PortPair),
     Ignore(usize, PortPair),
     Observe(usize, PortPair),
@@ -47,10 +93,11 @@ fn pair_strategy() -> impl Strategy<Value = PortPair> {
 fn op_strategy() -> impl Strategy<Value = Op> {
     let conn = 0..CONNS.len();
     let name = prop::sample::select(vec!["first", "second"]);
+    let sc = 0..SCOPES.len();
     prop_oneof![
-        (pair_strategy(), name.clone()).prop_map(|(p, n)| Op::OpenGlobal(p, n)),
+        (pair_strategy(), name.clone(), sc.clone()).prop_map(|(p, n, s)| Op::OpenGlobal(p, n, s)),
         pair_strategy().prop_map(Op::CloseGlobal),
-        (conn.clone(), pair_strategy(), name).prop_map(|(c, p, n)| Op::Open(c, p, n)),
+        (conn.clone(), pair_strategy(), name, sc).prop_map(|(c, p, n, s)| Op::Open(c, p, n, s)),
         (conn.clone(), pair_strategy()).prop_map(|(c, p)| Op::Close(c, p)),
         (conn.clone(), pair_strategy()).prop_map(|(c, p)| Op::Ignore(c, p)),
         (conn.clone(), pair_strategy()).prop_map(|(c, p)| Op::Observe(c, p)),
@@ -60,16 +107,19 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An open pair in the model: its first name and its scope's index.
+type Entry = (String, usize);
+
 #[derive(Debug, Clone, Default)]
 struct ModelConn {
     enabled: bool,
-    open: BTreeMap<PortPair, String>,
+    open: BTreeMap<PortPair, Entry>,
     ignored: BTreeSet<PortPair>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Model {
-    globals: BTreeMap<PortPair, String>,
+    globals: BTreeMap<PortPair, Entry>,
     conns: Vec<ModelConn>,
 }
 
@@ -89,19 +139,29 @@ impl Model {
 
     /// Applies `op`; returns whether the state changed.
     fn apply(&mut self, op: &Op) -> bool {
-        #[allow(clippy::map_entry)] // the model stays as plain as possible
-        fn insert_first(map: &mut BTreeMap<PortPair, String>, p: PortPair, n: &str) -> bool {
-            if map.contains_key(&p) {
-                false
-            } else {
-                map.insert(p, n.to_string());
-                true
+        /// The first name stays; another scope replaces the scope.
+        fn insert_first(
+            map: &mut BTreeMap<PortPair, Entry>,
+            p: PortPair,
+            n: &str,
+            s: usize,
+        ) -> bool {
+            match map.get_mut(&p) {
+                Some(e) if SCOPES[e.1] == SCOPES[s] => false,
+                Some(e) => {
+                    e.1 = s;
+                    true
+                }
+                None => {
+                    map.insert(p, (n.to_string(), s));
+                    true
+                }
             }
         }
         match *op {
-            Op::OpenGlobal(p, n) => insert_first(&mut self.globals, p, n),
+            Op::OpenGlobal(p, n, s) => insert_first(&mut self.globals, p, n, s),
             Op::CloseGlobal(p) => self.globals.remove(&p).is_some(),
-            Op::Open(c, p, n) => insert_first(&mut self.conns[c].open, p, n),
+            Op::Open(c, p, n, s) => insert_first(&mut self.conns[c].open, p, n, s),
             Op::Close(c, p) => self.conns[c].open.remove(&p).is_some(),
             Op::Ignore(c, p) => self.conns[c].ignored.insert(p),
             Op::Observe(c, p) => self.conns[c].ignored.remove(&p),
@@ -111,24 +171,40 @@ impl Model {
         }
     }
 
-    /// The reason for a TCP/UDP packet to `p` on connection `c` (`None`: unknown interface).
-    fn expect(&self, c: Option<usize>, p: PortPair) -> Reason {
+    /// What a set entry says for a source: closed, open or out of scope.
+    fn admit(entry: Option<&Entry>, src: [u8; 16]) -> Admit {
+        match entry {
+            None => Admit::Closed,
+            Some((_, s)) if model_holds(&model_scope(*s), src) => Admit::Open,
+            Some(_) => Admit::OutOfScope,
+        }
+    }
+
+    /// The own and effective-global answers for `p` from `src` on
+    /// connection `c` (`None`: unknown interface).
+    fn admits(&self, c: Option<usize>, p: PortPair, src: [u8; 16]) -> (Admit, Admit) {
         let Some(c) = c else {
-            return if self.globals.contains_key(&p) {
-                Reason::GlobalPort
-            } else {
-                Reason::PortClosed
-            };
+            return (Admit::Closed, Self::admit(self.globals.get(&p), src));
         };
         let conn = &self.conns[c];
-        if !conn.enabled {
-            Reason::FirewallDisabled
-        } else if conn.open.contains_key(&p) {
-            Reason::OpenPort
-        } else if self.globals.contains_key(&p) && !conn.ignored.contains(&p) {
-            Reason::GlobalPort
-        } else {
-            Reason::PortClosed
+        let global = self.globals.get(&p).filter(|_| !conn.ignored.contains(&p));
+        (
+            Self::admit(conn.open.get(&p), src),
+            Self::admit(global, src),
+        )
+    }
+
+    /// The reason for a TCP/UDP packet to `p` from `src` on connection `c`
+    /// (`None`: unknown interface). No flows are ever recorded here.
+    fn expect(&self, c: Option<usize>, p: PortPair, src: [u8; 16]) -> Reason {
+        if c.is_some_and(|c| !self.conns[c].enabled) {
+            return Reason::FirewallDisabled;
+        }
+        match self.admits(c, p, src) {
+            (Admit::Open, _) => Reason::OpenPort,
+            (_, Admit::Open) => Reason::GlobalPort,
+            (Admit::OutOfScope, _) | (_, Admit::OutOfScope) => Reason::OutOfScope,
+            _ => Reason::PortClosed,
         }
     }
 }
@@ -139,9 +215,9 @@ fn change(policy: &mut Policy, op: &Op) -> Result<bool, PolicyError> {
         policy.connection_mut(CONNS[c].0)
     }
     Ok(match *op {
-        Op::OpenGlobal(p, n) => policy.open_global(p, n),
+        Op::OpenGlobal(p, n, s) => policy.open_global_from(p, n, scope(s)),
         Op::CloseGlobal(p) => policy.close_global(p),
-        Op::Open(c, p, n) => conn(policy, c)?.open_port(p, n),
+        Op::Open(c, p, n, s) => conn(policy, c)?.open_port_from(p, n, scope(s)),
         Op::Close(c, p) => conn(policy, c)?.close_port(p),
         Op::Ignore(c, p) => conn(policy, c)?.ignore_global(p),
         Op::Observe(c, p) => conn(policy, c)?.observe_global(p),
@@ -159,13 +235,24 @@ fn change(policy: &mut Policy, op: &Op) -> Result<bool, PolicyError> {
 fn check(engine: &Engine, worker: &mut v6fw_engine::Worker, model: &Model) {
     // The policy the API reads.
     let pol = engine.table().policy();
-    assert_eq!(pol.globals, model.globals);
+    let entries = |m: &BTreeMap<PortPair, Entry>| -> BTreeMap<PortPair, (String, Scope)> {
+        m.iter()
+            .map(|(p, (n, s))| (*p, (n.clone(), scope(*s))))
+            .collect()
+    };
+    let entries_of =
+        |m: &BTreeMap<PortPair, v6fw_engine::Opening>| -> BTreeMap<PortPair, (String, Scope)> {
+            m.iter()
+                .map(|(p, o)| (*p, (o.name.clone(), o.from.clone())))
+                .collect()
+        };
+    assert_eq!(entries_of(&pol.globals), entries(&model.globals));
     for (i, (id, if_index)) in CONNS.iter().enumerate() {
         let c = pol.connection(id).unwrap();
         let m = &model.conns[i];
         assert_eq!(c.if_index, *if_index);
         assert_eq!(c.enabled, m.enabled, "{id} enabled");
-        assert_eq!(c.open, m.open, "{id} own pairs");
+        assert_eq!(entries_of(&c.open), entries(&m.open), "{id} own pairs");
         assert_eq!(c.ignored, m.ignored, "{id} ignored");
         for p in PORTS {
             for proto in Protocol::ALL {
@@ -195,7 +282,6 @@ fn check(engine: &Engine, worker: &mut v6fw_engine::Worker, model: &Model) {
         for port in PORTS.iter().chain(&CONTROL_PORTS).copied() {
             for proto in Protocol::ALL {
                 let pp = pair(port, proto);
-                let expect = model.expect(c, pp);
                 if let Some(c) = c {
                     let m = &model.conns[c];
                     assert_eq!(tables.enabled, m.enabled);
@@ -215,14 +301,21 @@ fn check(engine: &Engine, worker: &mut v6fw_engine::Worker, model: &Model) {
                         model.globals.contains_key(&pp)
                     );
                 }
-                let pkt = match proto {
-                    Protocol::Tcp => tcp_in(port),
-                    Protocol::Udp => udp_in(port),
-                };
-                let d = worker.decide(&snap, &pkt, &PacketMeta::inbound(if_index, 0));
-                assert_eq!(d.reason, expect, "{pp} on if {if_index}: {}", line(&d));
-                assert_eq!(d.proto, Some(proto.number()));
-                assert_eq!(d.dport, Some(port));
+                for src in SOURCES.map(addr) {
+                    let (own, global) = model.admits(c, pp, src);
+                    let n = proto.number();
+                    assert_eq!(tables.own.admits(n, port, &src), own, "{pp} own");
+                    assert_eq!(tables.global.admits(n, port, &src), global, "{pp} global");
+                    let pkt = match proto {
+                        Protocol::Tcp => tcp_pkt(src, LOCAL, 40_000, port),
+                        Protocol::Udp => udp_pkt(src, LOCAL, 40_000, port),
+                    };
+                    let d = worker.decide(&snap, &pkt, &PacketMeta::inbound(if_index, 0));
+                    let expect = model.expect(c, pp, src);
+                    assert_eq!(d.reason, expect, "{pp} on if {if_index}: {}", line(&d));
+                    assert_eq!(d.proto, Some(proto.number()));
+                    assert_eq!(d.dport, Some(port));
+                }
             }
         }
     }
@@ -280,13 +373,13 @@ fn first_name_stays_through_the_table() {
             .unwrap();
     }
     let pol = engine.table().policy();
-    assert_eq!(pol.globals.get(&p).map(String::as_str), Some("ssh"));
+    assert_eq!(pol.globals.get(&p).map(|o| o.name.as_str()), Some("ssh"));
     assert_eq!(
         pol.connection("eth0")
             .unwrap()
             .open
             .get(&p)
-            .map(String::as_str),
+            .map(|o| o.name.as_str()),
         Some("ssh")
     );
     assert_eq!(

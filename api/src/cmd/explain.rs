@@ -201,7 +201,9 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
             "not matched: a TCP SYN without ACK never matches a flow (a new connection attempt)"
                 .to_string()
         }
-        Reason::PortClosed => "no tracked flow is the reverse of this packet".to_string(),
+        Reason::PortClosed | Reason::OutOfScope => {
+            "no tracked flow is the reverse of this packet".to_string()
+        }
         Reason::IcmpUnrelated => {
             "the packet this error quotes is not one the host sent (no tracked flow, or another source)"
                 .to_string()
@@ -328,6 +330,10 @@ fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static st
         Reason::GlobalPort => (INBOUND_6, port_why(d, w, "open through a global pair")),
         Reason::Established => (INBOUND_6, s("the reverse of a tracked flow")),
         Reason::PortClosed => (INBOUND_6, port_why(d, w, "not open, and no tracked flow matches")),
+        Reason::OutOfScope => (
+            INBOUND_6,
+            port_why(d, w, "open, but only for sources its scope holds, and no tracked flow matches"),
+        ),
         Reason::IcmpAllowed => (INBOUND_6, s("the ICMPv6 policy allows this type (with its hop-limit and fragment conditions)")),
         Reason::IcmpPolicy => (INBOUND_6, s("the ICMPv6 policy refuses this type, or its hop-limit or fragment condition fails (NDP: hop limit 255 and no fragment header; MLD: hop limit 1)")),
         Reason::IcmpUnrelated => (INBOUND_6, s("icmp_errors = \"related\" and the error quotes no packet the host sent")),

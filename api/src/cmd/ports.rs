@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use v6fw_engine::PortPair;
+use v6fw_engine::policy::spec;
+use v6fw_engine::{PortPair, PortRun};
 
 use crate::control::client::{decode, execute, Route};
 use crate::control::protocol::{
@@ -20,18 +21,58 @@ use crate::fw::FwError;
 /// Where the daemon and the policy file are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Where {
-    /// The daemon's control socket; used when a daemon answers there.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// The state directory holding policy.toml; used when no daemon runs.
-    #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
-    pub state_dir: PathBuf,
+    /// The daemon's control socket (default: the one the daemon using
+    /// --state-dir recorded there; without --state-dir, /run/v6fw/control.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The state directory holding policy.toml (default /var/lib/v6fw): its
+    /// daemon is asked, or, when none runs, the file is read and changed.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Where {
-    /// Runs one request (through the daemon, or on the file).
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(crate::store::default_state_dir)
+    }
+
+    /// The control socket to try: `--socket`; else, with `--state-dir`,
+    /// the one its daemon recorded there (`None`: no daemon ever served
+    /// it, so none is asked: another daemon's policy is never shown); else
+    /// the default socket.
+    pub fn socket(&self) -> Option<PathBuf> {
+        match (&self.socket, &self.state_dir) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(dir)) => crate::store::recorded_socket(dir),
+            (None, None) => Some(PathBuf::from(DEFAULT_SOCKET)),
+        }
+    }
+
+    /// The socket for commands that need a daemon; the error names what
+    /// was tried.
+    pub fn daemon_socket(&self) -> Result<PathBuf, FwError> {
+        self.socket().ok_or_else(|| {
+            let dir = self.state_dir();
+            FwError::Fail(format!(
+                "no v6fw daemon has used the state directory {} (no {} there): start one with `v6fw run --state-dir {}`, or pass --socket",
+                dir.display(),
+                crate::store::SOCKET_FILE,
+                dir.display()
+            ))
+        })
+    }
+
+    /// Runs one request (through the daemon, or on the file). A daemon
+    /// found through `--state-dir` must say it serves that directory.
     pub fn run(&self, req: &Request) -> Result<(serde_json::Value, Route), FwError> {
-        execute(&self.socket, &self.state_dir, req)
+        let expect = match (&self.socket, &self.state_dir) {
+            (None, Some(dir)) => Some(dir.as_path()),
+            _ => None,
+        };
+        execute(self.socket().as_deref(), &self.state_dir(), req, expect)
     }
 }
 
@@ -77,6 +118,11 @@ pub enum Action {
         /// A name kept with the pair (the first name given stays).
         #[arg(long, default_value = "")]
         name: String,
+        /// Let in only sources inside this IPv6 prefix (repeatable, e.g.
+        /// `--from fd00::/8 --from 2001:db8::/32`; none: any source). Opening
+        /// an open pair with another scope replaces its scope.
+        #[arg(long = "from", value_name = "PREFIX")]
+        from: Vec<String>,
         /// Where to open it (default: globally).
         #[command(flatten)]
         scope: Scope,
@@ -126,54 +172,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Open {
             pair,
             name,
+            from,
             scope,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::OpenPort {
-                connection: scope.connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-                name,
-            };
-            change(&place, &req, p, "opened", "already open", &scope.connection)?;
+            for r in parse_runs(&pair)? {
+                let req = Request::OpenPort {
+                    connection: scope.connection.clone(),
+                    port: i64::from(r.first),
+                    protocol: ProtoArg::from(r.protocol),
+                    name: name.clone(),
+                    from: from.clone(),
+                    last_port: (r.last != r.first).then_some(i64::from(r.last)),
+                };
+                change(&place, &req, r, "opened", "already open", &scope.connection)?;
+            }
         }
         Action::Close { pair, scope, place } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::ClosePort {
-                connection: scope.connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            change(&place, &req, p, "closed", "not open", &scope.connection)?;
+            for r in parse_runs(&pair)? {
+                let req = Request::ClosePort {
+                    connection: scope.connection.clone(),
+                    port: i64::from(r.first),
+                    protocol: ProtoArg::from(r.protocol),
+                    last_port: (r.last != r.first).then_some(i64::from(r.last)),
+                };
+                change(&place, &req, r, "closed", "not open", &scope.connection)?;
+            }
         }
         Action::IgnoreGlobal {
             pair,
             connection,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::IgnoreGlobal {
-                connection: connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            let what = format!("global {p} ignored");
-            report(&place, &req, &what, "already ignored", &connection)?;
+            let globals = global_ports(&place)?;
+            for p in parse_pairs(&pair)? {
+                let is_global = globals
+                    .ports
+                    .iter()
+                    .any(|g| g.port == p.port() && g.protocol == p.protocol().name());
+                if !is_global {
+                    eprintln!(
+                        "note: {p} is not a global pair now; the ignore is kept and takes effect if {p} is opened globally"
+                    );
+                }
+                let req = Request::IgnoreGlobal {
+                    connection: connection.clone(),
+                    port: i64::from(p.port()),
+                    protocol: ProtoArg::from(p.protocol()),
+                };
+                let what = format!("global {p} ignored");
+                report(&place, &req, &what, "already ignored", &connection)?;
+            }
         }
         Action::ObserveGlobal {
             pair,
             connection,
             place,
         } => {
-            let p = parse_pair(&pair)?;
-            let req = Request::ObserveGlobal {
-                connection: connection.clone(),
-                port: i64::from(p.port()),
-                protocol: ProtoArg::from(p.protocol()),
-            };
-            let what = format!("global {p} observed");
-            report(&place, &req, &what, "not ignored", &connection)?;
+            for p in parse_pairs(&pair)? {
+                let req = Request::ObserveGlobal {
+                    connection: connection.clone(),
+                    port: i64::from(p.port()),
+                    protocol: ProtoArg::from(p.protocol()),
+                };
+                let what = format!("global {p} observed");
+                report(&place, &req, &what, "not ignored", &connection)?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -182,6 +246,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Reads `PORT/PROTO`; a bad pair is `E_INVALIDARG`.
 pub fn parse_pair(s: &str) -> Result<PortPair, FwError> {
     Ok(s.parse::<PortPair>()?)
+}
+
+/// Reads what an admin writes: `22/tcp`, `6000:6007/tcp`, `ssh`, `ssh/tcp`
+/// (names through `/etc/services`); errors are `E_INVALIDARG`.
+pub fn parse_runs(s: &str) -> Result<Vec<PortRun>, FwError> {
+    crate::fw::services::install();
+    Ok(spec::parse_spec(s)?)
+}
+
+/// Every pair `s` names (see [`parse_runs`]).
+pub fn parse_pairs(s: &str) -> Result<Vec<PortPair>, FwError> {
+    crate::fw::services::install();
+    Ok(spec::parse_pairs(s)?)
 }
 
 fn where_text(connection: &Option<String>) -> String {
@@ -194,7 +271,7 @@ fn where_text(connection: &Option<String>) -> String {
 fn change(
     place: &Where,
     req: &Request,
-    pair: PortPair,
+    pair: PortRun,
     done: &str,
     already: &str,
     connection: &Option<String>,
@@ -291,13 +368,42 @@ fn global_ports(place: &Where) -> Result<PortsResult, FwError> {
     decode(place.run(&Request::GlobalPorts)?.0)
 }
 
-fn print_ports(ports: &[WirePort]) {
+/// Prints the pairs, consecutive ports with the same protocol, origin,
+/// name and scope as one range (`6000:6007/tcp`).
+pub(crate) fn print_ports(ports: &[WirePort]) {
     if ports.is_empty() {
         println!("  (none)");
     }
-    for p in ports {
-        let pair = format!("{}/{}", p.port, p.protocol);
+    let mut i = 0;
+    while let Some(p) = ports.get(i) {
+        let mut last = p.port;
+        let mut j = i + 1;
+        while let Some(q) = ports.get(j) {
+            let same = q.protocol == p.protocol
+                && q.scope == p.scope
+                && q.name == p.name
+                && q.from == p.from;
+            if !same || u32::from(q.port) != u32::from(last) + 1 {
+                break;
+            }
+            last = q.port;
+            j += 1;
+        }
+        i = j;
+        let pair = if last == p.port {
+            format!("{}/{}", p.port, p.protocol)
+        } else {
+            format!("{}:{}/{}", p.port, last, p.protocol)
+        };
         let name = if p.name.is_empty() { "-" } else { &p.name };
-        println!("  {pair:<12} {:<7} {name}", p.scope.as_str());
+        let from = if p.from.is_empty() {
+            "any".to_string()
+        } else {
+            p.from.join(",")
+        };
+        println!(
+            "  {pair:<14} {:<7} {name:<12} from {from}",
+            p.scope.as_str()
+        );
     }
 }

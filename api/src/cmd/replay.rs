@@ -13,7 +13,7 @@ use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, Interrupted, Prefix, ReplayOptions, Replayed};
 use v6fw_engine::walk::{walk, Outcome};
 use v6fw_engine::{
-    Connection, Engine, HashKey, LogSettings, Policy, PortPair, StateConfig, Totals,
+    Connection, Engine, HashKey, LogSettings, Policy, PortPair, ScopedPair, StateConfig, Totals,
 };
 
 use crate::cmd::explain;
@@ -24,12 +24,22 @@ use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 pub struct Args {
     /// The pcap or pcapng file, gzip-compressed or not; `-` reads standard input.
     pub capture: PathBuf,
-    /// Pairs open on the replay connection, e.g. `22/tcp,53/udp`.
-    #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
-    pub open: Vec<PortPair>,
-    /// Global pairs, e.g. `443/tcp` (reason `global_port`).
-    #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
-    pub global: Vec<PortPair>,
+    /// Pairs open on the replay connection, e.g. `22/tcp,53/udp`; a pair
+    /// for some sources only: `22/tcp@fd00::/8+2001:db8::/32`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PORT/PROTO[@PREFIX+...],..."
+    )]
+    pub open: Vec<ScopedPair>,
+    /// Global pairs, e.g. `443/tcp` (reason `global_port`); scoped as in
+    /// `--open`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PORT/PROTO[@PREFIX+...],..."
+    )]
+    pub global: Vec<ScopedPair>,
     /// Global pairs the replay connection ignores.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
     pub ignore: Vec<PortPair>,
@@ -116,13 +126,13 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
                 .join(", ")
         ),
     };
-    for pair in &args.global {
-        policy.open_global(*pair, "replay");
+    for p in &args.global {
+        policy.open_global_from(p.pair, "replay", p.from.clone());
     }
     policy.state.enabled &= !args.no_state;
     let conn = policy.connection_mut(&id)?;
-    for pair in &args.open {
-        conn.open_port(*pair, "replay");
+    for p in &args.open {
+        conn.open_port_from(p.pair, "replay", p.from.clone());
     }
     for pair in &args.ignore {
         conn.ignore_global(*pair);

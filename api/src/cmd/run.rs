@@ -220,6 +220,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
+    if let Err(e) = crate::store::record_socket(&args.state_dir, &args.socket) {
+        tracing::warn!("v6fw run: clients given --state-dir will not find this daemon: {e}");
+    }
     let served = serve(&args, &manager, Some(&sender), &shutdown, &mut control);
     shutdown.store(true, Ordering::SeqCst);
     let mut errors = Vec::new();
@@ -267,23 +270,7 @@ fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogW
 /// it in one swap (and re-read the interfaces). A file that is missing or
 /// does not parse is refused with its error, and the running policy stays.
 pub fn reload(manager: &FirewallManager) -> Result<(), FwError> {
-    let store = manager.store().ok_or_else(|| {
-        FwError::Fail("this daemon has no policy file to reload (in-memory policy)".into())
-    })?;
-    let policy = store.load()?.ok_or_else(|| {
-        FwError::Fail(format!(
-            "{} is gone: put it back (or change the policy with `v6fw ports`)",
-            store.path().display()
-        ))
-    })?;
-    manager.change(|p| {
-        *p = policy;
-        Ok(())
-    })?;
-    match manager.refresh() {
-        Ok(_) | Err(FwError::NotImpl(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    manager.reload().map(|_| ())
 }
 
 /// Filters live until `shutdown` is set, a stop signal arrives or a fault

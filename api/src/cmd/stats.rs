@@ -121,7 +121,7 @@ fn per_second(
 
 /// Runs `v6fw stats`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.place.socket)?;
+    let mut client = connect(&args.place.daemon_socket()?)?;
     let mut out = io::stdout().lock();
     if !args.watch {
         let now = sample(client.request(&Request::Stats)?);
@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(s) => s,
             // The daemon restarted, or dropped an idle connection: once more.
             Err(_) => {
-                client = connect(&args.place.socket)?;
+                client = connect(&args.place.daemon_socket()?)?;
                 client.request(&Request::Stats)?
             }
         };

@@ -195,10 +195,19 @@ pub enum Route {
 /// Runs `req` through the daemon at `socket` if one answers there, else
 /// directly on the policy file of `state_dir`: a read opens it read-only, a
 /// change needs root (`E_ACCESSDENIED` otherwise) and is written durably
-/// exactly as the daemon would write it.
-pub fn execute(socket: &Path, state_dir: &Path, req: &Request) -> Result<(Value, Route), FwError> {
-    if let Some(mut client) = Client::connect(socket)? {
-        return Ok((client.call(req)?, Route::Daemon));
+/// exactly as the daemon would write it. With `expect_dir`, a daemon that
+/// answers but serves another state directory is not asked: it is another
+/// daemon, and the file of `state_dir` is used.
+pub fn execute(
+    socket: Option<&Path>,
+    state_dir: &Path,
+    req: &Request,
+    expect_dir: Option<&Path>,
+) -> Result<(Value, Route), FwError> {
+    if let Some(mut client) = socket.map(Client::connect).transpose()?.flatten() {
+        if expect_dir.is_none_or(|dir| serves(&mut client, dir)) {
+            return Ok((client.call(req)?, Route::Daemon));
+        }
     }
     let admin = is_admin();
     if req.is_change() && !admin {
@@ -213,4 +222,17 @@ pub fn execute(socket: &Path, state_dir: &Path, req: &Request) -> Result<(Value,
         super::protocol::dispatch(&mgr, req.clone(), admin)?,
         Route::File,
     ))
+}
+
+/// Whether the daemon behind `client` serves the state directory `dir`.
+fn serves(client: &mut Client, dir: &Path) -> bool {
+    let Ok(ping) = client.request::<super::protocol::PingResult>(&Request::Ping) else {
+        return false;
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    ping.state_dir
+        .is_some_and(|served| same(Path::new(&served), dir))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use v6fw_engine::{PortPair, Protocol};
+use v6fw_engine::{PolicyError, PortPair, PortRun, Protocol, Scope};
 
 use crate::fw::{ConnectionInfo, FirewallManager, FwError, LogChange, OpenPorts, PortScope};
 
@@ -74,6 +74,13 @@ pub enum Request {
         /// Name kept with the pair (the first name stays).
         #[serde(default)]
         name: String,
+        /// Source prefixes the pair lets in (`fd00::/8`); empty or absent:
+        /// any source. Another scope replaces the pair's scope.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
+        /// With it, every pair `port..=last_port` (one change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_port: Option<i64>,
     },
     /// Closes a pair on a connection, or globally when no connection is given.
     ClosePort {
@@ -84,6 +91,9 @@ pub enum Request {
         port: i64,
         /// 6/17 or tcp/udp.
         protocol: ProtoArg,
+        /// With it, every pair `port..=last_port` (one change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_port: Option<i64>,
     },
     /// Ignores a global pair on a connection.
     IgnoreGlobal {
@@ -115,6 +125,17 @@ pub enum Request {
     },
     /// Re-reads the host's interfaces.
     Refresh,
+    /// Replaces the whole policy with a policy file's text (`v6fw load`):
+    /// validated as a whole, then one durable write and one publish.
+    Load {
+        /// The TOML text of the policy file.
+        policy: String,
+        /// The file's name, for messages.
+        #[serde(default)]
+        source: String,
+    },
+    /// Re-reads the daemon's own policy file (as SIGHUP does).
+    Reload,
     /// The engine's counters per reason, the log's counters, the open pairs.
     Stats,
     /// The firewall log's settings.
@@ -151,6 +172,8 @@ impl Request {
                 | Request::Enable { .. }
                 | Request::Disable { .. }
                 | Request::Refresh
+                | Request::Load { .. }
+                | Request::Reload
                 | Request::SetLog { .. }
         )
     }
@@ -253,6 +276,9 @@ pub struct WirePort {
     pub name: String,
     /// `own` or `global`.
     pub scope: PortScope,
+    /// The source prefixes the pair lets in; empty: any source.
+    #[serde(default)]
+    pub from: Vec<String>,
 }
 
 /// The result of `global_ports` and `open_ports`.
@@ -272,6 +298,12 @@ impl From<&OpenPorts> for PortsResult {
                     protocol: p.protocol().name().to_string(),
                     name: p.name().to_string(),
                     scope: p.scope(),
+                    from: p
+                        .remote_addresses()
+                        .prefixes()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
                 })
                 .collect(),
         }
@@ -307,6 +339,10 @@ pub struct PingResult {
     pub version: String,
     /// Whether this caller may change the policy.
     pub admin: bool,
+    /// The state directory whose policy the daemon serves (absent: an
+    /// in-memory policy, or an older daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 /// One reason's count in a `stats` result.
@@ -399,6 +435,22 @@ fn pair(port: i64, protocol: &ProtoArg) -> Result<PortPair, FwError> {
     Ok(PortPair::from_raw(port, number)?)
 }
 
+/// `port..=last_port` (or `port` alone) as a run; every bound is checked,
+/// and a backwards range is `E_INVALIDARG`.
+fn run(port: i64, last_port: Option<i64>, protocol: &ProtoArg) -> Result<PortRun, FwError> {
+    let first = pair(port, protocol)?;
+    let last = pair(last_port.unwrap_or(port), protocol)?;
+    if first > last {
+        let text = format!("{}:{}/{}", first.port(), last.port(), first.protocol());
+        return Err(PolicyError::InvalidRange(text).into());
+    }
+    Ok(PortRun {
+        protocol: first.protocol(),
+        first: first.port(),
+        last: last.port(),
+    })
+}
+
 fn to_value<T: Serialize>(t: &T) -> Result<Value, FwError> {
     serde_json::to_value(t)
         .map_err(|e| FwError::Unexpected(format!("cannot encode the result: {e}")))
@@ -418,6 +470,7 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
         Request::Ping => to_value(&PingResult {
             version: env!("CARGO_PKG_VERSION").to_string(),
             admin,
+            state_dir: mgr.store().map(|s| s.dir().display().to_string()),
         }),
         Request::Connections => to_value(&ConnectionsResult {
             connections: mgr.connection_infos(),
@@ -443,24 +496,26 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
             port,
             protocol,
             name,
+            from,
+            last_port,
         } => {
-            let p = pair(port, &protocol)?;
+            let r = run(port, last_port, &protocol)?;
+            let from = Scope::parse(&from).map_err(PolicyError::from)?;
             changed(match connection {
-                Some(id) => mgr
-                    .connection(&id)?
-                    .open_port(p.port(), p.protocol(), &name)?,
-                None => mgr.open_global_port(p.port(), p.protocol(), &name)?,
+                Some(id) => mgr.connection(&id)?.open_run(r, &name, &from)?,
+                None => mgr.open_global_run(r, &name, &from)?,
             })
         }
         Request::ClosePort {
             connection,
             port,
             protocol,
+            last_port,
         } => {
-            let p = pair(port, &protocol)?;
+            let r = run(port, last_port, &protocol)?;
             changed(match connection {
-                Some(id) => mgr.connection(&id)?.close_port(p.port(), p.protocol())?,
-                None => mgr.close_global_port(p.port(), p.protocol())?,
+                Some(id) => mgr.connection(&id)?.close_run(r)?,
+                None => mgr.close_global_run(r)?,
             })
         }
         Request::IgnoreGlobal {
@@ -488,6 +543,18 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
         Request::Enable { connection } => changed(mgr.connection(&connection)?.enable()?),
         Request::Disable { connection } => changed(mgr.connection(&connection)?.disable()?),
         Request::Refresh => changed(mgr.refresh()?),
+        Request::Load { policy, source } => {
+            let name = if source.is_empty() {
+                "the loaded policy"
+            } else {
+                source.as_str()
+            };
+            let state_dir = mgr.store().map(|s| s.dir().to_path_buf());
+            let parsed =
+                crate::store::parse_for(std::path::Path::new(name), state_dir.as_deref(), &policy)?;
+            changed(mgr.load(parsed)?)
+        }
+        Request::Reload => changed(mgr.reload()?),
         Request::Stats => to_value(&stats(mgr)),
         Request::LogSettings => {
             let l = mgr.log_settings();

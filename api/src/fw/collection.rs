@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use v6fw_engine::{Connection, Policy, PortPair, Protocol};
+use v6fw_engine::{Connection, Opening, Policy, PortPair, Protocol, Scope};
 
 /// Where an open pair in a connection's effective set comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,22 +31,38 @@ impl PortScope {
 }
 
 /// One open port/protocol pair with the name it was first opened with
-/// (`INetFwV6OpenPort`).
+/// (`INetFwV6OpenPort`) and the sources it lets in (`RemoteAddresses`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OpenPort {
     pair: PortPair,
     name: String,
     scope: PortScope,
+    from: Scope,
 }
 
 impl OpenPort {
-    /// A pair with its name and scope.
+    /// A pair with its name and where it comes from, for any source.
     pub fn new(pair: PortPair, name: impl Into<String>, scope: PortScope) -> Self {
         OpenPort {
             pair,
             name: name.into(),
             scope,
+            from: Scope::ANY,
         }
+    }
+
+    fn of(pair: PortPair, entry: &Opening, scope: PortScope) -> Self {
+        OpenPort {
+            pair,
+            name: entry.name.clone(),
+            scope,
+            from: entry.from.clone(),
+        }
+    }
+
+    /// The sources the pair lets in (`RemoteAddresses`); `Scope::ANY`: all.
+    pub fn remote_addresses(&self) -> &Scope {
+        &self.from
     }
 
     /// The port, 1-65535, host order.
@@ -91,7 +107,7 @@ impl OpenPorts {
             policy
                 .globals
                 .iter()
-                .map(|(p, n)| OpenPort::new(*p, n.as_str(), PortScope::Global))
+                .map(|(p, o)| OpenPort::of(*p, o, PortScope::Global))
                 .collect(),
         )
     }
@@ -103,14 +119,14 @@ impl OpenPorts {
         let mut items: Vec<OpenPort> = conn
             .open
             .iter()
-            .map(|(p, n)| OpenPort::new(*p, n.as_str(), PortScope::Own))
+            .map(|(p, o)| OpenPort::of(*p, o, PortScope::Own))
             .collect();
         items.extend(
             policy
                 .globals
                 .iter()
                 .filter(|(p, _)| !conn.is_ignored(**p) && !conn.is_port_open(**p))
-                .map(|(p, n)| OpenPort::new(*p, n.as_str(), PortScope::Global)),
+                .map(|(p, o)| OpenPort::of(*p, o, PortScope::Global)),
         );
         items.sort_by_key(OpenPort::pair);
         Self::from_sorted(items)
@@ -121,7 +137,7 @@ impl OpenPorts {
         Self::from_sorted(
             conn.open
                 .iter()
-                .map(|(p, n)| OpenPort::new(*p, n.as_str(), PortScope::Own))
+                .map(|(p, o)| OpenPort::of(*p, o, PortScope::Own))
                 .collect(),
         )
     }

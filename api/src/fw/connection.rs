@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use v6fw_engine::{Connection, Policy, PortPair, Protocol};
+use v6fw_engine::{Connection, Policy, PortPair, PortRun, Protocol, Scope};
 
 use super::collection::{ConnectionInfo, OpenPorts, OpenPortsIter};
 use super::error::FwError;
@@ -82,9 +82,23 @@ impl FirewallConnection {
     /// pair changes nothing and the first name stays. Returns whether
     /// anything changed.
     pub fn open_port(&self, port: u16, protocol: Protocol, name: &str) -> Result<bool, FwError> {
+        self.open_port_from(port, protocol, name, Scope::ANY)
+    }
+
+    /// Opens one of this connection's own pairs for the sources in `from`
+    /// only (SPEC.md, "Scopes"; like `INetFwOpenPort::RemoteAddresses`).
+    /// Opening it again with another scope replaces the scope and is a
+    /// change; the first name stays.
+    pub fn open_port_from(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        name: &str,
+        from: Scope,
+    ) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         let name = check_name(name)?;
-        self.change(|c| c.open_port(pair, name))
+        self.change(|c| c.open_port_from(pair, name, from))
     }
 
     /// [`open_port`](Self::open_port) from raw numbers as Netfwv6.h passes
@@ -92,6 +106,22 @@ impl FirewallConnection {
     pub fn open_port_raw(&self, port: i64, protocol: i64, name: &str) -> Result<bool, FwError> {
         let pair = PortPair::from_raw(port, protocol)?;
         self.open_port(pair.port(), pair.protocol(), name)
+    }
+
+    /// Opens every pair of `run` on this connection for `from`, in one
+    /// change. Returns whether anything changed.
+    pub fn open_run(&self, run: PortRun, name: &str, from: &Scope) -> Result<bool, FwError> {
+        let name = check_name(name)?;
+        self.change(|c| {
+            run.pairs().fold(false, |ch, pair| {
+                c.open_port_from(pair, name, from.clone()) | ch
+            })
+        })
+    }
+
+    /// Closes every own pair of `run`, in one change.
+    pub fn close_run(&self, run: PortRun) -> Result<bool, FwError> {
+        self.change(|c| run.pairs().fold(false, |ch, pair| c.close_port(pair) | ch))
     }
 
     /// Closes one of this connection's own pairs (`ClosePort`); closing a

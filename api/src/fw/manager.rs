@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol, StateConfig};
+use v6fw_engine::{Connection, Engine, Policy, PortPair, PortRun, Protocol, Scope, StateConfig};
 
 use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
@@ -196,9 +196,22 @@ impl FirewallManager {
         protocol: Protocol,
         name: &str,
     ) -> Result<bool, FwError> {
+        self.open_global_port_from(port, protocol, name, Scope::ANY)
+    }
+
+    /// Opens a global pair for the sources in `from` only (SPEC.md,
+    /// "Scopes"; `Scope::ANY`: every source). Opening it again with another
+    /// scope replaces the scope and is a change; the first name stays.
+    pub fn open_global_port_from(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        name: &str,
+        from: Scope,
+    ) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         let name = check_name(name)?;
-        self.change(|p| Ok(p.open_global(pair, name)))
+        self.change(|p| Ok(p.open_global_from(pair, name, from)))
     }
 
     /// [`open_global_port`](Self::open_global_port) from raw numbers: port
@@ -211,6 +224,22 @@ impl FirewallManager {
     ) -> Result<bool, FwError> {
         let pair = PortPair::from_raw(port, protocol)?;
         self.open_global_port(pair.port(), pair.protocol(), name)
+    }
+
+    /// Opens every pair of `run` globally for `from`, in one change (one
+    /// durable write, one publish). Returns whether anything changed.
+    pub fn open_global_run(&self, run: PortRun, name: &str, from: &Scope) -> Result<bool, FwError> {
+        let name = check_name(name)?;
+        self.change(|p| {
+            Ok(run.pairs().fold(false, |c, pair| {
+                p.open_global_from(pair, name, from.clone()) | c
+            }))
+        })
+    }
+
+    /// Closes every global pair of `run`, in one change.
+    pub fn close_global_run(&self, run: PortRun) -> Result<bool, FwError> {
+        self.change(|p| Ok(run.pairs().fold(false, |c, pair| p.close_global(pair) | c)))
     }
 
     /// Closes a global pair; closing a closed pair changes nothing. Returns
@@ -291,20 +320,46 @@ impl FirewallManager {
     pub fn refresh_from(&self, interfaces: &[Interface]) -> Result<bool, FwError> {
         self.change(|p| {
             let before = p.clone();
-            for conn in p.connections.values_mut() {
-                let same = interfaces.iter().find(|i| i.id == conn.id);
-                conn.if_index = same.map_or(0, |i| i.index);
-                if let Some(i) = same {
-                    conn.name.clone_from(&i.name);
-                }
-            }
-            for i in interfaces {
-                if !p.connections.contains_key(&i.id) {
-                    p.add_connection(Connection::new(i.id.as_str(), i.name.as_str(), i.index))?;
-                }
+            adopt(p, interfaces)?;
+            Ok(*p != before)
+        })
+    }
+
+    /// Replaces the whole policy with `policy` (`v6fw load`, like `nft -f`):
+    /// one change, so one durable write and one publish, with the host's
+    /// interfaces applied to it in the same change (see
+    /// [`refresh_from`](Self::refresh_from)). A packet is decided by the old
+    /// policy or the new one, never by a mix. Returns whether anything
+    /// changed.
+    pub fn load(&self, policy: Policy) -> Result<bool, FwError> {
+        let list = match interfaces::list() {
+            Ok(list) => Some(list),
+            Err(FwError::NotImpl(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.change(|p| {
+            let before = std::mem::replace(p, policy);
+            if let Some(list) = &list {
+                adopt(p, list)?;
             }
             Ok(*p != before)
         })
+    }
+
+    /// Re-reads this manager's own policy file and [`load`](Self::load)s it
+    /// (SIGHUP, `v6fw reload`). A file that is missing or does not parse is
+    /// refused with its error, and the running policy stays.
+    pub fn reload(&self) -> Result<bool, FwError> {
+        let store = self.store().ok_or_else(|| {
+            FwError::Fail("this daemon has no policy file to reload (in-memory policy)".into())
+        })?;
+        let policy = store.load()?.ok_or_else(|| {
+            FwError::Fail(format!(
+                "{} is gone: put it back (or change the policy with `v6fw ports` or `v6fw load`)",
+                store.path().display()
+            ))
+        })?;
+        self.load(policy)
     }
 
     /// Adds one connection by hand (firewall on, no pairs); an existing id is
@@ -318,6 +373,24 @@ impl FirewallManager {
         let name = check_name(name)?;
         self.change(|p| Ok(p.add_connection(Connection::new(id, name, if_index))?))
     }
+}
+
+/// Brings the connections of `p` up to date with `interfaces`; see
+/// [`FirewallManager::refresh_from`].
+fn adopt(p: &mut Policy, interfaces: &[Interface]) -> Result<(), FwError> {
+    for conn in p.connections.values_mut() {
+        let same = interfaces.iter().find(|i| i.id == conn.id);
+        conn.if_index = same.map_or(0, |i| i.index);
+        if let Some(i) = same {
+            conn.name.clone_from(&i.name);
+        }
+    }
+    for i in interfaces {
+        if !p.connections.contains_key(&i.id) {
+            p.add_connection(Connection::new(i.id.as_str(), i.name.as_str(), i.index))?;
+        }
+    }
+    Ok(())
 }
 
 /// Validates the name of a pair: at most [`MAX_NAME_CHARS`] characters, no

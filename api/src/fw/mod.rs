@@ -18,6 +18,7 @@ mod connection;
 mod error;
 mod logging;
 mod manager;
+pub mod services;
 
 pub use collection::{ConnectionInfo, OpenPort, OpenPorts, OpenPortsIter, PortScope};
 pub use connection::FirewallConnection;

@@ -206,6 +206,9 @@ fn check_one(
         Reason::IcmpUnrelated => {
             return fail("icmp_unrelated with icmp_errors = \"any\"");
         }
+        Reason::OutOfScope => {
+            return fail("out_of_scope with no scoped pair in the policy");
+        }
     }
     Ok(())
 }

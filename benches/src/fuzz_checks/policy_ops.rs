@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use v6fw_engine::{Connection, Pinned, Policy, PolicyError, PortPair, PortTable, Protocol};
+use v6fw_engine::{
+    Connection, Opening, Pinned, Policy, PolicyError, PortPair, PortTable, Protocol,
+};
 
 use super::Violation;
 
@@ -49,8 +51,8 @@ fn key(p: PortPair) -> Key {
     (p.protocol().number(), p.port())
 }
 
-fn keyed(map: &BTreeMap<PortPair, String>) -> BTreeMap<Key, String> {
-    map.iter().map(|(p, n)| (key(*p), n.clone())).collect()
+fn keyed(map: &BTreeMap<PortPair, Opening>) -> BTreeMap<Key, String> {
+    map.iter().map(|(p, o)| (key(*p), o.name.clone())).collect()
 }
 
 impl Model {

@@ -1,6 +1,8 @@
 //! Deserializers that refuse one pair (or ICMPv6 type) written twice in two
-//! spellings (`22/tcp`, `022/tcp`, `22/TCP`): a plain map would keep the last
-//! one silently. The error names both spellings.
+//! spellings (`22/tcp`, `022/tcp`, `22/TCP`, `ssh`, a range holding it): a
+//! plain map would keep the last one silently. The error names both
+//! spellings. Keys are read as admins write them: `22/tcp`, `6000:6007/tcp`,
+//! `ssh`, `ssh/tcp` (see [`super::spec`]); a range or a name opens each pair.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -9,7 +11,7 @@ use std::marker::PhantomData;
 use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::PortPair;
+use super::{Opening, PortPair};
 
 /// The message for `what` written as both `first` and `second`.
 pub(super) fn twice(first: &str, second: &str, what: impl fmt::Display) -> String {
@@ -22,32 +24,39 @@ pub(super) fn twice(first: &str, second: &str, what: impl fmt::Display) -> Strin
 struct Seen(BTreeMap<PortPair, String>);
 
 impl<'de> DeserializeSeed<'de> for &mut Seen {
-    type Value = PortPair;
+    type Value = Vec<PortPair>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PortPair, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<PortPair>, D::Error> {
         let text = String::deserialize(d)?;
-        let pair: PortPair = text.parse().map_err(D::Error::custom)?;
-        if let Some(first) = self.0.insert(pair, text.clone()) {
-            return Err(D::Error::custom(twice(&first, &text, pair)));
+        let pairs = super::spec::parse_pairs(&text).map_err(D::Error::custom)?;
+        for &pair in &pairs {
+            if let Some(first) = self.0.insert(pair, text.clone()) {
+                return Err(D::Error::custom(twice(&first, &text, pair)));
+            }
         }
-        Ok(pair)
+        Ok(pairs)
     }
 }
 
 struct PairMap(PhantomData<()>);
 
 impl<'de> Visitor<'de> for PairMap {
-    type Value = BTreeMap<PortPair, String>;
+    type Value = BTreeMap<PortPair, Opening>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table of PORT/PROTO = \"name\" entries, e.g. \"22/tcp\" = \"ssh\"")
+        f.write_str(
+            "a table of PORT/PROTO = \"name\" entries, e.g. \"22/tcp\" = \"ssh\" or \"22/tcp\" = { name = \"ssh\", from = [\"fd00::/8\"] }",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut seen = Seen(BTreeMap::new());
         let mut out = BTreeMap::new();
-        while let Some(pair) = access.next_key_seed(&mut seen)? {
-            out.insert(pair, access.next_value::<String>()?);
+        while let Some(pairs) = access.next_key_seed(&mut seen)? {
+            let entry = access.next_value::<Opening>()?;
+            for pair in pairs {
+                out.insert(pair, entry.clone());
+            }
         }
         Ok(out)
     }
@@ -65,8 +74,8 @@ impl<'de> Visitor<'de> for PairSet {
     fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut seen = Seen(BTreeMap::new());
         let mut out = BTreeSet::new();
-        while let Some(pair) = access.next_element_seed(&mut seen)? {
-            out.insert(pair);
+        while let Some(pairs) = access.next_element_seed(&mut seen)? {
+            out.extend(pairs);
         }
         Ok(out)
     }
@@ -75,7 +84,7 @@ impl<'de> Visitor<'de> for PairSet {
 /// A `PORT/PROTO = "name"` table with no pair twice.
 pub(super) fn pair_map<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<PortPair, String>, D::Error> {
+) -> Result<BTreeMap<PortPair, Opening>, D::Error> {
     d.deserialize_map(PairMap(PhantomData))
 }
 
@@ -105,6 +114,17 @@ mod tests {
         assert!(err("[icmp]\n\"1\" = \"deny\"\n\"01\" = \"deny\"\n").contains("written twice"));
         let set = "[connections.e]\nid = \"e\"\nignored = [\"1/udp\", \"1/17\"]\n";
         assert!(err(set).contains("written twice"));
+        assert!(err("[globals]\n\"ssh\" = \"a\"\n\"20:30/tcp\" = \"b\"\n")
+            .starts_with("\"ssh\" and \"20:30/tcp\" are the same entry (22/tcp)"));
+        assert!(err("[globals]\n\"8:7/tcp\" = \"a\"\n").contains("backwards"));
+        assert!(err("[globals]\n\"nosuch\" = \"a\"\n").contains("no service"));
+        let ranged = "[globals]\n\"6000:6002/tcp\" = { name = \"x\", from = [\"fd00::/8\"] }\n";
+        let p = toml::from_str::<Policy>(ranged).unwrap();
+        assert_eq!(p.globals.len(), 3);
+        assert!(p
+            .globals
+            .values()
+            .all(|o| o.name == "x" && !o.from.is_any()));
         let ok = "[connections.e]\nid = \"e\"\nignored = [\"1/udp\", \"1/tcp\"]\n";
         assert_eq!(
             toml::from_str::<Policy>(ok).unwrap().connections["e"]
