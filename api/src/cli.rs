@@ -16,6 +16,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit code of a command-line error, as clap exits with it.
+const USAGE_EXIT: u8 = 2;
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -45,10 +48,40 @@ pub enum Command {
     Man(cmd::man::Args),
 }
 
+impl Command {
+    /// Whether `--json` was given: then an error is printed as JSON too.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Replay(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Connections(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Ports(a) => matches!(a.action, cmd::ports::Action::List { json: true, .. }),
+            Command::Log(a) => matches!(a.action, cmd::log::Action::Show { json: true, .. }),
+            Command::Load(_)
+            | Command::Reload(_)
+            | Command::Firewall(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
+        }
+    }
+}
+
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
-/// (or the code the subcommand asks for).
+/// (or the code the subcommand asks for). With `--json`, errors go to stderr
+/// as one JSON object ([`crate::output::error_json`]), command-line errors
+/// included.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            crate::output::write_error_json(&crate::output::usage_error_json(&e.to_string()));
+            return ExitCode::from(USAGE_EXIT);
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Run(args) => cmd::run::run(args),
@@ -65,6 +98,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if json => {
+            crate::output::write_error_json(&crate::output::error_json(&e));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             // Not eprintln!: a closed stderr must not turn an error into a panic.
             let _ = writeln!(std::io::stderr(), "v6fw: {e:#}");

@@ -7,6 +7,7 @@ pub mod control;
 pub mod fw;
 pub mod interfaces;
 pub mod log;
+pub mod output;
 #[cfg(unix)]
 mod private_dir;
 pub mod store;

@@ -7,23 +7,10 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::sample::{sample, POLICY};
 use common::succeeded;
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/sample.pcap")
-}
-
-const POLICY: [&str; 6] = [
-    "--open",
-    "22/tcp,53/udp",
-    "--global",
-    "443/tcp",
-    "--local",
-    "2001:db8:1::/48",
-];
 
 fn replay(capture: &str, extra: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_v6fw"))

@@ -2,30 +2,15 @@
 //! the JSON forms, and the errors a person meets first.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/gen_sample.rs"]
 mod gen_sample;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sample() -> PathBuf {
-    root().join("samples/sample.pcap")
-}
-
-/// README's policy for the sample.
-const POLICY: [&str; 6] = [
-    "--open",
-    "22/tcp,53/udp",
-    "--global",
-    "443/tcp",
-    "--local",
-    "2001:db8:1::/48",
-];
+use common::sample::{sample, POLICY};
 
 fn v6fw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_v6fw"))

@@ -133,56 +133,43 @@ fn stats_watch_json_prints_one_object_per_second() {
     assert!(rate > 0.0 && rate <= 10.0 / 0.9, "{rate}");
     for l in &lines {
         assert!(l["log"]["lost"].is_u64(), "{l}");
-        assert!(l["reasons"].as_array().is_some_and(|r| r.len() > 10), "{l}");
+        // The reasons as replay --json and run --json print them.
+        assert!(
+            l["reasons"].as_object().is_some_and(|r| r.len() > 10),
+            "{l}"
+        );
+        assert!(l["reasons"]["open_port"].is_u64(), "{l}");
         assert_eq!(l["global_ports"][0]["port"], 8080);
     }
 }
 
 #[test]
 fn stats_watch_redraws_in_a_terminal() {
-    let has_tmux = Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_tmux {
-        eprintln!("SKIPPED: tmux is not installed");
+    if !common::tmux::has_tmux() {
         return;
     }
     let d = Daemon::start();
     d.traffic(9090, 2);
-    let tmux_sock = d.socket.with_file_name("tmux.sock");
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&tmux_sock)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
     let cmd = format!(
         "{} stats --watch --count 30 --socket {}",
         env!("CARGO_BIN_EXE_v6fw"),
         d.socket.display()
     );
-    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "60", &cmd]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut screen = String::new();
     // Wait for the second frame (it has a rate) to be on the screen.
-    while Instant::now() < deadline && !screen.contains("packets/s") {
-        std::thread::sleep(Duration::from_millis(200));
-        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
-    }
-    let _ = tmux(&["kill-server"]);
+    let screen = common::tmux::screen(
+        &d.socket.with_file_name("tmux.sock"),
+        &cmd,
+        "packets/s",
+        false,
+    );
     assert!(screen.contains("packets/s"), "{screen}");
     // Redrawn, not scrolled: one frame on the screen.
     assert_eq!(screen.matches("open ports:").count(), 1, "{screen}");
     assert!(screen.contains("port_closed"), "{screen}");
+    // On a terminal each reason with traffic has its bar.
+    let closed = screen
+        .lines()
+        .find(|l| l.contains("port_closed"))
+        .unwrap_or_default();
+    assert!(closed.contains('\u{2588}'), "{screen}");
 }

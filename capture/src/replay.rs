@@ -54,6 +54,10 @@ pub struct Replayed<'a> {
     pub frame: u64,
     /// The IPv6 packet (empty when the frame carries none).
     pub packet: &'a [u8],
+    /// The whole captured frame, link-layer header included (for explaining it).
+    pub link: &'a [u8],
+    /// The frame's link type (`LINKTYPE_*`, see [`crate::link`]).
+    pub linktype: u32,
     /// How the packet was placed (direction, time, truncation).
     pub meta: PacketMeta,
     /// The decision.
@@ -111,6 +115,8 @@ pub fn replay(
         let replayed = Replayed {
             frame: frame.number,
             packet,
+            link: frame.data,
+            linktype: frame.linktype,
             meta,
             decision,
             position,

@@ -230,6 +230,45 @@ impl Walk {
     }
 }
 
+/// One extension header of a packet's chain, where it lies (for explaining
+/// a walk: the decision does not use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtHeader<'a> {
+    /// Its protocol number (0, 43, 44, 51 or 60).
+    pub kind: u8,
+    /// Its byte offset in the packet.
+    pub offset: usize,
+    /// Its bytes, as long as its length field says (8 for a fragment header).
+    pub bytes: &'a [u8],
+}
+
+/// The extension headers of `pkt` in chain order, each with its offset, as
+/// [`walk`] reads them (same lengths, same protocol numbers), up to the
+/// first that is not an extension header or does not fit. Read-only: it
+/// checks no order or count, so take [`Walk::ext_headers`] of them to see
+/// what the walk saw.
+pub fn ext_headers(pkt: &[u8]) -> impl Iterator<Item = ExtHeader<'_>> {
+    let mut next = pkt.get(6).copied().unwrap_or(field::NO_NEXT);
+    let mut off = field::FIXED_LEN;
+    std::iter::from_fn(move || {
+        if !matches!(
+            next,
+            field::HOP_BY_HOP | field::ROUTING | field::FRAGMENT | field::AUTH | field::DEST_OPTS
+        ) {
+            return None;
+        }
+        let bytes = ext_header(pkt, off, next)?;
+        let h = ExtHeader {
+            kind: next,
+            offset: off,
+            bytes,
+        };
+        next = bytes.first().copied().unwrap_or(field::NO_NEXT);
+        off += bytes.len();
+        Some(h)
+    })
+}
+
 #[inline]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
@@ -465,5 +504,46 @@ fn quote(q: &[u8]) -> Quote {
         dst,
         next_header,
         ports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixed header with next header `next` and `payload` after it.
+    fn packet(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&[0; 32]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn ext_headers_lists_the_chain_the_walk_reads_with_offsets() {
+        // Hop-by-hop (8) -> AH (16) -> fragment (8) -> TCP (20).
+        let mut payload = vec![51, 0, 1, 4, 0, 0, 0, 0];
+        payload.extend_from_slice(&[44, 2, 0, 0, 0, 0, 0x10, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+        payload.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 7]);
+        let mut tcp = [0u8; 20];
+        tcp[3] = 22;
+        tcp[12] = 5 << 4;
+        payload.extend_from_slice(&tcp);
+        let p = packet(0, &payload);
+        let got: Vec<(u8, usize, usize)> = ext_headers(&p)
+            .map(|h| (h.kind, h.offset, h.bytes.len()))
+            .collect();
+        assert_eq!(got, [(0, 40, 8), (51, 48, 16), (44, 64, 8)]);
+        let w = walk(&p, false);
+        assert_eq!(usize::from(w.ext_headers), got.len());
+        assert_eq!(w.dport_column(), Some(22));
+        // A header that runs past the end is not listed.
+        let cut = packet(60, &[6, 1, 0, 0]);
+        assert_eq!(ext_headers(&cut).count(), 0);
+        // No extension header: nothing.
+        assert_eq!(ext_headers(&packet(6, &tcp)).count(), 0);
+        assert_eq!(ext_headers(&[]).count(), 0);
     }
 }

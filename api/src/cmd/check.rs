@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 /// One error of a policy file: 1-based line and column (0: the whole file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileError {
     /// The line, from 1; 0 when the error is about the file as a whole.
     pub line: usize,
@@ -107,6 +107,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("{}: cannot read the policy file", file.display()))?;
     let errors = errors(file, &text);
+    if !errors.is_empty() && args.json {
+        // The one JSON error shape of every command, with each error listed.
+        let mut v = crate::output::error_json(&anyhow::Error::new(crate::fw::FwError::InvalidArg(
+            format!(
+                "{} is not valid ({} errors); nothing was changed",
+                file.display(),
+                errors.len()
+            ),
+        )));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("errors".into(), serde_json::json!(errors));
+        }
+        crate::output::write_error_json(&v);
+        return Ok(ExitCode::FAILURE);
+    }
     if !errors.is_empty() {
         for e in &errors {
             if e.line == 0 {

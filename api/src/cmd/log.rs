@@ -58,8 +58,9 @@ pub enum Action {
         /// DIR/pfirewall.log with --state-dir DIR).
         #[arg(long)]
         default_path: bool,
-        /// Size cap: bytes (4096) or with a unit (4KiB, 4MiB, 1GiB); at least
-        /// 1KiB. At the cap the file is renamed to FILE.old and a new one begun.
+        /// Size cap: bytes (4096) or with a unit (4KiB, 4MiB, 1GiB; K, M, G,
+        /// KB, MB, GB mean the same powers of 1024); at least 1KiB. At the
+        /// cap the file is renamed to FILE.old and a new one begun.
         #[arg(long, value_name = "SIZE", value_parser = crate::log::parse_size)]
         max_size: Option<u64>,
         /// Daemon socket and state directory.

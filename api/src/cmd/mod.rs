@@ -3,6 +3,7 @@
 pub mod check;
 pub mod completions;
 pub mod connections;
+pub mod explain;
 pub mod firewall;
 pub mod load;
 pub mod log;

@@ -2,6 +2,7 @@
 //! without rights or a live network (SPEC.md, "Replay and the per-packet line").
 
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::Ipv6Addr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,10 +11,12 @@ use anyhow::Context;
 use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, Interrupted, Prefix, ReplayOptions, Replayed};
+use v6fw_engine::walk::{walk, Outcome};
 use v6fw_engine::{
     Connection, Engine, HashKey, LogSettings, Policy, PortPair, ScopedPair, StateConfig, Totals,
 };
 
+use crate::cmd::explain;
 use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 
 /// Arguments of `v6fw replay`.
@@ -59,7 +62,17 @@ pub struct Args {
     /// One line per frame: `frame verdict reason proto dport`, tab-separated.
     #[arg(long)]
     pub per_packet: bool,
-    /// JSON output: the summary as one object; with --per-packet, one object per line.
+    /// One line per frame with source, destination and source port added:
+    /// `frame verdict reason proto dport src dst sport` (implies --per-packet).
+    #[arg(long)]
+    pub wide: bool,
+    /// Explain frame N (from 1) as `tshark -V` dissects it: the link layer,
+    /// each IPv6 header with its offset and fields, the upper layer, the
+    /// flow-state and fragment lookups and the SPEC.md step that decided.
+    #[arg(long, value_name = "N", conflicts_with_all = ["per_packet", "wide", "log"])]
+    pub explain: Option<u64>,
+    /// JSON output: the summary as one object; with --per-packet, one object
+    /// per line; with --explain, the explanation.
     #[arg(long)]
     pub json: bool,
     /// Write a firewall log (Windows Firewall's `pfirewall.log` format) of the
@@ -69,9 +82,10 @@ pub struct Args {
     /// With --log: also log each accepted new connection.
     #[arg(long, requires = "log")]
     pub log_connections: bool,
-    /// With --log: the size cap in bytes, e.g. 4194304 (the file is renamed
-    /// to FILE.old at the cap).
-    #[arg(long, requires = "log", value_name = "BYTES", default_value_t = LogSettings::DEFAULT_MAX_SIZE)]
+    /// With --log: the size cap, bytes (4096) or with a unit (4KiB, 4MiB,
+    /// 1GiB; K, M, G, KB, MB, GB mean the same powers of 1024); at least
+    /// 1KiB. The file is renamed to FILE.old at the cap.
+    #[arg(long, requires = "log", value_name = "SIZE", value_parser = crate::log::parse_size, default_value_t = LogSettings::DEFAULT_MAX_SIZE)]
     pub log_max_size: u64,
 }
 
@@ -142,14 +156,38 @@ struct JsonLine {
     reason: &'static str,
     proto: Option<u8>,
     dport: Option<u16>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    wide: Option<Wide>,
+}
+
+/// The columns `--wide` adds: `None` where the packet has no addresses or
+/// no ports.
+#[derive(Serialize)]
+struct Wide {
+    src: Option<Ipv6Addr>,
+    dst: Option<Ipv6Addr>,
+    sport: Option<u16>,
+}
+
+impl Wide {
+    fn of(packet: &[u8], truncated: bool) -> Wide {
+        let w = walk(packet, truncated);
+        let placed = !matches!(w.outcome, Outcome::Invalid(_));
+        Wide {
+            src: placed.then(|| Ipv6Addr::from(w.src)),
+            dst: placed.then(|| Ipv6Addr::from(w.dst)),
+            sport: w.ports().map(|(_, sport, _)| sport),
+        }
+    }
 }
 
 fn column<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn write_line(out: &mut impl Write, r: &Replayed<'_>, json: bool) -> io::Result<()> {
+fn write_line(out: &mut impl Write, r: &Replayed<'_>, json: bool, wide: bool) -> io::Result<()> {
     let d = &r.decision;
+    let wide = wide.then(|| Wide::of(r.packet, r.meta.truncated));
     if json {
         let line = JsonLine {
             frame: r.frame,
@@ -157,20 +195,30 @@ fn write_line(out: &mut impl Write, r: &Replayed<'_>, json: bool) -> io::Result<
             reason: d.reason.as_str(),
             proto: d.proto,
             dport: d.dport,
+            wide,
         };
         serde_json::to_writer(&mut *out, &line)?;
-        writeln!(out)
-    } else {
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}",
-            r.frame,
-            d.verdict(),
-            d.reason,
-            column(d.proto),
-            column(d.dport)
-        )
+        return writeln!(out);
     }
+    write!(
+        out,
+        "{}\t{}\t{}\t{}\t{}",
+        r.frame,
+        d.verdict(),
+        d.reason,
+        column(d.proto),
+        column(d.dport)
+    )?;
+    if let Some(w) = wide {
+        write!(
+            out,
+            "\t{}\t{}\t{}",
+            column(w.src),
+            column(w.dst),
+            column(w.sport)
+        )?;
+    }
+    writeln!(out)
 }
 
 /// The summary of a replay, as printed.
@@ -182,7 +230,7 @@ pub struct Summary {
     pub accepted: u64,
     /// Frames dropped.
     pub dropped: u64,
-    /// Count per reason, every reason in SPEC order.
+    /// Count per reason, every reason (see [`crate::output::reason_counts`]).
     pub reasons: serde_json::Map<String, serde_json::Value>,
     /// New flows not recorded: every slot they could take held a confirmed
     /// flow (their packets were still accepted).
@@ -196,10 +244,7 @@ impl Summary {
             packets: t.packets(),
             accepted: t.accepted(),
             dropped: t.dropped(),
-            reasons: t
-                .iter()
-                .map(|(r, n)| (r.as_str().to_string(), n.into()))
-                .collect(),
+            reasons: crate::output::reason_counts(t.iter().map(|(r, n)| (r.as_str(), n))),
             flows_not_recorded: t.flows_not_recorded(),
         }
     }
@@ -292,10 +337,62 @@ fn log_frame(r: &Replayed<'_>, filter: &LogFilter, sender: &LogSender) {
     }
 }
 
+/// `--explain N`: replays up to frame N (so the flow state and fragment
+/// memory are the replay's) and explains it.
+fn explain_frame(
+    file: &mut CaptureFile,
+    engine: &Engine,
+    opts: &ReplayOptions,
+    ctx: &explain::Context,
+    n: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        n >= 1,
+        "--explain 0 is not a frame: frames count from 1, as tshark counts"
+    );
+    let mut found = None;
+    // flows_not_recorded before frame N: whether N's flow found a slot.
+    let not_recorded = || engine.counters().totals().flows_not_recorded();
+    let mut before = 0;
+    let totals = replay(file, engine, opts, |r| {
+        if r.frame < n {
+            if r.frame + 1 == n {
+                before = not_recorded();
+            }
+            return ControlFlow::Continue(());
+        }
+        found = Some(explain::explain(r, ctx, not_recorded() > before));
+        ControlFlow::Break(())
+    });
+    let e = match (found, totals) {
+        (Some(e), _) => e,
+        (None, Ok(t)) => anyhow::bail!(
+            "--explain {n}: the capture has only {} frames: give a frame number from 1 to {}",
+            t.packets(),
+            t.packets()
+        ),
+        (None, Err(stopped)) => {
+            let frames = stopped.totals.packets();
+            return Err(anyhow::Error::new(stopped.error).context(format!(
+                "--explain {n}: the capture could not be read past frame {frames}"
+            )));
+        }
+    };
+    let mut out = io::stdout().lock();
+    match explain::write(&mut out, &e, json).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("cannot write the output"),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
 /// Runs `v6fw replay`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (policy, id) = build_policy(&args)?;
     let if_index = policy.connection(&id)?.if_index;
+    let per_packet = args.per_packet || args.wide;
+    let explain_ctx = explain::Context::new(&policy, &args.local);
     let mut file = CaptureFile::open(&args.capture)?;
     // A fixed hash key: the same capture gives the same lines on every run,
     // even where a full table makes placement matter.
@@ -308,6 +405,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         local: args.local.clone(),
         if_index,
     };
+    if let Some(n) = args.explain {
+        return explain_frame(&mut file, &engine, &opts, &explain_ctx, n, args.json);
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let bar = progress_bar(&file);
@@ -322,8 +422,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some((filter, sender, _)) = &log {
             log_frame(r, filter, sender);
         }
-        if args.per_packet {
-            if let Err(e) = write_line(&mut out, r, args.json) {
+        if per_packet {
+            if let Err(e) = write_line(&mut out, r, args.json, args.wide) {
                 write_error = Some(e);
                 return ControlFlow::Break(());
             }
@@ -352,7 +452,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let result = match write_error {
         Some(e) => Err(e),
-        None if args.per_packet => out.flush(),
+        None if per_packet => out.flush(),
         None => write_summary(&mut out, &totals, args.json).and_then(|()| out.flush()),
     };
     match result {

@@ -18,6 +18,7 @@ use crate::cmd::run::offload::to_json;
 use crate::control::client::Client;
 use crate::control::protocol::{Request, StatsResult};
 use crate::fw::FwError;
+use crate::output::reason_counts;
 use v6fw_capture::offload::Offloaded;
 
 /// How often `--watch` refreshes.
@@ -127,11 +128,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let text = if args.json {
             json_line(&now, None)?
         } else {
-            render(&now, None)
+            render(&now, None, Style::default())
         };
         return finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()));
     }
     let clear = !args.json && io::stdout().is_terminal();
+    // On a terminal: bars per reason, coloured unless NO_COLOR says not.
+    let style = Style {
+        bars: clear,
+        colour: crate::output::colour(clear),
+    };
     let mut before: Option<Sample> = None;
     let mut next = Instant::now();
     let mut shown = 0u64;
@@ -153,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 // Home and clear the screen, then draw.
                 text.push_str("\x1b[H\x1b[2J");
             }
-            text.push_str(&render(&now, before.as_ref()));
+            text.push_str(&render(&now, before.as_ref(), style));
             if !clear {
                 text.push('\n');
             }
@@ -180,10 +186,17 @@ fn finish(r: io::Result<()>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The stats as one JSON line, with `packets_per_s` (null on the first).
+/// The stats as one JSON line: the reasons as `replay --json` and `run
+/// --json` print them, with `packets_per_s` (null on the first).
 fn json_line(now: &Sample, before: Option<&Sample>) -> anyhow::Result<String> {
     let mut v = serde_json::to_value(&now.stats)?;
     if let Some(obj) = v.as_object_mut() {
+        let reasons = now
+            .stats
+            .reasons
+            .iter()
+            .map(|r| (r.reason.as_str(), r.count));
+        obj.insert("reasons".into(), reason_counts(reasons).into());
         obj.insert(
             "packets_per_s".into(),
             serde_json::json!(per_second(now, before, |s| s.packets)),
@@ -210,8 +223,38 @@ fn rate(r: Option<f64>) -> String {
     r.map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
 }
 
-/// The text view: totals, reasons, log, open pairs.
-fn render(now: &Sample, before: Option<&Sample>) -> String {
+/// How the text view is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Style {
+    /// A bar per reason: its rate against the largest rate, or, when
+    /// nothing moved since the last refresh (and on the first), its count
+    /// against the largest count.
+    bars: bool,
+    /// Bars in colour: green for accept reasons, red for drop reasons.
+    colour: bool,
+}
+
+/// The longest bar, in characters.
+const BAR_WIDTH: u64 = 30;
+
+/// A bar of `value` against `max`: at least one block for any non-zero value.
+fn bar(value: f64, max: f64, drop: bool, colour: bool) -> String {
+    if value <= 0.0 || max <= 0.0 {
+        return String::new();
+    }
+    let len = ((value / max) * BAR_WIDTH as f64)
+        .ceil()
+        .clamp(1.0, BAR_WIDTH as f64) as usize;
+    let blocks = "\u{2588}".repeat(len);
+    match (colour, drop) {
+        (false, _) => blocks,
+        (true, true) => format!("\x1b[31m{blocks}\x1b[0m"),
+        (true, false) => format!("\x1b[32m{blocks}\x1b[0m"),
+    }
+}
+
+/// The text view: totals, reasons (with bars when `style` says), log, open pairs.
+fn render(now: &Sample, before: Option<&Sample>, style: Style) -> String {
     let s = &now.stats;
     let mut t = String::new();
     let pps = per_second(now, before, |s| s.packets);
@@ -229,16 +272,38 @@ fn render(now: &Sample, before: Option<&Sample>) -> String {
         "  {:<7} {:<22} {:>12} {:>10}",
         "verdict", "reason", "count", "/s"
     );
-    for (i, r) in s.reasons.iter().enumerate() {
-        let r_rate = per_second(now, before, |x| x.reasons.get(i).map_or(0, |c| c.count));
-        let _ = writeln!(
+    let rates: Vec<Option<f64>> = (0..s.reasons.len())
+        .map(|i| per_second(now, before, |x| x.reasons.get(i).map_or(0, |c| c.count)))
+        .collect();
+    // What the bars show: the rates when anything moved since the last
+    // refresh, else the counts.
+    let moving = rates.iter().any(|r| r.is_some_and(|r| r > 0.0));
+    let shown: Vec<f64> = s
+        .reasons
+        .iter()
+        .zip(&rates)
+        .map(|(r, rate)| match rate {
+            Some(rate) if moving => *rate,
+            _ => r.count as f64,
+        })
+        .collect();
+    let max = shown.iter().copied().fold(0.0, f64::max);
+    for ((r, r_rate), v) in s.reasons.iter().zip(&rates).zip(&shown) {
+        let _ = write!(
             t,
             "  {:<7} {:<22} {:>12} {:>10}",
             r.verdict,
             r.reason,
             r.count,
-            rate(r_rate)
+            rate(*r_rate)
         );
+        if style.bars {
+            let b = bar(*v, max, r.verdict == "drop", style.colour);
+            if !b.is_empty() {
+                let _ = write!(t, "  {b}");
+            }
+        }
+        let _ = writeln!(t);
     }
     let _ = writeln!(
         t,
@@ -306,5 +371,111 @@ fn list(items: &[String]) -> String {
         "-".to_string()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::ReasonCount;
+
+    fn sample(counts: &[(&str, &str, u64)], at: Instant) -> Sample {
+        let reasons: Vec<ReasonCount> = counts
+            .iter()
+            .map(|(reason, verdict, count)| ReasonCount {
+                reason: (*reason).to_string(),
+                verdict: (*verdict).to_string(),
+                count: *count,
+            })
+            .collect();
+        let packets = reasons.iter().map(|r| r.count).sum();
+        Sample {
+            stats: StatsResult {
+                packets,
+                accepted: 0,
+                dropped: 0,
+                reasons,
+                flows_not_recorded: 0,
+                log: Default::default(),
+                global_ports: Vec::new(),
+                connections: Vec::new(),
+            },
+            kernel: Vec::new(),
+            offload: None,
+            at,
+        }
+    }
+
+    fn line<'a>(text: &'a str, reason: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.contains(reason))
+            .unwrap_or_else(|| panic!("no {reason} line in\n{text}"))
+    }
+
+    #[test]
+    fn watch_bars_follow_the_rates_per_reason() {
+        let t0 = Instant::now();
+        let a = sample(
+            &[("open_port", "accept", 10), ("port_closed", "drop", 0)],
+            t0,
+        );
+        let b = sample(
+            &[("open_port", "accept", 12), ("port_closed", "drop", 40)],
+            t0 + Duration::from_secs(2),
+        );
+        let bars = Style {
+            bars: true,
+            colour: false,
+        };
+        let text = render(&b, Some(&a), bars);
+        // port_closed: 20/s, the largest rate: the whole bar; open_port 1/s.
+        let closed = line(&text, "port_closed");
+        assert!(closed.contains("20.0"), "{closed}");
+        assert_eq!(
+            closed.matches('\u{2588}').count(),
+            BAR_WIDTH as usize,
+            "{closed}"
+        );
+        let open = line(&text, "open_port");
+        assert!(open.contains("1.0"), "{open}");
+        assert_eq!(open.matches('\u{2588}').count(), 2, "{open}");
+        // The first frame has no rate: the bars show the counts.
+        let first = render(&a, None, bars);
+        assert_eq!(line(&first, "open_port").matches('\u{2588}').count(), 30);
+        assert_eq!(line(&first, "port_closed").matches('\u{2588}').count(), 0);
+        // No bars, no colour off a terminal.
+        let plain = render(&b, Some(&a), Style::default());
+        assert!(
+            !plain.contains('\u{2588}') && !plain.contains('\x1b'),
+            "{plain}"
+        );
+        assert!(!text.contains('\x1b'), "no colour unless asked: {text}");
+        // Nothing moved: the bars show the counts again.
+        let c = sample(
+            &[("open_port", "accept", 12), ("port_closed", "drop", 40)],
+            t0 + Duration::from_secs(3),
+        );
+        let idle = render(&c, Some(&b), bars);
+        assert_eq!(line(&idle, "port_closed").matches('\u{2588}').count(), 30);
+        assert_eq!(line(&idle, "open_port").matches('\u{2588}').count(), 9);
+    }
+
+    #[test]
+    fn watch_bars_are_coloured_by_verdict_when_allowed() {
+        let t0 = Instant::now();
+        let a = sample(
+            &[("open_port", "accept", 5), ("port_closed", "drop", 5)],
+            t0,
+        );
+        let text = render(
+            &a,
+            None,
+            Style {
+                bars: true,
+                colour: true,
+            },
+        );
+        assert!(line(&text, "open_port").contains("\x1b[32m"), "{text}");
+        assert!(line(&text, "port_closed").contains("\x1b[31m"), "{text}");
     }
 }

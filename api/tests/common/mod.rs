@@ -9,6 +9,9 @@ pub mod lab;
 pub mod pcap;
 #[cfg(unix)]
 mod root;
+pub mod sample;
+#[cfg(unix)]
+pub mod tmux;
 
 use etherparse::PacketBuilder;
 
