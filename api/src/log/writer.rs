@@ -302,6 +302,8 @@ impl LogFile {
         self.out.flush()?;
         let mut old = self.config.path.clone().into_os_string();
         old.push(".old");
+        #[cfg(windows)]
+        clear_old(Path::new(&old))?;
         std::fs::rename(&self.config.path, &old).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -328,6 +330,33 @@ impl LogFile {
         self.out.write_all(line.as_bytes())?;
         self.size += len;
         Ok(rotate)
+    }
+}
+
+/// Gets `FILE.old` out of the way before the rotation's rename: Windows and
+/// Wine refuse to rename a file over one that is open (a reader tailing
+/// `FILE.old`), but let an open file be renamed and deleted. So `FILE.old` is
+/// renamed to a name of its own and deleted there (an open one goes when its
+/// last reader closes it), and the rename never replaces an open file.
+#[cfg(windows)]
+fn clear_old(old: &Path) -> io::Result<()> {
+    static ASIDE: AtomicU64 = AtomicU64::new(0);
+    let mut aside = old.as_os_str().to_owned();
+    aside.push(format!(
+        ".{}-{}.del",
+        std::process::id(),
+        ASIDE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let cannot = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: cannot {what} before the rotation: {e}", old.display()),
+        )
+    };
+    match std::fs::rename(old, &aside) {
+        Ok(()) => std::fs::remove_file(&aside).map_err(|e| cannot("remove the old file", e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(cannot("move the old file aside", e)),
     }
 }
 
