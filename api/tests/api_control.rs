@@ -1,5 +1,9 @@
 //! The control socket: every request, bad requests, many clients, access
 //! control by peer uid, the CLI through a daemon, shutdown.
+//!
+//! Not on Windows: the tests' daemon fixture (tests/common/daemon.rs) serves a Unix socket and
+//! checks peer uids; the named pipe is driven end to end under Wine by dist/wine/e2e.py (ports
+//! open, stats).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 

@@ -1,5 +1,8 @@
 //! `v6fw log set|show` and the `log_settings`/`set_log` requests: on the
 //! policy file (no daemon), through a running daemon, and the checks.
+//!
+//! Not on Windows: it runs the CLI against the Unix-socket daemon fixture
+//! (tests/common/daemon.rs) and Unix paths.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 

@@ -1,6 +1,9 @@
 //! `v6fw stats` against a running control server: the one-shot view, the
 //! live `--watch` view as JSON lines (`--json --watch --count 2`), and, when
 //! tmux is installed, the redrawn terminal view. Reading needs no root.
+//!
+//! Not on Windows: it runs `stats --watch` against the Unix-socket daemon fixture and in tmux;
+//! `stats --json` over the pipe is checked by dist/wine/e2e.py.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 

@@ -9,12 +9,16 @@
 //! - `pipe` (Windows): the same channel as a named pipe
 //!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated
 //!   administrators only.
+//! - `pipe_peer` (Windows): who is at the other end of the pipe; the client
+//!   refuses a server that is not SYSTEM or an elevated Administrator.
 //!
 //! The protocol is documented in `docs/control-protocol.md`.
 
 pub mod client;
 #[cfg(windows)]
 mod pipe;
+#[cfg(windows)]
+mod pipe_peer;
 pub mod protocol;
 pub mod server;
 
