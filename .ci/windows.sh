@@ -69,6 +69,8 @@ awk '/Running tests\// { f = $2 } /^running 0 tests/ && f { print f } /^running 
       echo "  $c/$f: $why"
     done
   done
+echo "checks that pass under Wine without asserting (each test's wine_skip reason; a Windows host runs them):"
+grep -rhoE 'wine_skip\("[^"]*"\)' engine capture api --include='*.rs' | sed 's|^wine_skip("\(.*\)")$|  \1|'
 if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
   tail -n 60 "$log"
   echo "FAILED: Windows tests under Wine (exit $rc, $failed failed)"

@@ -8,3 +8,5 @@ pub mod fw;
 pub mod interfaces;
 pub mod log;
 pub mod store;
+#[cfg(windows)]
+pub mod winacl;

@@ -69,7 +69,8 @@ impl PolicyStore {
         &self.path
     }
 
-    /// Creates the state directory (mode 0755) if it is missing.
+    /// Creates the state directory (mode 0755; on Windows SYSTEM and
+    /// Administrators full control, Users read) if it is missing.
     pub fn prepare(&self) -> Result<(), FwError> {
         create_dir(&self.dir)
     }
@@ -266,6 +267,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+#[cfg(not(windows))]
 fn create_dir(dir: &Path) -> Result<(), FwError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -276,6 +278,15 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
     }
     builder
         .create(dir)
+        .map_err(|e| FwError::io("create the state directory", dir, &e))
+}
+
+/// Windows: a new state directory gets an explicit ACL (SYSTEM and
+/// Administrators full control, Users read), not its parent's, so Users
+/// cannot plant a `policy.toml` in it.
+#[cfg(windows)]
+fn create_dir(dir: &Path) -> Result<(), FwError> {
+    crate::winacl::create_state_dir(dir)
         .map_err(|e| FwError::io("create the state directory", dir, &e))
 }
 

@@ -44,20 +44,14 @@ use ::windows::core::PCWSTR;
 use ::windows::Win32::Foundation::{
     BOOL, ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_IO_PENDING,
     ERROR_NO_DATA, ERROR_OPERATION_ABORTED, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
-    ERROR_PIPE_NOT_CONNECTED, HANDLE, HLOCAL, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
+    ERROR_PIPE_NOT_CONNECTED, HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
 };
-use ::windows::Win32::Security::Authorization::{
-    ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
-};
-use ::windows::Win32::Security::{
-    RevertToSelf, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
-};
+use ::windows::Win32::Security::{RevertToSelf, TOKEN_QUERY};
 use ::windows::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
     FILE_GENERIC_READ, FILE_SHARE_MODE, FILE_WRITE_DATA, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
     SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
-use ::windows::Win32::System::Memory::LocalFree;
 use ::windows::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, ImpersonateNamedPipeClient, WaitNamedPipeW,
     PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
@@ -73,6 +67,7 @@ use super::protocol::MAX_REQUEST_BYTES;
 use super::server::session::{admit, Conn};
 use super::server::{ACCEPT_POLL, REQUEST_TIMEOUT};
 use crate::fw::{FirewallManager, FwError};
+use crate::winacl::SecurityDescriptor;
 
 /// What a pipe name without a leading `\\` is put under.
 const PIPE_PREFIX: &str = r"\\.\pipe\";
@@ -429,51 +424,6 @@ pub(crate) fn connect(socket: &Path, timeout: Duration) -> io::Result<Option<Pip
     }
 }
 
-/// The pipe's security descriptor, from [`PIPE_SDDL`]; freed on drop.
-struct SecurityDescriptor(PSECURITY_DESCRIPTOR);
-
-// SAFETY: the descriptor is a self-contained block LocalAlloc'ed for us
-// alone; it is only read (CreateNamedPipeW copies it) and freed once, from
-// whichever thread drops it.
-unsafe impl Send for SecurityDescriptor {}
-
-impl SecurityDescriptor {
-    fn new() -> io::Result<Self> {
-        let sddl: Vec<u16> = PIPE_SDDL.encode_utf16().chain(Some(0)).collect();
-        let mut sd = PSECURITY_DESCRIPTOR::default();
-        // SAFETY: `sddl` is NUL-terminated; `sd` is a valid out-pointer; the
-        // size is not wanted. The result is checked.
-        let ok = unsafe {
-            ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                PCWSTR(sddl.as_ptr()),
-                SDDL_REVISION_1,
-                &mut sd,
-                None,
-            )
-        };
-        if !ok.as_bool() || sd.0.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self(sd))
-    }
-
-    fn attributes(&self) -> SECURITY_ATTRIBUTES {
-        SECURITY_ATTRIBUTES {
-            nLength: u32::try_from(std::mem::size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(0),
-            lpSecurityDescriptor: self.0 .0,
-            bInheritHandle: BOOL(0),
-        }
-    }
-}
-
-impl Drop for SecurityDescriptor {
-    fn drop(&mut self) {
-        // SAFETY: the block came from ConvertStringSecurityDescriptorToSecurityDescriptorW
-        // (LocalAlloc) and is freed exactly once, here.
-        let _ = unsafe { LocalFree(HLOCAL(self.0 .0 as isize)) };
-    }
-}
-
 /// Creates a server instance of the pipe `name` (NUL-terminated).
 fn create_instance(name: &[u16], sd: &SecurityDescriptor, first: bool) -> io::Result<Pipe> {
     let open_mode = if first {
@@ -518,7 +468,7 @@ pub(super) fn serve(
             socket.display()
         ))
     })?;
-    let sd = SecurityDescriptor::new().map_err(|e| {
+    let sd = SecurityDescriptor::from_sddl(PIPE_SDDL).map_err(|e| {
         FwError::Fail(format!(
             "cannot build the security descriptor of the control pipe: {e}"
         ))

@@ -263,6 +263,14 @@ struct LogFile {
 }
 
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
+    // Windows: a log file v6fw creates is for SYSTEM and Administrators only.
+    #[cfg(windows)]
+    crate::winacl::create_file(path, crate::winacl::LOG_FILE_SDDL).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: cannot create the log file: {e}", path.display()),
+        )
+    })?;
     let file = OpenOptions::new()
         .create(true)
         .append(true)
