@@ -2,12 +2,12 @@
 //! builder and a check that a command succeeded. Each test file is its own crate and uses only part of it.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod daemon;
 
 use etherparse::PacketBuilder;
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub use daemon::{Daemon, DaemonOptions};
 
 /// A TCP SYN 2001:db8::1 port 40000 → 2001:db8::2 port `dport`.
