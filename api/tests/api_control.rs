@@ -1,14 +1,16 @@
 //! The control socket: every request, bad requests, many clients, access
 //! control by peer uid, the CLI through a daemon, shutdown.
 //!
-//! Not on Windows: the tests' daemon fixture (tests/common/daemon.rs) serves a Unix socket and
-//! checks peer uids; the named pipe is driven end to end under Wine by dist/wine/e2e.py (ports
-//! open, stats).
+//! On Windows the same requests, clients and CLI go through the named pipe;
+//! the tests of raw socket I/O, peer uids and socket files are Unix-only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-#![cfg(unix)]
+#![cfg(any(unix, windows))]
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
 
 use std::io::{BufRead, BufReader, Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +53,7 @@ impl Daemon {
             .expect("the daemon answers")
     }
 
+    #[cfg(unix)]
     fn raw(&self) -> (UnixStream, BufReader<UnixStream>) {
         let s = UnixStream::connect(&self.socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -59,6 +62,7 @@ impl Daemon {
     }
 }
 
+#[cfg(unix)]
 fn read_reply(r: &mut BufReader<UnixStream>) -> Reply {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -219,6 +223,7 @@ fn a_change_over_the_socket_decides_the_next_packet() {
 }
 
 #[test]
+#[cfg(unix)] // raw socket I/O: half-close, partial lines
 fn bad_requests_get_error_replies_and_the_server_lives() {
     let d = Daemon::start();
     let (mut s, mut r) = d.raw();
@@ -305,6 +310,7 @@ fn many_clients_at_once() {
 }
 
 /// Copies the `v6fw` binary where an unprivileged user can run it.
+#[cfg(unix)]
 fn v6fw_for_everyone(dir: &Path) -> PathBuf {
     let bin = dir.join("v6fw");
     std::fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
@@ -312,11 +318,13 @@ fn v6fw_for_everyone(dir: &Path) -> PathBuf {
     bin
 }
 
+#[cfg(unix)]
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+#[cfg(unix)]
 fn as_nobody(bin: &Path, args: &[&str]) -> std::process::Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -327,6 +335,7 @@ fn as_nobody(bin: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg(unix)] // uid 65534 through setpriv
 fn unprivileged_users_read_but_cannot_change() {
     if !is_root() {
         eprintln!("note: not root, skipping the unprivileged-user test");
@@ -469,6 +478,7 @@ fn the_cli_goes_through_the_daemon() {
 }
 
 #[test]
+#[cfg(unix)] // socket files: stale, in the way, their mode
 fn shutdown_stale_and_live_sockets() {
     let mut d = Daemon::start();
     // A second daemon on a live socket is refused.
@@ -511,4 +521,21 @@ fn shutdown_stale_and_live_sockets() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no v6fw daemon is running"));
+}
+
+#[test]
+#[cfg(windows)]
+fn a_second_server_on_a_live_pipe_is_refused() {
+    let d = Daemon::start();
+    if common::wine_skip("a second server on a live pipe (Wine ignores FIRST_PIPE_INSTANCE)") {
+        return;
+    }
+    let e = serve(
+        Arc::clone(&d.mgr),
+        &d.socket,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err();
+    assert_eq!(e.hresult(), E_FAIL);
+    assert!(e.to_string().contains("exists already"), "{e}");
 }

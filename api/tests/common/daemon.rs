@@ -69,7 +69,7 @@ impl Daemon {
         let socket = PathBuf::from(format!(
             r"\\.\pipe\{}-{}",
             dir.path().file_name().unwrap().to_string_lossy(),
-            options.socket
+            options.socket.replace('/', "-")
         ));
         let shutdown = Arc::new(AtomicBool::new(false));
         let handle = serve(Arc::clone(&mgr), &socket, Arc::clone(&shutdown)).unwrap();
