@@ -93,6 +93,6 @@ cargo build --target "$target" -p v6fw-api --bin v6fw
 # Only the shim on the path: each run directory has its own WinDivert.dll.
 WINEPATH="$(winepath -w "$root/target/wine/shim")" timeout 900 python3 dist/wine/e2e.py \
   --exe "target/$target/debug/v6fw.exe" --sim "$sim_dll" --real-dll "$real_dll" \
-  --work "$root/target/wine/e2e"
+  --work "$root/target/wine/e2e" --shim "$root/target/wine/shim/bcryptprimitives.dll"
 
 step "done"

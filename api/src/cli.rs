@@ -32,6 +32,8 @@ pub enum Command {
     Stats(cmd::stats::Args),
     /// Show or change the firewall log settings (pfirewall.log, size cap).
     Log(cmd::log::Args),
+    /// Install, remove, start or stop `v6fw run` as a Windows service.
+    Service(cmd::service::Args),
 }
 
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
@@ -46,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Log(args) => cmd::log::run(args),
+        Command::Service(args) => cmd::service::run(args),
     };
     match result {
         Ok(code) => code,

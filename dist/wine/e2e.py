@@ -191,6 +191,7 @@ def main():
     ap.add_argument("--sim", required=True)
     ap.add_argument("--real-dll", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--shim", required=True, help="bcryptprimitives.dll, for the service's directory")
     a = ap.parse_args()
     # The whole run is bounded: a hang prints where it hung and fails.
     faulthandler.dump_traceback_later(600, exit=True)
@@ -217,6 +218,7 @@ def main():
             daemon.kill()
             daemon.wait(10)
     error_paths(a.work, exe, real, env)
+    as_a_service(a.work, a.exe, a.sim, a.shim)
     print(f"e2e: {CHECKS} checks passed")
 
 
@@ -313,6 +315,58 @@ def error_paths(work, exe, real, env):
         check(r.returncode == 1, f"{name}: exit 1, got {r.returncode}: {r.stderr}")
         check("cannot open WinDivert: run as Administrator, with WinDivert.dll and "
               "WinDivert64.sys next to v6fw.exe" in r.stderr, f"{name}: says what to do: {r.stderr}")
+
+
+def as_a_service(work, exe_src, sim, shim):
+    """`v6fw service install|start|stop|uninstall` with Wine's service manager.
+
+    A service does not inherit this environment, so its directory holds the
+    shim and a `WinDivert.sim` naming the driver directory. Wine shuts its
+    services down when no other Windows process is left, so a `ping` keeps
+    the session alive meanwhile."""
+    exe = bin_dir(work, "bin-svc", exe_src, sim)
+    shutil.copy2(shim, os.path.join(os.path.dirname(exe), "bcryptprimitives.dll"))
+    driver = Driver(os.path.join(work, "driver-svc"))
+    with open(os.path.join(os.path.dirname(exe), "WinDivert.sim"), "w") as f:
+        f.write(winpath(driver.path) + "\n")
+    state = os.path.join(work, "state-svc")
+    pipe = f"\\\\.\\pipe\\v6fw-e2e-svc-{uuid.uuid4().hex[:12]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("V6FW_WINDIVERT_SIM")}
+    keeper = subprocess.Popen(["wine", "ping", "-n", "300", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wine(exe, "service", "uninstall", env=env)  # a leftover of an earlier run
+        r = wine(exe, "service", "install", "--", "--state-dir", winpath(state),
+                 "--socket", pipe, "--open", "22/tcp", "--stats-interval", "0", env=env)
+        check(r.returncode == 0, f"service install: {r.returncode} {r.stdout} {r.stderr}")
+        r = wine(exe, "service", "install", "--", "--bogus", env=env)
+        check(r.returncode == 1 and "--bogus" in r.stderr, f"bad run arguments refused: {r.stderr}")
+        r = wine(exe, "service", "start", env=env)
+        check(r.returncode == 0, f"service start: {r.returncode} {r.stdout} {r.stderr}")
+        deadline = time.monotonic() + 60
+        while not any(l.startswith("open ") for l in driver.log()):
+            check(time.monotonic() < deadline, "the service did not open the driver within 60 s")
+            time.sleep(0.05)
+        got = driver.send([("in", tcp(REMOTE, LOCAL, 40000, 22)), ("in", tcp(REMOTE, LOCAL, 40000, 23))])
+        expect(got, ["global_port", "port_closed"])
+        r = wine(exe, "stats", "--json", "--socket", pipe, env=env)
+        check(r.returncode == 0, f"stats from the service: {r.returncode} {r.stderr}")
+        check(json.loads(r.stdout.splitlines()[0]).get("packets") == 2, f"the service counted 2: {r.stdout}")
+        r = wine(exe, "service", "stop", env=env)
+        check(r.returncode == 0, f"service stop: {r.returncode} {r.stdout} {r.stderr}")
+        tail = driver.log()[-2:]
+        check(tail == ["shutdown how=3", "close"], f"the service stopped as Ctrl-C stops: {tail}")
+        with open(os.path.join(state, "service.log")) as f:
+            log = f.read()
+        check("stop requested" in log and "stopped; 2 packets decided" in log, f"service.log: {log}")
+        r = wine(exe, "service", "uninstall", env=env)
+        check(r.returncode == 0, f"service uninstall: {r.returncode} {r.stdout} {r.stderr}")
+        r = wine(exe, "service", "start", env=env)
+        check(r.returncode == 1 and "not installed" in r.stderr, f"start after uninstall: {r.stderr}")
+    finally:
+        wine(exe, "service", "uninstall", env=env)
+        keeper.kill()
+        keeper.wait(10)
 
 
 if __name__ == "__main__":

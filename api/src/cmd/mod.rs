@@ -6,4 +6,5 @@ pub mod log;
 pub mod ports;
 pub mod replay;
 pub mod run;
+pub mod service;
 pub mod stats;

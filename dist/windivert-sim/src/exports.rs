@@ -24,6 +24,30 @@ const INVALID_HANDLE: isize = -1;
 extern "system" {
     fn SetLastError(code: u32);
     fn QueryPerformanceCounter(count: *mut i64) -> i32;
+    fn GetModuleHandleExW(flags: u32, name: *const u16, module: *mut isize) -> i32;
+    fn GetModuleFileNameW(module: isize, name: *mut u16, size: u32) -> u32;
+}
+
+/// `GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT`.
+const MODULE_FROM_ADDRESS: u32 = 0x4 | 0x2;
+
+/// The directory named in `WinDivert.sim` beside this DLL (its first line),
+/// for processes that do not inherit the environment (a service).
+fn dir_from_file() -> Option<PathBuf> {
+    let mut module = 0isize;
+    let here = dir_from_file as *const () as *const u16;
+    // SAFETY: with FROM_ADDRESS the name is an address inside this module;
+    // `module` is a valid out-pointer; the reference count is not changed.
+    if unsafe { GetModuleHandleExW(MODULE_FROM_ADDRESS, here, &mut module) } == 0 {
+        return None;
+    }
+    let mut buf = vec![0u16; 32_768];
+    let cap = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    // SAFETY: `buf` has room for `cap` UTF-16 units; `module` is this DLL.
+    let n = unsafe { GetModuleFileNameW(module, buf.as_mut_ptr(), cap) } as usize;
+    let dll = PathBuf::from(String::from_utf16_lossy(buf.get(..n)?));
+    let text = std::fs::read_to_string(dll.with_file_name("WinDivert.sim")).ok()?;
+    text.lines().next().map(|l| PathBuf::from(l.trim()))
 }
 
 /// The handles handed out and not closed yet (their addresses).
@@ -82,7 +106,10 @@ pub unsafe extern "system" fn WinDivertOpen(
         fail(code);
         return INVALID_HANDLE;
     }
-    let Some(dir) = std::env::var_os("V6FW_WINDIVERT_SIM").map(PathBuf::from) else {
+    let Some(dir) = std::env::var_os("V6FW_WINDIVERT_SIM")
+        .map(PathBuf::from)
+        .or_else(dir_from_file)
+    else {
         fail(ERROR_FILE_NOT_FOUND);
         return INVALID_HANDLE;
     };

@@ -4,7 +4,9 @@
 //! `v6fw.exe` instead of the real one.
 //!
 //! - **Input**: the directory named by the environment variable
-//!   `V6FW_WINDIVERT_SIM` holds `batch-0001.pkts`, `batch-0002.pkts`, ...
+//!   `V6FW_WINDIVERT_SIM` (else: the first line of the file `WinDivert.sim`
+//!   beside the DLL, for a service, which does not inherit the environment)
+//!   holds `batch-0001.pkts`, `batch-0002.pkts`, ...
 //!   (text, one packet per line: see [`input`]). Each file is handed out by
 //!   one `WinDivertRecvEx` (more if the caller has room for fewer packets),
 //!   with a `WINDIVERT_ADDRESS` per packet: network layer, packet event,
@@ -22,8 +24,9 @@
 //!   `ERROR_NO_DATA`, as the driver does.
 //! - **Failing on purpose**: `V6FW_WINDIVERT_SIM_FAIL=CODE` makes
 //!   `WinDivertOpen` fail with that Win32 error (5: access denied, 577: a
-//!   driver that is not signed, ...). Without `V6FW_WINDIVERT_SIM` it fails
-//!   with `ERROR_FILE_NOT_FOUND`.
+//!   driver that is not signed, ...). With no directory (neither the variable nor
+//!   the file) it fails with
+//!   `ERROR_FILE_NOT_FOUND`.
 //!
 //! Exported: `WinDivertOpen`, `WinDivertSetParam`, `WinDivertRecvEx`,
 //! `WinDivertSendEx`, `WinDivertShutdown`, `WinDivertClose` (what v6fw
