@@ -1,5 +1,6 @@
 //! The `v6fw` command line: one subcommand per module under [`crate::cmd`].
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,10 @@ pub enum Command {
     Log(cmd::log::Args),
     /// Install, remove, start or stop `v6fw run` as a Windows service.
     Service(cmd::service::Args),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(cmd::completions::Args),
+    /// Write the man pages of every command and subcommand to a directory.
+    Man(cmd::man::Args),
 }
 
 /// Parses the command line, runs the subcommand, maps an error to exit code 1
@@ -49,11 +54,14 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => cmd::stats::run(args),
         Command::Log(args) => cmd::log::run(args),
         Command::Service(args) => cmd::service::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("v6fw: {e:#}");
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "v6fw: {e:#}");
             ExitCode::FAILURE
         }
     }

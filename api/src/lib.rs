@@ -7,6 +7,8 @@ pub mod control;
 pub mod fw;
 pub mod interfaces;
 pub mod log;
+#[cfg(unix)]
+mod private_dir;
 pub mod store;
 #[cfg(windows)]
 pub mod winacl;

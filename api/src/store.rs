@@ -7,7 +7,11 @@
 //! either the old file or the new one, never a mix.
 //!
 //! A file that does not parse is never silently replaced: loading fails with
-//! an error naming the file, the line and the column.
+//! an error naming the file, the line and the column. Loading is strict: an
+//! unknown key or table (a typo such as `[global]` or `enabeld`), one pair
+//! written twice in two spellings (`22/tcp` and `022/tcp`), `[logging]`
+//! values `v6fw log set` would refuse, and an empty or unreadable file are
+//! all errors that say how to recover, so that a hand edit is never lost.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use v6fw_engine::Policy;
 
-use crate::fw::FwError;
+use crate::fw::{check_log_settings, FwError};
 
 /// The policy file's name inside the state directory.
 pub const POLICY_FILE: &str = "policy.toml";
@@ -25,7 +29,7 @@ pub const POLICY_FILE: &str = "policy.toml";
 pub const LOCK_FILE: &str = "policy.lock";
 
 /// Prefix of the temporary files a write goes through.
-const TMP_PREFIX: &str = ".policy.toml.tmp";
+pub const TMP_PREFIX: &str = ".policy.toml.tmp";
 
 /// Distinguishes temporary files of concurrent writers in one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -70,9 +74,20 @@ impl PolicyStore {
     }
 
     /// Creates the state directory (mode 0755; on Windows SYSTEM and
-    /// Administrators full control, Users read) if it is missing.
+    /// Administrators full control, Users read) if it is missing. On Unix the
+    /// directory must be owned by root (or the user running v6fw) and
+    /// writable by nobody else: anyone who could write there could plant a
+    /// `policy.toml` for the daemon to load.
     pub fn prepare(&self) -> Result<(), FwError> {
-        create_dir(&self.dir)
+        create_dir(&self.dir)?;
+        #[cfg(unix)]
+        crate::private_dir::open_private_dir(
+            &self.dir,
+            "state directory",
+            "keep it root's and mode 0755 (`chown root`, `chmod 0755`) or choose another --state-dir",
+        )
+        .map_err(|e| FwError::Fail(e.to_string()))?;
+        Ok(())
     }
 
     /// Removes temporary files a killed writer left behind. Call it only
@@ -121,14 +136,27 @@ impl PolicyStore {
         Ok(StoreLock { _file: file })
     }
 
-    /// The stored policy, or `None` if there is no file yet. A file that does
-    /// not parse is an `E_FAIL` naming the file and the line.
+    /// The stored policy, or `None` if there is no file yet. A file that
+    /// cannot be read, is empty, does not parse or holds a value v6fw would
+    /// refuse is an `E_FAIL` (see [`parse`]) naming the file, and never read
+    /// as an empty policy. The daemon's start and reload both go through here.
     pub fn load(&self) -> Result<Option<Policy>, FwError> {
-        let text = match fs::read_to_string(&self.path) {
+        let bytes = match fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(FwError::io("read", &self.path, &e)),
+            Err(e) => {
+                return Err(FwError::Fail(format!(
+                    "cannot read the policy file {}: {e}; it must be a regular file root can read: fix its rights or restore it from a backup (v6fw does not start with a policy it cannot read)",
+                    self.path.display()
+                )))
+            }
         };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            FwError::Fail(format!(
+                "the policy file {} is not UTF-8 text ({e}): restore it from a backup or fix the bytes there",
+                self.path.display()
+            ))
+        })?;
         parse(&self.path, &text).map(Some)
     }
 
@@ -232,7 +260,20 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
 }
 
 /// Parses the text of a policy file; errors name `path`, the line and column.
+///
+/// Strict: unknown keys and tables, a pair written twice in any spelling, and
+/// misspelt values are refused (the error lists the valid keys or values);
+/// `[logging]` is checked by [`check_log_settings`] as `v6fw log set` checks
+/// it, against the file's directory as the state directory; a file with no
+/// content at all is refused rather than read as an empty policy.
 pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
+    if text.trim().is_empty() {
+        return Err(FwError::Fail(format!(
+            "the policy file {} is empty ({} bytes): an interrupted copy or an editor may have truncated it; restore it from a backup, or remove it to start again with an empty policy (every port closed)",
+            path.display(),
+            text.len()
+        )));
+    }
     let policy: Policy = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
@@ -242,7 +283,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             })
             .unwrap_or_default();
         FwError::Fail(format!(
-            "the policy file {} is corrupt{at}: {}; fix it or move it away (v6fw never replaces it silently)",
+            "the policy file {} is not valid{at}: {}; fix it there or move it away (v6fw never replaces it silently)",
             path.display(),
             e.message().trim()
         ))
@@ -256,6 +297,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
             )));
         }
     }
+    check_log_settings(&policy.logging, path.parent()).map_err(|e| {
+        FwError::Fail(format!(
+            "the policy file {} has a bad [logging] value: {}; fix it there (the same rules as `v6fw log set`)",
+            path.display(),
+            e.message()
+        ))
+    })?;
     Ok(policy)
 }
 

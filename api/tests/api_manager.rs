@@ -430,7 +430,7 @@ fn stale_temp_files_are_removed_and_in_memory_works() {
     mem.add_connection("x", "x", 7).unwrap();
     assert!(mem.set_state_tracking(false).unwrap());
     assert!(!mem.set_state_tracking(false).unwrap());
-    assert!(!mem.policy().state);
+    assert!(!mem.policy().state.enabled);
     assert_eq!(
         mem.add_connection("x", "x", 7).unwrap_err().hresult(),
         E_INVALIDARG

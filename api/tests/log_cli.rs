@@ -172,15 +172,23 @@ fn set_log_requests_are_checked() {
         E_INVALIDARG
     );
     assert!(serde_json::from_str::<Request>(r#"{"op":"set_log","max_size":-1}"#).is_err());
+    // /tmp is writable by everyone: anyone could plant a link there.
+    assert_eq!(
+        code(set(r#"{"op":"set_log","path":"/tmp/a.log"}"#, true)),
+        E_INVALIDARG
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.log");
+    let a = a.to_str().unwrap();
     let r = set(
-        r#"{"op":"set_log","dropped":true,"path":"/tmp/a.log","max_size":1024}"#,
+        &format!(r#"{{"op":"set_log","dropped":true,"path":"{a}","max_size":1024}}"#),
         true,
     )
     .unwrap();
     assert_eq!(r["changed"], true);
     let r = set(r#"{"op":"log_settings"}"#, false).unwrap();
-    assert_eq!(r["path"], "/tmp/a.log");
-    assert_eq!(r["file"], "/tmp/a.log");
+    assert_eq!(r["path"], a);
+    assert_eq!(r["file"], a);
     assert_eq!(r["max_size"], 1024);
     assert_eq!(
         set(r#"{"op":"set_log","dropped":true}"#, true).unwrap()["changed"],

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -54,23 +53,14 @@ fn templates() -> Vec<Vec<u8>> {
 }
 
 fn write_capture(path: &Path, packets: u64) {
-    let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    f.write_all(&0xa1b2_c3d4u32.to_le_bytes()).unwrap();
-    f.write_all(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-    f.write_all(&65535u32.to_le_bytes()).unwrap();
-    f.write_all(&1u32.to_le_bytes()).unwrap();
+    let mut f = common::pcap::PcapWriter::create(path, common::pcap::ETHERNET);
     let t = templates();
     for i in 0..packets {
         let p = &t[(i % t.len() as u64) as usize];
         let sec = 1_767_225_600 + (i / 1_000_000) as u32;
-        let usec = (i % 1_000_000) as u32;
-        f.write_all(&sec.to_le_bytes()).unwrap();
-        f.write_all(&usec.to_le_bytes()).unwrap();
-        f.write_all(&(p.len() as u32).to_le_bytes()).unwrap();
-        f.write_all(&(p.len() as u32).to_le_bytes()).unwrap();
-        f.write_all(p).unwrap();
+        f.frame(sec, (i % 1_000_000) as u32, p);
     }
-    f.flush().unwrap();
+    f.finish();
 }
 
 /// Largest resident set of any child waited for so far, in KiB.

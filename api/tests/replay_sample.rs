@@ -88,7 +88,16 @@ fn sample_shows_every_reason() {
         .iter()
         .map(|r| r.as_str())
         .collect();
-    all.retain(|r| *r != "firewall_disabled");
+    // Not in the sample: firewall_disabled needs --disabled (below);
+    // icmp_unrelated needs `icmp_errors = "related"` in a policy file and
+    // fragment_overlap a later fragment inside its first (both have spec
+    // tests in engine/tests/spec_state.rs).
+    all.retain(|r| {
+        !matches!(
+            *r,
+            "firewall_disabled" | "icmp_unrelated" | "fragment_overlap"
+        )
+    });
     all.sort_unstable();
     assert_eq!(seen, all);
     let off = stdout(&replay(&["--per-packet", "--disabled"]));
@@ -113,14 +122,18 @@ chain_too_long        drop           1
 no_upper_layer        drop           1
 incomplete_chain      drop           1
 orphan_fragment       drop           1
+fragment_overlap      drop           0
 open_port             accept         5
 global_port           accept         1
 established           accept         2
 port_closed           drop           2
 icmp_allowed          accept         2
 icmp_policy           drop           2
+icmp_unrelated        drop           0
 unsupported_protocol  drop           1
 outbound              accept         2
+
+flows_not_recorded                   0
 ";
     assert_eq!(out, expected);
 }
@@ -212,6 +225,33 @@ fn clear_errors() {
     )
     .unwrap();
     fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 3,");
+    // The [state] table: a zero or absurd value names its key and line.
+    std::fs::write(&bad, "[state]\nflow_slots = 1024\ntcp_confirmed_s = 0\n").unwrap();
+    fails_with(
+        &["replay", s, "--policy", bad.to_str().unwrap()],
+        "state.tcp_confirmed_s = 0 is not valid",
+    );
+    std::fs::write(&bad, "icmp_errors = \"some\"\n").unwrap();
+    fails_with(&["replay", s, "--policy", bad.to_str().unwrap()], "line 1,");
+}
+
+#[test]
+fn related_icmp_errors_from_a_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "icmp_errors = \"related\"\n").unwrap();
+    let s = sample();
+    let out = stdout(&v6fw(&[
+        "replay",
+        s.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--json",
+    ]));
+    // The option is read (an unknown value fails above); the sample holds no
+    // ICMPv6 error, so every decision stays as without it.
+    let plain = stdout(&v6fw(&["replay", s.to_str().unwrap(), "--json"]));
+    assert_eq!(out, plain);
 }
 
 #[test]

@@ -132,7 +132,7 @@ fn mixed(c: &mut Criterion) {
     // The same batch with flow state off (replies become port_closed, no
     // flow-table probes): how much of v6fw's time the flow table takes.
     let mut stateless = v6fw_benches::baseline::bench_policy();
-    stateless.state = false;
+    stateless.state.enabled = false;
     let engine_stateless = Engine::new(stateless);
     let mut d_stateless = V6fwDecider::new(&engine_stateless, &batch.outbound);
     g.bench_function("v6fw_state_off", |b| {

@@ -256,7 +256,7 @@ impl<'p, P: PortLookup> BaselineDecider<'p, P> {
             Some(TransportSlice::Tcp(t)) => (6u8, t.source_port(), t.destination_port()),
             Some(TransportSlice::Udp(u)) => (17u8, u.source_port(), u.destination_port()),
             Some(TransportSlice::Icmpv6(i)) => {
-                return !inbound || self.icmp.allows(i.type_u8(), header.hop_limit());
+                return !inbound || self.icmp.allows(i.type_u8(), header.hop_limit(), false);
             }
             _ => return !inbound, // fragments, no upper layer, other protocols
         };

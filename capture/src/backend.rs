@@ -230,9 +230,9 @@ pub fn run_loop_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
 }
 
 /// [`run_loop`] for a worker thread: creates the worker, catches a panic
-/// (reported as [`CaptureError::Panicked`]) and, however the loop ends, sets
-/// `shutdown` so the daemon stops and removes its rules rather than leave the
-/// kernel queueing packets nobody answers.
+/// (reported as [`CaptureError::Panicked`]) and returns however the loop
+/// ended. It does not stop anything else: the daemon sees the thread end and
+/// decides (restart the worker, or exit with its rules in place).
 pub fn run_worker<B: Backend + ?Sized>(
     backend: &mut B,
     engine: &Engine,
@@ -250,12 +250,31 @@ pub fn run_worker_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
     shutdown: &AtomicBool,
     hook: &mut H,
 ) -> Result<u64, CaptureError> {
+    run_worker_prepared(backend, engine, clock, shutdown, hook, |_, _| {})
+}
+
+/// [`run_worker_with`], calling `prepare` on the new worker (with the
+/// clock's time) before the first batch: e.g. to adopt the host's open
+/// sessions as flows. A panic in `prepare` is caught like one in the loop.
+pub fn run_worker_prepared<B, H, P>(
+    backend: &mut B,
+    engine: &Engine,
+    clock: &Clock,
+    shutdown: &AtomicBool,
+    hook: &mut H,
+    prepare: P,
+) -> Result<u64, CaptureError>
+where
+    B: Backend + ?Sized,
+    H: DecisionHook + ?Sized,
+    P: FnOnce(&mut Worker, u64),
+{
     let name = backend.name().to_string();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut worker = engine.worker();
+        prepare(&mut worker, clock.now_ns());
         run_loop_with(backend, engine, &mut worker, clock, shutdown, hook)
     }));
-    shutdown.store(true, Ordering::SeqCst);
     result.unwrap_or(Err(CaptureError::Panicked(name)))
 }
 
@@ -427,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_loop_sets_shutdown_and_reports() {
+    fn a_panicking_loop_is_reported_and_stops_nothing_else() {
         let engine = Engine::new(Policy::default());
         let mut b = Memory {
             batches: Vec::new(),
@@ -438,6 +457,8 @@ mod tests {
         let shutdown = AtomicBool::new(false);
         let r = run_worker(&mut b, &engine, &Clock::start(), &shutdown);
         assert!(matches!(r, Err(CaptureError::Panicked(_))));
-        assert!(shutdown.load(Ordering::SeqCst));
+        // The daemon decides what a dead worker means (restart it): the
+        // shared flag is left alone.
+        assert!(!shutdown.load(Ordering::SeqCst));
     }
 }

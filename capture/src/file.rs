@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::Path;
 
@@ -193,6 +193,25 @@ pub(crate) struct Record {
     truncated: bool,
 }
 
+/// `reader` itself, or a gzip decoder over it when it starts with gzip's
+/// magic (RFC 1952: 0x1f 0x8b); says which.
+fn ungzip(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+) -> Result<(Box<dyn Read + Send>, bool), CaptureError> {
+    let mut reader = BufReader::new(reader);
+    let head = reader.fill_buf().map_err(|source| CaptureError::Open {
+        file: name.to_string(),
+        source,
+    })?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        // Several gzip members in a row are one stream (as `zcat` reads them).
+        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(reader)), true))
+    } else {
+        Ok((Box::new(reader), false))
+    }
+}
+
 /// A pcap or pcapng file open for reading, frame after frame.
 pub struct CaptureFile {
     /// The path as given, for messages.
@@ -226,8 +245,14 @@ impl fmt::Debug for CaptureFile {
 }
 
 impl CaptureFile {
-    /// Opens a pcap or pcapng file (detected by magic number).
+    /// Opens a pcap or pcapng file (detected by magic number), gzip-compressed
+    /// or not (detected by gzip's own magic, whatever the file is called);
+    /// `-` reads standard input, as tcpdump's `-r -` does.
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
+        if path.as_os_str() == "-" {
+            let (reader, _) = ungzip("stdin", Box::new(io::stdin()))?;
+            return Self::from_reader("stdin", reader, 0);
+        }
         let name = path.display().to_string();
         let file = match File::open(path) {
             Ok(file) => file,
@@ -244,7 +269,11 @@ impl CaptureFile {
         if meta.is_dir() {
             return Err(CaptureError::IsDirectory { file: name });
         }
-        Self::from_reader(name, Box::new(file), meta.len())
+        let (reader, gzipped) = ungzip(&name, Box::new(file))?;
+        // The size drives a progress bar against bytes read: unknown when
+        // what is read is the decompressed stream.
+        let size = if gzipped { 0 } else { meta.len() };
+        Self::from_reader(name, reader, size)
     }
 
     /// Reads a capture from any reader: `name` names it in messages, `size`

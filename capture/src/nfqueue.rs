@@ -8,7 +8,11 @@
 //! verdicts: a `NFQNL_MSG_VERDICT` for each dropped packet, then a single
 //! `NFQNL_MSG_VERDICT_BATCH` that accepts every remaining packet up to the
 //! last accepted id (the kernel hands packets over in id order, so those are
-//! exactly the ones this batch accepted).
+//! exactly the ones this batch accepted). With an accept mark (the default
+//! of `v6fw run`) an accepted packet gets its own `NFQNL_MSG_VERDICT` too:
+//! `NF_REPEAT` with the mark bit added, so the netfilter hook runs again,
+//! v6fw's chain returns on the bit and the rest of the admin's chain sees
+//! the packet (`NF_ACCEPT` would end the table's traversal).
 //!
 //! The netlink protocol is spoken directly ([`netlink`]) rather than through
 //! the `nfq` crate: `nfq` 0.2 has no batch receive, no batch verdict, no way
@@ -27,8 +31,13 @@
 //! `outdev` outbound. `truncated` is set when the kernel says the packet is
 //! longer than what it copied (`NFQA_CAP_LEN`): the payload-length check is
 //! then skipped, as for a capture cut by its snap length.
+//!
+//! Beside the queue: [`drops`] reads the kernel's per-queue drop counters,
+//! [`sessions`] the namespace's open sessions (to adopt as flows at start).
 
+pub mod drops;
 pub mod netlink;
+pub mod sessions;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -54,6 +63,12 @@ pub struct QueueConfig {
     pub fail_open: bool,
     /// Packets per batch, 1..=[`MAX_BATCH`].
     pub batch: usize,
+    /// The mark bit(s) of an accept: non-zero answers an accepted packet
+    /// `NF_REPEAT` with these bits added to its mark, so the hook runs again,
+    /// v6fw's chain returns on the bits ([`crate::rules::Rules::accept_mark`])
+    /// and the packet goes on through the rest of the admin's chain. Zero:
+    /// `NF_ACCEPT` (ends the table's traversal).
+    pub accept_mark: u32,
 }
 
 /// One bound NFQUEUE and the buffers of its batch.
@@ -68,6 +83,7 @@ pub struct NfQueue {
     packets: Vec<PacketMsg>,
     writer: Writer,
     verdict_errors: u64,
+    accept_mark: u32,
 }
 
 // SAFETY: the raw pointers in `iov` and `hdrs` point into `buf`, `iov` and
@@ -126,8 +142,9 @@ impl NfQueue {
             iov: Vec::with_capacity(batch),
             hdrs: Vec::with_capacity(batch),
             packets: Vec::with_capacity(batch),
-            writer: Writer::with_capacity((batch + 1) * netlink::VERDICT_MSG_LEN),
+            writer: Writer::with_capacity((batch + 1) * netlink::VERDICT_MARK_MSG_LEN),
             verdict_errors: 0,
+            accept_mark: config.accept_mark,
         };
         nq.init_iovecs(batch);
 
@@ -425,6 +442,12 @@ impl Backend for NfQueue {
         for (p, v) in self.packets.iter().zip(verdicts) {
             match v {
                 Verdict::Drop => self.writer.verdict(self.queue, p.id, netlink::NF_DROP),
+                Verdict::Accept if self.accept_mark != 0 => self.writer.verdict_with_mark(
+                    self.queue,
+                    p.id,
+                    netlink::NF_REPEAT,
+                    p.mark | self.accept_mark,
+                ),
                 Verdict::Accept => last_accept = Some(p.id),
             }
         }

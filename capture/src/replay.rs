@@ -120,16 +120,30 @@ pub struct Replayed<'a> {
     pub position: u64,
 }
 
+/// A replay that stopped at a bad frame: the counts of the frames decided
+/// before it, and the error (as tcpdump and tshark report what they read, then
+/// the error).
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after {} frames)", totals.packets())]
+pub struct Interrupted {
+    /// The counts of the frames decided before the error.
+    pub totals: Totals,
+    /// Why the capture could not be read further.
+    #[source]
+    pub error: CaptureError,
+}
+
 /// Decides every frame of `file` on `engine`, calling `each` per frame (which
-/// may stop the replay early), and returns the counts of this replay.
+/// may stop the replay early), and returns the counts of this replay (every
+/// reason, and the flows the flow table could not record); on a frame that
+/// cannot be read, the counts so far with the error.
 pub fn replay(
     file: &mut CaptureFile,
     engine: &Engine,
     opts: &ReplayOptions,
     mut each: impl FnMut(&Replayed<'_>) -> ControlFlow<()>,
-) -> Result<Totals, CaptureError> {
+) -> Result<Totals, Box<Interrupted>> {
     let mut worker = engine.worker();
-    let mut totals = Totals::default();
     // Nothing changes the policy during a replay: one pin for the whole run.
     let snap = engine.table().pin();
     loop {
@@ -137,7 +151,13 @@ pub fn replay(
         let Some(frame) = file.next_frame() else {
             break;
         };
-        let frame = frame?;
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) => {
+                let totals = worker.totals();
+                return Err(Box::new(Interrupted { totals, error }));
+            }
+        };
         let packet = frame.ipv6().unwrap_or_default();
         let meta = PacketMeta {
             direction: opts.direction(packet),
@@ -146,7 +166,6 @@ pub fn replay(
             truncated: frame.truncated,
         };
         let decision = worker.decide(&snap, packet, &meta);
-        totals.add(decision.reason);
         let replayed = Replayed {
             frame: frame.number,
             packet,
@@ -158,7 +177,8 @@ pub fn replay(
             break;
         }
     }
-    Ok(totals)
+    // The worker's own counters: this replay's decisions and nothing else.
+    Ok(worker.totals())
 }
 
 #[cfg(test)]

@@ -5,16 +5,23 @@
 //!
 //! ```text
 //! ip6tables -w -N V6FW-IN
+//! ip6tables -w -A V6FW-IN -m mark --mark 0x200000/0x200000 -j RETURN   # decided: accepted
 //! ip6tables -w -A V6FW-IN -i lo -j RETURN
 //! ip6tables -w -A V6FW-IN -j NFQUEUE --queue-num 0            # or --queue-balance 0:1
 //! ip6tables -w -I INPUT 1 -j V6FW-IN
 //! ip6tables -w -N V6FW-OUT
+//! ip6tables -w -A V6FW-OUT -m mark --mark 0x200000/0x200000 -j RETURN
 //! ip6tables -w -A V6FW-OUT -o lo -j RETURN
 //! ip6tables -w -A V6FW-OUT -j NFQUEUE --queue-num 0
 //! ip6tables -w -I OUTPUT 1 -j V6FW-OUT
 //! ```
 //!
 //! (`--queue-bypass` is added to both NFQUEUE rules with `--fail-open`.)
+//! The mark rule comes with an accept mark ([`Rules::accept_mark`]): v6fw
+//! answers an accepted packet `NF_REPEAT` with that bit set, the hook runs
+//! again, v6fw's chain returns on the bit, and the packet goes on through
+//! the rest of INPUT/OUTPUT, so the admin's own rules after the jump (a
+//! DROP, fail2ban) still see it.
 //! Loopback is not queued: it never leaves the host, and a host firewall
 //! that filtered it would break local services for no gain. Inbound and
 //! outbound use the same queues: the kernel's `--queue-balance` hash is
@@ -105,6 +112,10 @@ pub struct Rules {
     pub queues: QueueRange,
     /// Add `--queue-bypass`: accept when no process is bound to the queue.
     pub bypass: bool,
+    /// The mark bit(s) v6fw sets on the packets it accepts; the chains
+    /// return on them first. Zero: no mark rule (an accept then ends the
+    /// table's traversal).
+    pub accept_mark: u32,
 }
 
 /// A failed ip6tables call.
@@ -154,6 +165,12 @@ impl Rules {
         let mut cmds = Vec::new();
         for (chain, parent, iface) in [(CHAIN_IN, "INPUT", "-i"), (CHAIN_OUT, "OUTPUT", "-o")] {
             cmds.push(s(&["-N", chain]));
+            if self.accept_mark != 0 {
+                let m = format!("{:#x}/{:#x}", self.accept_mark, self.accept_mark);
+                cmds.push(s(&[
+                    "-A", chain, "-m", "mark", "--mark", &m, "-j", "RETURN",
+                ]));
+            }
             cmds.push(s(&["-A", chain, iface, "lo", "-j", "RETURN"]));
             let mut q = s(&["-A", chain]);
             q.extend(self.target());
@@ -186,6 +203,13 @@ impl Installed {
     pub fn remove(mut self) -> Vec<RuleError> {
         self.removed = true;
         remove_all()
+    }
+
+    /// Leaves the rules installed (an exit on an internal fault in
+    /// fail-closed mode: the host stays filtered until the next start, which
+    /// removes them first).
+    pub fn keep(mut self) {
+        self.removed = true;
     }
 }
 
@@ -263,6 +287,7 @@ mod tests {
         let lines: Vec<String> = Rules {
             queues: "0-1".parse().unwrap(),
             bypass: true,
+            accept_mark: 0x20_0000,
         }
         .commands()
         .iter()
@@ -272,10 +297,12 @@ mod tests {
             lines,
             [
                 "-N V6FW-IN",
+                "-A V6FW-IN -m mark --mark 0x200000/0x200000 -j RETURN",
                 "-A V6FW-IN -i lo -j RETURN",
                 "-A V6FW-IN -j NFQUEUE --queue-balance 0:1 --queue-bypass",
                 "-I INPUT 1 -j V6FW-IN",
                 "-N V6FW-OUT",
+                "-A V6FW-OUT -m mark --mark 0x200000/0x200000 -j RETURN",
                 "-A V6FW-OUT -o lo -j RETURN",
                 "-A V6FW-OUT -j NFQUEUE --queue-balance 0:1 --queue-bypass",
                 "-I OUTPUT 1 -j V6FW-OUT",
@@ -284,8 +311,10 @@ mod tests {
         let single = Rules {
             queues: QueueRange::default(),
             bypass: false,
+            accept_mark: 0,
         }
         .commands();
+        assert_eq!(single[1].join(" "), "-A V6FW-IN -i lo -j RETURN");
         assert_eq!(single[2].join(" "), "-A V6FW-IN -j NFQUEUE --queue-num 0");
     }
 }

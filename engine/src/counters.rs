@@ -1,4 +1,5 @@
-//! Per-worker verdict counters, one per reason, summed on read.
+//! Per-worker verdict counters, one per reason, and the count of flows the
+//! flow table could not record (`flows_not_recorded`), summed on read.
 //!
 //! Each worker owns a cache-padded block of counters that only it writes
 //! (a relaxed load and store, no read-modify-write), so workers never share a
@@ -12,10 +13,22 @@ use parking_lot::Mutex;
 
 use crate::Reason;
 
+#[derive(Default)]
+struct Block {
+    reasons: [AtomicU64; Reason::COUNT],
+    flows_not_recorded: AtomicU64,
+}
+
 /// One worker's counters. Written by its worker only.
 #[derive(Default)]
 pub struct WorkerCounters {
-    counts: CachePadded<[AtomicU64; Reason::COUNT]>,
+    counts: CachePadded<Block>,
+}
+
+/// A relaxed increment by the only writer.
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 impl WorkerCounters {
@@ -23,15 +36,30 @@ impl WorkerCounters {
     /// second writer would lose counts, never corrupt memory).
     #[inline]
     pub fn bump(&self, reason: Reason) {
-        if let Some(c) = self.counts.get(reason.index()) {
-            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        if let Some(c) = self.counts.reasons.get(reason.index()) {
+            bump(c);
         }
     }
 
+    /// Counts one new flow the flow table could not record (every slot it
+    /// could take held a confirmed flow). Owning worker only, as [`Self::bump`].
+    #[inline]
+    pub fn bump_not_recorded(&self) {
+        bump(&self.counts.flows_not_recorded);
+    }
+
+    /// This worker's counts alone.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        self.add_to(&mut totals);
+        totals
+    }
+
     fn add_to(&self, totals: &mut Totals) {
-        for (t, c) in totals.0.iter_mut().zip(self.counts.iter()) {
+        for (t, c) in totals.reasons.iter_mut().zip(self.counts.reasons.iter()) {
             *t += c.load(Ordering::Relaxed);
         }
+        totals.flows_not_recorded += self.counts.flows_not_recorded.load(Ordering::Relaxed);
     }
 }
 
@@ -59,26 +87,35 @@ impl Counters {
     }
 }
 
-/// Counts per reason.
+/// Counts per reason, and the flows that could not be recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals(pub [u64; Reason::COUNT]);
+pub struct Totals {
+    reasons: [u64; Reason::COUNT],
+    flows_not_recorded: u64,
+}
 
 impl Totals {
     /// The count for one reason.
     pub fn get(&self, reason: Reason) -> u64 {
-        self.0.get(reason.index()).copied().unwrap_or(0)
+        self.reasons.get(reason.index()).copied().unwrap_or(0)
     }
 
-    /// Adds one to a reason (for single-threaded tallies such as replay).
+    /// Adds one to a reason (for single-threaded tallies).
     pub fn add(&mut self, reason: Reason) {
-        if let Some(c) = self.0.get_mut(reason.index()) {
+        if let Some(c) = self.reasons.get_mut(reason.index()) {
             *c += 1;
         }
     }
 
+    /// New flows the flow table could not record because every slot they
+    /// could take held a confirmed flow (their packets were still accepted).
+    pub fn flows_not_recorded(&self) -> u64 {
+        self.flows_not_recorded
+    }
+
     /// All packets.
     pub fn packets(&self) -> u64 {
-        self.0.iter().sum()
+        self.reasons.iter().sum()
     }
 
     /// Packets accepted.
@@ -118,7 +155,11 @@ mod tests {
         a.bump(Reason::OpenPort);
         b.bump(Reason::OpenPort);
         b.bump(Reason::Malformed);
+        b.bump_not_recorded();
         let t = c.totals();
+        assert_eq!(t.flows_not_recorded(), 1);
+        assert_eq!(a.totals().flows_not_recorded(), 0);
+        assert_eq!(a.totals().get(Reason::OpenPort), 2);
         assert_eq!(t.get(Reason::OpenPort), 3);
         assert_eq!(t.get(Reason::Malformed), 1);
         assert_eq!((t.packets(), t.accepted(), t.dropped()), (4, 3, 1));

@@ -9,10 +9,12 @@
 
 use std::sync::Arc;
 
-use crate::counters::{Counters, WorkerCounters};
-use crate::state::{FlowKey, FragKey, TimedTable};
-use crate::table::{PortTable, Snapshot};
-use crate::walk::{walk, Outcome, Upper, Walk};
+use crate::counters::{Counters, Totals, WorkerCounters};
+use crate::flows::FlowTable;
+use crate::policy::IcmpErrors;
+use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
+use crate::table::{ConnTables, PortTable, Snapshot};
+use crate::walk::{walk, Outcome, Quote, Upper, Walk};
 use crate::{Policy, Reason, Verdict};
 
 /// Which way a packet goes.
@@ -91,35 +93,6 @@ impl Decision {
     }
 }
 
-const SECOND: u64 = 1_000_000_000;
-
-/// Sizes and timeouts of a worker's state tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateConfig {
-    /// Flow table slots.
-    pub flow_capacity: usize,
-    /// Idle time after which a TCP flow is forgotten.
-    pub tcp_idle_ns: u64,
-    /// Idle time after which a UDP flow is forgotten.
-    pub udp_idle_ns: u64,
-    /// Fragment memory slots.
-    pub frag_capacity: usize,
-    /// How long a first fragment's verdict is remembered (RFC 8200: 60 s).
-    pub frag_timeout_ns: u64,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        StateConfig {
-            flow_capacity: 1 << 16,
-            tcp_idle_ns: 3_600 * SECOND,
-            udp_idle_ns: 180 * SECOND,
-            frag_capacity: 1 << 12,
-            frag_timeout_ns: 60 * SECOND,
-        }
-    }
-}
-
 /// What the workers share: the port table and the counters.
 pub struct Engine {
     table: PortTable,
@@ -128,9 +101,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine publishing `policy`, with default state sizes.
+    /// An engine publishing `policy`, with the state sizes and timeouts of
+    /// its `[state]` table and a random hash key.
     pub fn new(policy: Policy) -> Self {
-        Self::with_state(policy, StateConfig::default())
+        let state = StateConfig::from(&policy.state);
+        Self::with_state(policy, state)
     }
 
     /// An engine with explicit state sizes and timeouts.
@@ -154,19 +129,29 @@ impl Engine {
 
     /// A new worker with its own state and counters. Allocates its tables now.
     pub fn worker(&self) -> Worker {
+        let s = &self.state;
         Worker {
-            flows: TimedTable::new(self.state.flow_capacity),
-            frags: TimedTable::new(self.state.frag_capacity),
+            flows: FlowTable::new(s.flow_capacity, s.hash_key, s.timeouts),
+            frags: TimedTable::new(s.frag_capacity, s.hash_key),
             counters: self.counters.register(),
             config: self.state,
         }
     }
 }
 
+/// What a first fragment leaves for its later fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FragMemo {
+    /// Its verdict's reason.
+    reason: Reason,
+    /// Its fragmentable part's length (RFC 5722: later fragments start after it).
+    len: u32,
+}
+
 /// One packet loop's private state. Deciding allocates nothing and locks nothing.
 pub struct Worker {
-    flows: TimedTable<FlowKey, ()>,
-    frags: TimedTable<FragKey, Reason>,
+    flows: FlowTable,
+    frags: TimedTable<FragKey, FragMemo>,
     counters: Arc<WorkerCounters>,
     config: StateConfig,
 }
@@ -186,10 +171,11 @@ impl Worker {
     /// The common case straight from the bytes: a TCP, UDP or ICMPv6 header
     /// right after the fixed header, with every length consistent, inbound
     /// on an enabled connection or outbound. Gives exactly what the full walk
-    /// and [`Worker::decide_walked`] would give (no extension header, so no
-    /// fragment memory; open pairs before flows, as SPEC.md says); `None`
-    /// sends every other packet down the full path. The `decide` fuzz check
-    /// compares both paths on every input.
+    /// and [`Worker::decide_walked`] would give, because both end in the same
+    /// [`Worker::port_reason`], [`Worker::icmp_reason`] and
+    /// [`Worker::record`] (no extension header, so no fragment memory);
+    /// `None` sends every other packet down the full path. The `decide` fuzz
+    /// check compares both paths on every input.
     #[inline]
     fn plain(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Option<Decision> {
         let h = packet.first_chunk::<48>()?;
@@ -202,37 +188,40 @@ impl Worker {
             u16::from_be_bytes([h[40], h[41]]),
             u16::from_be_bytes([h[42], h[43]]),
         );
-        match proto {
+        let (src, dst) = addresses(h);
+        let tcp = match proto {
             6 => {
                 let data_offset = usize::from(packet.get(52)? >> 4) * 4;
                 if payload_len < 20 || data_offset < 20 || data_offset > payload_len {
                     return None;
                 }
+                Some(*packet.get(53)?)
             }
-            17 if payload_len >= 8 => {}
+            17 if payload_len >= 8 => None,
             58 if payload_len >= 4 && meta.direction == Direction::Inbound => {
-                let conn = snap.connection(meta.if_index);
-                if !conn.enabled {
+                let ty = h[40];
+                // Errors judged by what they quote take the full walk.
+                let quoted = snap.icmp_errors() == IcmpErrors::Related && is_icmp_error(ty);
+                if quoted || !snap.connection(meta.if_index).enabled {
                     return None;
                 }
-                let reason = if snap.icmp().allows(h[40], h[7]) {
-                    Reason::IcmpAllowed
-                } else {
-                    Reason::IcmpPolicy
-                };
+                let reason = self.icmp_reason(snap, ty, h[7], false, None, dst, meta.now_ns);
                 return Some(Decision {
                     reason,
                     proto: Some(proto),
-                    dport: Some(u16::from(h[40])),
+                    dport: Some(u16::from(ty)),
                 });
             }
             _ => return None,
-        }
-        let (src, dst) = addresses(h);
+        };
         let reason = match meta.direction {
             Direction::Outbound => {
                 if snap.state() {
-                    self.record(src, dst, proto, sport, dport, meta.now_ns);
+                    self.record(
+                        flow_key(proto, (src, sport), (dst, dport)),
+                        tcp,
+                        meta.now_ns,
+                    );
                 }
                 Reason::Outbound
             }
@@ -241,16 +230,15 @@ impl Worker {
                 if !conn.enabled {
                     return None;
                 }
-                if conn.own.contains(proto, dport) {
-                    Reason::OpenPort
-                } else if conn.global.contains(proto, dport) {
-                    Reason::GlobalPort
-                } else if snap.state() && self.is_reply(src, dst, proto, sport, dport, meta.now_ns)
-                {
-                    Reason::Established
-                } else {
-                    Reason::PortClosed
-                }
+                self.port_reason(
+                    snap,
+                    conn,
+                    (src, sport),
+                    (dst, dport),
+                    proto,
+                    tcp,
+                    meta.now_ns,
+                )
             }
         };
         Some(Decision {
@@ -275,7 +263,10 @@ impl Worker {
         // Outbound traffic is never blocked, whatever its shape (SPEC.md).
         if meta.direction == Direction::Outbound {
             if snap.state() {
-                self.record_flow(w, meta.now_ns);
+                if let Some((proto, sport, dport)) = w.ports() {
+                    let key = flow_key(proto, (w.src, sport), (w.dst, dport));
+                    self.record(key, tcp_flags_of(w), meta.now_ns);
+                }
             }
             return Decision::with_columns(Reason::Outbound, w);
         }
@@ -283,31 +274,20 @@ impl Worker {
         if !conn.enabled {
             return Decision::with_columns(Reason::FirewallDisabled, w);
         }
+        let now = meta.now_ns;
         let reason = match w.outcome {
-            Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, meta.now_ns)),
+            Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, now)),
             Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
             Outcome::Complete => match w.upper {
                 Upper::Tcp { sport, dport, .. } | Upper::Udp { sport, dport } => {
                     let proto = w.proto.unwrap_or(0);
-                    if conn.own.contains(proto, dport) {
-                        Reason::OpenPort
-                    } else if conn.global.contains(proto, dport) {
-                        Reason::GlobalPort
-                    } else if snap.state()
-                        && self.is_reply(w.src, w.dst, proto, sport, dport, meta.now_ns)
-                    {
-                        Reason::Established
-                    } else {
-                        Reason::PortClosed
-                    }
+                    let (src, dst) = ((w.src, sport), (w.dst, dport));
+                    self.port_reason(snap, conn, src, dst, proto, tcp_flags_of(w), now)
                 }
                 Upper::Icmp { ty, .. } => {
-                    if snap.icmp().allows(ty, w.hop_limit) {
-                        Reason::IcmpAllowed
-                    } else {
-                        Reason::IcmpPolicy
-                    }
+                    let fragmented = w.fragment.is_some();
+                    self.icmp_reason(snap, ty, w.hop_limit, fragmented, w.quote, w.dst, now)
                 }
                 Upper::Other | Upper::None => Reason::UnsupportedProtocol,
             },
@@ -323,13 +303,102 @@ impl Worker {
                 // fragment with this key left: its later fragments are orphans.
                 self.frags.remove(&key);
             } else {
-                let until = meta.now_ns.saturating_add(self.config.frag_timeout_ns);
-                self.frags.insert(key, reason, meta.now_ns, until);
+                let until = now.saturating_add(self.config.frag_timeout_ns);
+                let memo = FragMemo {
+                    reason,
+                    len: frag.fragmentable_len,
+                };
+                self.frags.insert(key, memo, now, until, |_| true);
             }
         }
         Decision::with_columns(reason, w)
     }
 
+    /// Step 6 for an inbound TCP or UDP packet from `src` to `dst` (address,
+    /// port), in SPEC.md's order: the connection's own pairs, the global
+    /// pairs, the reverse of a tracked flow (never for a TCP SYN without ACK;
+    /// `tcp` is the flags byte), else closed.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
+    fn port_reason(
+        &mut self,
+        snap: &Snapshot,
+        conn: &ConnTables,
+        src: ([u8; 16], u16),
+        dst: ([u8; 16], u16),
+        proto: u8,
+        tcp: Option<u8>,
+        now: u64,
+    ) -> Reason {
+        if conn.own.contains(proto, dst.1) {
+            Reason::OpenPort
+        } else if conn.global.contains(proto, dst.1) {
+            Reason::GlobalPort
+        } else if snap.state() && self.flows.reply(flow_key(proto, dst, src), tcp, now) {
+            // The reply's destination is the local end of the flow.
+            Reason::Established
+        } else {
+            Reason::PortClosed
+        }
+    }
+
+    /// Step 6 for an inbound ICMPv6 message of type `ty` to `dst`: the
+    /// type's policy with the NDP and MLD conditions, then, for errors with
+    /// `icmp_errors = "related"`, what the error quotes.
+    #[inline]
+    #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
+    fn icmp_reason(
+        &mut self,
+        snap: &Snapshot,
+        ty: u8,
+        hop_limit: u8,
+        fragmented: bool,
+        quote: Option<Quote>,
+        dst: [u8; 16],
+        now: u64,
+    ) -> Reason {
+        if !snap.icmp().allows(ty, hop_limit, fragmented) {
+            Reason::IcmpPolicy
+        } else if snap.icmp_errors() == IcmpErrors::Related
+            && is_icmp_error(ty)
+            && !self.quotes_own_packet(snap, quote, dst, now)
+        {
+            Reason::IcmpUnrelated
+        } else {
+            Reason::IcmpAllowed
+        }
+    }
+
+    /// Whether an ICMPv6 error to `dst` quotes a packet this host sent: a TCP
+    /// or UDP packet whose flow is tracked, or any other packet whose source
+    /// is `dst`. A quote cut short is not. (Off the hot path: only errors
+    /// with `icmp_errors = "related"` get here.)
+    #[inline(never)]
+    fn quotes_own_packet(
+        &mut self,
+        snap: &Snapshot,
+        quote: Option<Quote>,
+        dst: [u8; 16],
+        now: u64,
+    ) -> bool {
+        match quote {
+            Some(Quote::Packet {
+                src,
+                dst: remote,
+                next_header,
+                ports: Some((sport, dport)),
+            }) => {
+                let key = flow_key(next_header, (src, sport), (remote, dport));
+                snap.state() && self.flows.contains(&key, now)
+            }
+            Some(Quote::Packet { src, .. }) => src == dst,
+            Some(Quote::Short) | None => false,
+        }
+    }
+
+    /// Step 5 for a non-first fragment: its first fragment's remembered
+    /// reason, `fragment_overlap` when it starts inside that fragment's
+    /// fragmentable part (RFC 5722), `orphan_fragment` when none is remembered.
     fn later_fragment(&mut self, w: &Walk, now: u64) -> Reason {
         let Some(frag) = w.fragment else {
             return Reason::OrphanFragment;
@@ -339,73 +408,73 @@ impl Worker {
             src: w.src,
             dst: w.dst,
         };
-        self.frags
-            .get(&key, now, None)
-            .unwrap_or(Reason::OrphanFragment)
-    }
-
-    fn idle(&self, proto: u8) -> u64 {
-        if proto == 6 {
-            self.config.tcp_idle_ns
-        } else {
-            self.config.udp_idle_ns
+        match self.frags.get(&key, now) {
+            None => Reason::OrphanFragment,
+            Some(e) if u32::from(frag.offset) * 8 < e.value.len => Reason::FragmentOverlap,
+            Some(e) => e.value.reason,
         }
     }
 
-    /// Whether an inbound packet from `src`:`sport` to `dst`:`dport` is the
-    /// reply of a recorded outbound flow; refreshes the flow if so.
-    fn is_reply(
+    /// Records or refreshes an outbound flow (`tcp`: the flags byte, `None`
+    /// for UDP), counting it in `flows_not_recorded` when it cannot be.
+    #[inline]
+    fn record(&mut self, key: FlowKey, tcp: Option<u8>, now: u64) {
+        if !self.flows.record(key, tcp, now) {
+            self.counters.bump_not_recorded();
+        }
+    }
+
+    /// Records the flow between `local` and `remote` (address, port) as
+    /// confirmed, as if its handshake had been seen: for sessions that
+    /// existed before v6fw started. `proto` is 6 (TCP) or 17 (UDP). Returns
+    /// `false` if it could not be recorded (another protocol, or every slot
+    /// it could take holds a confirmed flow).
+    pub fn adopt_flow(
         &mut self,
-        src: [u8; 16],
-        dst: [u8; 16],
         proto: u8,
-        sport: u16,
-        dport: u16,
-        now: u64,
+        local: ([u8; 16], u16),
+        remote: ([u8; 16], u16),
+        now_ns: u64,
     ) -> bool {
-        // The reply's destination is the local end of the flow.
-        let key = flow_key(proto, (dst, dport), (src, sport));
-        let until = now.saturating_add(self.idle(proto));
-        self.flows.get(&key, now, Some(until)).is_some()
-    }
-
-    fn record_flow(&mut self, w: &Walk, now: u64) {
-        if let Some((proto, sport, dport)) = w.ports() {
-            self.record(w.src, w.dst, proto, sport, dport, now);
-        }
-    }
-
-    /// Records the outbound flow `src`:`sport` → `dst`:`dport`.
-    fn record(
-        &mut self,
-        src: [u8; 16],
-        dst: [u8; 16],
-        proto: u8,
-        sport: u16,
-        dport: u16,
-        now: u64,
-    ) {
-        let key = flow_key(proto, (src, sport), (dst, dport));
-        let until = now.saturating_add(self.idle(proto));
-        self.flows.insert(key, (), now, until);
+        matches!(proto, 6 | 17) && self.flows.adopt(flow_key(proto, local, remote), now_ns)
     }
 
     /// Live flows at `now` (a scan; for tests and stats).
     pub fn flow_count(&self, now: u64) -> usize {
         self.flows.len(now)
     }
+
+    /// This worker's flow table (for tests and stats).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// This worker's counts alone (every reason and `flows_not_recorded`).
+    pub fn totals(&self) -> Totals {
+        self.counters.totals()
+    }
+}
+
+/// ICMPv6 error messages: destination unreachable, packet too big, time
+/// exceeded, parameter problem (RFC 4443).
+#[inline]
+const fn is_icmp_error(ty: u8) -> bool {
+    matches!(ty, 1..=4)
+}
+
+/// The TCP flags byte of a walked packet (`None` unless TCP).
+#[inline]
+const fn tcp_flags_of(w: &Walk) -> Option<u8> {
+    match w.upper {
+        Upper::Tcp { flags, .. } => Some(flags),
+        _ => None,
+    }
 }
 
 /// The flow between the `local` and `remote` (address, port) ends.
 #[inline]
-fn flow_key(proto: u8, local: ([u8; 16], u16), remote: ([u8; 16], u16)) -> FlowKey {
-    FlowKey {
-        proto,
-        local_port: local.1,
-        remote_port: remote.1,
-        local: local.0,
-        remote: remote.0,
-    }
+const fn flow_key(proto: u8, local: ([u8; 16], u16), remote: ([u8; 16], u16)) -> FlowKey {
+    FlowKey::new(proto, local, remote)
 }
 
 /// Source and destination address of a fixed header.

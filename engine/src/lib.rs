@@ -9,6 +9,9 @@
 //!   never lock. This is the key design choice: the packet path pays an index
 //!   and a bit test per packet and nothing else, while the API still reads
 //!   consistent sets, because a snapshot is never changed after publication.
+//! - [`state`] / [`flows`]: the bounded, keyed-hash tables of per-worker
+//!   state; flows are kept as conntrack keeps them, so a flood of unconfirmed
+//!   flows never pushes out a confirmed one.
 //! - [`Engine`] / [`Worker`]: the decision of SPEC.md (inbound and outbound,
 //!   fragment memory, flow state) and per-worker counters.
 //!
@@ -39,16 +42,20 @@
 
 pub mod counters;
 mod decide;
+pub mod flows;
 pub mod policy;
 mod reason;
+mod settings;
 pub mod state;
 pub mod table;
 pub mod walk;
 
 pub use counters::{Counters, Totals, WorkerCounters};
-pub use decide::{Decision, Direction, Engine, PacketMeta, StateConfig, Worker};
+pub use decide::{Decision, Direction, Engine, PacketMeta, Worker};
 pub use policy::{
-    Connection, IcmpPolicy, IcmpRule, LogSettings, Policy, PolicyError, PortPair, Protocol,
+    Connection, IcmpErrors, IcmpPolicy, IcmpRule, LogSettings, Policy, PolicyError, PortPair,
+    Protocol, StateSettings,
 };
 pub use reason::{Reason, Verdict};
+pub use state::{HashKey, StateConfig};
 pub use table::{Pinned, PortTable, Snapshot};

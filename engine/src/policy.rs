@@ -18,6 +18,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::settings::StateSettings;
+
 /// Why a policy argument or change was refused. Every variant is an invalid
 /// argument in Netfwv6.h terms (`E_INVALIDARG`), except [`UnknownConnection`]
 /// (no such object) and [`DuplicateConnection`].
@@ -239,15 +241,25 @@ impl IcmpPolicy {
         self.rules[usize::from(icmp_type)] = rule;
     }
 
-    /// Whether a message of this type with this hop limit is allowed.
+    /// Whether a message of this type, with this hop limit, in a packet with
+    /// (`fragmented`) or without a fragment header, is allowed. Whatever the
+    /// type's rule, neighbour discovery (133-136) needs hop limit 255 (RFC
+    /// 4861) and no fragment header, atomic fragments included (RFC 6980),
+    /// and MLD (130-132, 143) needs hop limit 1 (RFC 2710, RFC 3810).
     #[inline]
     #[allow(clippy::indexing_slicing)] // 256 rules, indexed by a u8: in bounds
-    pub fn allows(&self, icmp_type: u8, hop_limit: u8) -> bool {
-        match self.rules[usize::from(icmp_type)] {
+    pub fn allows(&self, icmp_type: u8, hop_limit: u8, fragmented: bool) -> bool {
+        let by_rule = match self.rules[usize::from(icmp_type)] {
             IcmpRule::Allow => true,
             IcmpRule::Deny => false,
             IcmpRule::AllowIfHopLimit255 => hop_limit == 255,
-        }
+        };
+        by_rule
+            && match icmp_type {
+                133..=136 => hop_limit == 255 && !fragmented,
+                130..=132 | 143 => hop_limit == 1,
+                _ => true,
+            }
     }
 
     /// The types whose rule differs from the default.
@@ -292,22 +304,51 @@ impl<'de> Deserialize<'de> for IcmpPolicy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, IcmpRule>::deserialize(d)?;
         let mut policy = IcmpPolicy::default();
-        for (t, r) in map {
-            let t: u8 = t.parse().map_err(|_| {
-                serde::de::Error::custom(format!("ICMPv6 type {t:?} is not valid: types are 0-255"))
+        let mut seen: BTreeMap<u8, String> = BTreeMap::new();
+        for (text, r) in map {
+            let t: u8 = text.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "ICMPv6 type {text:?} is not valid: types are 0-255"
+                ))
             })?;
+            if let Some(first) = seen.insert(t, text.clone()) {
+                return Err(serde::de::Error::custom(unique::twice(&first, &text, t)));
+            }
             policy.set(t, r);
         }
         Ok(policy)
     }
 }
 
+mod unique;
+
 fn default_true() -> bool {
     true
 }
 
+/// How inbound ICMPv6 errors (types 1-4) are judged (`icmp_errors` in the
+/// policy file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcmpErrors {
+    /// By type alone, as RFC 4890 §4.3.1 asks (the default).
+    #[default]
+    Any,
+    /// Only when the packet they quote is one the host sent (a tracked TCP or
+    /// UDP flow, or any other packet from the error's destination); otherwise
+    /// `drop icmp_unrelated`.
+    Related,
+}
+
+impl IcmpErrors {
+    fn is_any(&self) -> bool {
+        *self == IcmpErrors::Any
+    }
+}
+
 /// One `INetFwV6Connection`: a network interface and its own rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Stable id (Linux: the interface name; Windows: the adapter GUID string).
     pub id: String,
@@ -321,10 +362,10 @@ pub struct Connection {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// The connection's own open pairs with their names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_map")]
     pub open: BTreeMap<PortPair, String>,
     /// Global pairs this connection ignores.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_set")]
     pub ignored: BTreeSet<PortPair>,
 }
 
@@ -396,10 +437,11 @@ fn open_pair(map: &mut BTreeMap<PortPair, String>, pair: PortPair, name: &str) -
 
 /// The whole policy: `INetFwV6Mgr`'s global pairs, the connections, the
 /// ICMPv6 policy and the state switch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Global open pairs with their names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::pair_map")]
     pub globals: BTreeMap<PortPair, String>,
     /// Connections by id.
     #[serde(default)]
@@ -407,30 +449,28 @@ pub struct Policy {
     /// Inbound ICMPv6 policy.
     #[serde(default)]
     pub icmp: IcmpPolicy,
-    /// Whether outbound flows are tracked so their replies are `established`.
-    #[serde(default = "default_true")]
-    pub state: bool,
+    /// How inbound ICMPv6 errors are judged.
+    #[serde(default, skip_serializing_if = "IcmpErrors::is_any")]
+    pub icmp_errors: IcmpErrors,
+    /// Flow state: whether outbound flows are tracked so their replies are
+    /// `established`, and the state tables' sizes and timeouts (`state =
+    /// BOOL` or a `[state]` table).
+    #[serde(
+        default,
+        serialize_with = "crate::settings::serialize",
+        deserialize_with = "crate::settings::deserialize"
+    )]
+    pub state: StateSettings,
     /// The firewall log (`INetFwV6Mgr`'s logging properties).
     #[serde(default)]
     pub logging: LogSettings,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            globals: BTreeMap::new(),
-            connections: BTreeMap::new(),
-            icmp: IcmpPolicy::default(),
-            state: true,
-            logging: LogSettings::default(),
-        }
-    }
 }
 
 /// The firewall log's settings, as `INetFwV6Mgr` has them: `LogDroppedPackets`,
 /// `LogConnections`, `LogfilePath`, `LogfileMaximumSize`. The engine only
 /// carries them; the daemon's log writer acts on them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Log every dropped packet.
     #[serde(default)]
@@ -600,14 +640,18 @@ mod tests {
         for t in [
             1, 2, 3, 4, 128, 129, 130, 131, 132, 143, 141, 142, 148, 149, 151, 152, 153,
         ] {
-            assert!(p.allows(t, 1), "type {t}");
+            assert!(p.allows(t, 1, false), "type {t}");
         }
         for t in 133..=136 {
-            assert!(p.allows(t, 255));
-            assert!(!p.allows(t, 254));
+            assert!(p.allows(t, 255, false));
+            assert!(!p.allows(t, 255, true), "RFC 6980");
+            assert!(!p.allows(t, 254, false));
+        }
+        for t in [130, 131, 132, 143] {
+            assert!(!p.allows(t, 2, false), "MLD at hop limit 2");
         }
         for t in [0, 5, 100, 127, 137, 138, 139, 140, 144, 150, 154, 255] {
-            assert!(!p.allows(t, 255), "type {t}");
+            assert!(!p.allows(t, 255, false), "type {t}");
         }
         assert!(p.overrides().is_empty());
     }
@@ -623,6 +667,16 @@ mod tests {
         pol.icmp.set(128, IcmpRule::Deny);
         let text = toml::to_string(&pol).unwrap();
         assert!(text.contains("\"443/tcp\" = \"https\""), "{text}");
+        assert!(text.contains("state = true"), "the older form: {text}");
+        let back: Policy = toml::from_str(&text).unwrap();
+        assert_eq!(pol, back);
+        // A [state] table and icmp_errors, written after other tables.
+        pol.state.tcp_reset_s = 5;
+        pol.state.enabled = false;
+        pol.icmp_errors = IcmpErrors::Related;
+        let text = toml::to_string(&pol).unwrap();
+        assert!(text.contains("[state]"), "{text}");
+        assert!(text.contains("icmp_errors = \"related\""), "{text}");
         let back: Policy = toml::from_str(&text).unwrap();
         assert_eq!(pol, back);
         assert!(toml::from_str::<Policy>("[globals]\n\"0/tcp\" = \"x\"\n").is_err());

@@ -75,6 +75,8 @@ reasons! {
     IncompleteChain = "incomplete_chain" => Drop,
     /// A non-first fragment whose first fragment was not seen.
     OrphanFragment = "orphan_fragment" => Drop,
+    /// A non-first fragment whose data overlaps its first fragment's (RFC 5722).
+    FragmentOverlap = "fragment_overlap" => Drop,
     /// Destination port is one of the connection's own open pairs.
     OpenPort = "open_port" => Accept,
     /// Destination port is open through a global pair.
@@ -87,6 +89,8 @@ reasons! {
     IcmpAllowed = "icmp_allowed" => Accept,
     /// ICMPv6 refused by the ICMPv6 policy.
     IcmpPolicy = "icmp_policy" => Drop,
+    /// With `icmp_errors = "related"`: an ICMPv6 error that quotes no packet the host sent.
+    IcmpUnrelated = "icmp_unrelated" => Drop,
     /// Any other upper-layer protocol.
     UnsupportedProtocol = "unsupported_protocol" => Drop,
     /// Outbound packets are never blocked.
@@ -95,7 +99,7 @@ reasons! {
 
 impl Reason {
     /// How many reasons there are.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
 
     /// The reason's position in [`Reason::ALL`], for counter arrays.
     pub const fn index(self) -> usize {
@@ -133,12 +137,14 @@ mod tests {
                 "no_upper_layer",
                 "incomplete_chain",
                 "orphan_fragment",
+                "fragment_overlap",
                 "open_port",
                 "global_port",
                 "established",
                 "port_closed",
                 "icmp_allowed",
                 "icmp_policy",
+                "icmp_unrelated",
                 "unsupported_protocol",
                 "outbound",
             ]

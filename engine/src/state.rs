@@ -1,52 +1,129 @@
 //! Bounded, timed tables for per-worker state: outbound flows (so replies are
-//! `established`) and first-fragment verdicts (so later fragments follow).
+//! `established`) and first-fragment memory (so later fragments follow).
 //!
 //! Each table is a fixed array allocated once, open-addressed with a short,
-//! bounded probe window and a hash keyed by a random seed, so a flood can
-//! neither grow memory nor make a lookup scan far. When a window is full the
-//! entry closest to expiry is evicted. Time is the caller's clock, in
-//! nanoseconds, so tests and replays are deterministic.
+//! bounded probe window, so a flood can neither grow memory nor make a lookup
+//! scan far. The hash is keyed ([`HashKey`]): by default with a random key
+//! drawn once per process, so that no one outside can aim keys at one probe
+//! window (SPEC.md, "Outbound packets and state"); tests and replay may fix
+//! the key for determinism.
+//!
+//! When a key finds no free slot in its window it may replace the live entry
+//! closest to expiry, but only one the caller says may be evicted: the flow
+//! table never lets a new flow push out a confirmed one. Time is the caller's
+//! clock, in nanoseconds, so tests and replays are deterministic.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hash;
+use std::sync::OnceLock;
 
-/// Slots probed from a key's home position.
-const PROBE: usize = 8;
+use crate::flows::FlowTimeouts;
+use crate::settings::StateSettings;
 
-/// A key of a [`TimedTable`]: fixed-size, compared bytewise, hashed as words.
-pub trait Key: Copy + Eq {
-    /// Feeds the key to `mix`, word by word.
-    fn words(&self, mix: &mut impl FnMut(u64));
+const SECOND: u64 = 1_000_000_000;
+
+/// Sizes, timeouts and hash key of a worker's state tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Flow table slots.
+    pub flow_capacity: usize,
+    /// Idle timeouts of flows.
+    pub timeouts: FlowTimeouts,
+    /// Fragment memory slots.
+    pub frag_capacity: usize,
+    /// How long a first fragment's verdict is remembered (RFC 8200: 60 s).
+    pub frag_timeout_ns: u64,
+    /// The tables' hash key.
+    pub hash_key: HashKey,
 }
 
-#[derive(Clone, Copy)]
-struct Slot<K, V> {
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::from(&StateSettings::default())
+    }
+}
+
+impl From<&StateSettings> for StateConfig {
+    /// The policy file's `[state]` table (a random hash key).
+    fn from(s: &StateSettings) -> Self {
+        let ns = |secs: u32| u64::from(secs) * SECOND;
+        StateConfig {
+            flow_capacity: s.flow_slots as usize,
+            timeouts: FlowTimeouts {
+                tcp_unconfirmed_ns: ns(s.tcp_unconfirmed_s),
+                tcp_confirmed_ns: ns(s.tcp_confirmed_s),
+                tcp_closed_ns: ns(s.tcp_closed_s),
+                tcp_reset_ns: ns(s.tcp_reset_s),
+                udp_unconfirmed_ns: ns(s.udp_unconfirmed_s),
+                udp_confirmed_ns: ns(s.udp_confirmed_s),
+            },
+            frag_capacity: s.fragment_slots as usize,
+            frag_timeout_ns: ns(s.fragment_s),
+            hash_key: HashKey::Random,
+        }
+    }
+}
+
+/// Slots probed from a key's home position.
+pub const PROBE: usize = 8;
+
+/// A key of a [`TimedTable`]: fixed-size, compared bytewise.
+pub trait Key: Copy + Eq + Hash {}
+
+impl<T: Copy + Eq + Hash> Key for T {}
+
+/// The key of the tables' hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashKey {
+    /// A random key drawn once per process (the default).
+    #[default]
+    Random,
+    /// This key (tests and replay, for results that do not depend on the run).
+    Fixed(u64),
+}
+
+impl HashKey {
+    fn hasher(self) -> ahash::RandomState {
+        static PROCESS: OnceLock<ahash::RandomState> = OnceLock::new();
+        match self {
+            HashKey::Random => PROCESS.get_or_init(ahash::RandomState::new).clone(),
+            HashKey::Fixed(k) => ahash::RandomState::with_seeds(
+                k,
+                k.rotate_left(17) ^ 0x243F_6A88_85A3_08D3,
+                k.rotate_left(31) ^ 0x1319_8A2E_0370_7344,
+                k.rotate_left(47) ^ 0xA409_3822_299F_31D0,
+            ),
+        }
+    }
+}
+
+/// One live or expired entry of a [`TimedTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<K, V> {
     key: K,
-    value: V,
+    /// What the table holds for the key.
+    pub value: V,
     /// The time from which the entry is gone.
-    expires: u64,
+    pub expires: u64,
 }
 
 /// A fixed-capacity map whose entries expire.
 ///
 /// An empty slot is `None`; an expired one is reused like an empty one.
 pub struct TimedTable<K, V> {
-    slots: Box<[Option<Slot<K, V>>]>,
+    slots: Box<[Option<Entry<K, V>>]>,
     mask: usize,
-    seed: u64,
+    hasher: ahash::RandomState,
 }
 
 impl<K: Key, V: Copy> TimedTable<K, V> {
     /// A table with room for `capacity` entries (rounded up to a power of two,
-    /// at least [`PROBE`]). Allocates now, never later.
-    pub fn new(capacity: usize) -> Self {
+    /// at least [`PROBE`]), hashed with `key`. Allocates now, never later.
+    pub fn new(capacity: usize, key: HashKey) -> Self {
         let cap = capacity.max(PROBE).next_power_of_two();
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
         TimedTable {
             slots: vec![None; cap].into_boxed_slice(),
             mask: cap - 1,
-            seed,
+            hasher: key.hasher(),
         }
     }
 
@@ -57,11 +134,7 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
 
     /// Live entries at `now` (a scan: for tests and stats, not the hot path).
     pub fn len(&self, now: u64) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| s.expires > now)
-            .count()
+        self.live(now).count()
     }
 
     /// Whether no entry is live at `now`.
@@ -69,42 +142,44 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
         self.len(now) == 0
     }
 
-    fn home(&self, key: &K) -> usize {
-        let mut h = self.seed;
-        key.words(&mut |w| {
-            h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            h ^= h >> 29;
-        });
-        // Truncation is the point: the low bits pick the slot.
-        (h as usize) & self.mask
+    /// The live entries at `now`, with their keys (a scan: for tests and stats).
+    pub fn live(&self, now: u64) -> impl Iterator<Item = (K, &Entry<K, V>)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(move |s| s.expires > now)
+            .map(|s| (s.key, s))
     }
 
     fn window(&self, key: &K) -> impl Iterator<Item = usize> + use<K, V> {
-        let home = self.home(key);
+        // Truncation is the point: the low bits pick the slot.
+        let home = self.hasher.hash_one(key) as usize;
         let mask = self.mask;
-        (0..PROBE).map(move |i| (home + i) & mask)
+        (0..PROBE).map(move |i| (home.wrapping_add(i)) & mask)
     }
 
-    /// The value for `key` if it has not expired at `now`; with `extend_to`,
-    /// its expiry moves out to that time (never in).
-    pub fn get(&mut self, key: &K, now: u64, extend_to: Option<u64>) -> Option<V> {
-        for i in self.window(key) {
-            if let Some(Some(slot)) = self.slots.get_mut(i) {
-                if slot.key == *key && slot.expires > now {
-                    if let Some(t) = extend_to {
-                        slot.expires = slot.expires.max(t);
-                    }
-                    return Some(slot.value);
-                }
-            }
-        }
-        None
+    /// The entry for `key` if it has not expired at `now`, to read or change.
+    #[inline]
+    pub fn get(&mut self, key: &K, now: u64) -> Option<&mut Entry<K, V>> {
+        let at = self.window(key).find(
+            |&i| matches!(self.slots.get(i), Some(Some(s)) if s.key == *key && s.expires > now),
+        )?;
+        self.slots.get_mut(at)?.as_mut()
     }
 
     /// Inserts or replaces `key`, live until `expires`. Takes, in order: the
     /// slot holding `key`, a free or expired slot, the live slot closest to
-    /// expiry in the window.
-    pub fn insert(&mut self, key: K, value: V, now: u64, expires: u64) {
+    /// expiry among those whose value `evictable` allows. Returns `false`,
+    /// changing nothing, when every slot of the window is live and none may
+    /// be evicted.
+    pub fn insert(
+        &mut self,
+        key: K,
+        value: V,
+        now: u64,
+        expires: u64,
+        evictable: impl Fn(&V) -> bool,
+    ) -> bool {
         let mut target = None;
         let mut best = u64::MAX;
         for i in self.window(&key) {
@@ -113,11 +188,11 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
                     target = Some(i);
                     break;
                 }
-                Some(Some(s)) if s.expires > now && s.expires < best => {
+                Some(Some(s)) if s.expires > now && s.expires < best && evictable(&s.value) => {
                     best = s.expires;
                     target = Some(i);
                 }
-                // Live, and not the closest to expiry: never taken as free.
+                // Live, and not a candidate: never taken as free.
                 Some(Some(s)) if s.expires > now => {}
                 Some(_) if best > 0 => {
                     best = 0;
@@ -126,13 +201,15 @@ impl<K: Key, V: Copy> TimedTable<K, V> {
                 _ => {}
             }
         }
-        if let Some(slot) = target.and_then(|i| self.slots.get_mut(i)) {
-            *slot = Some(Slot {
-                key,
-                value,
-                expires: expires.max(now.saturating_add(1)),
-            });
-        }
+        let Some(slot) = target.and_then(|i| self.slots.get_mut(i)) else {
+            return false;
+        };
+        *slot = Some(Entry {
+            key,
+            value,
+            expires: expires.max(now.saturating_add(1)),
+        });
+        true
     }
 
     /// Removes `key`.
@@ -163,22 +240,17 @@ pub struct FlowKey {
     pub remote: [u8; 16],
 }
 
-fn addr_words(a: &[u8; 16], mix: &mut impl FnMut(u64)) {
-    mix(u64::from_ne_bytes([
-        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
-    ]));
-    mix(u64::from_ne_bytes([
-        a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15],
-    ]));
-}
-
-impl Key for FlowKey {
-    fn words(&self, mix: &mut impl FnMut(u64)) {
-        mix(u64::from(self.proto)
-            | u64::from(self.local_port) << 8
-            | u64::from(self.remote_port) << 24);
-        addr_words(&self.local, mix);
-        addr_words(&self.remote, mix);
+impl FlowKey {
+    /// The flow between the `local` and `remote` (address, port) ends.
+    #[inline]
+    pub const fn new(proto: u8, local: ([u8; 16], u16), remote: ([u8; 16], u16)) -> Self {
+        FlowKey {
+            proto,
+            local_port: local.1,
+            remote_port: remote.1,
+            local: local.0,
+            remote: remote.0,
+        }
     }
 }
 
@@ -193,11 +265,28 @@ pub struct FragKey {
     pub dst: [u8; 16],
 }
 
-impl Key for FragKey {
-    fn words(&self, mix: &mut impl FnMut(u64)) {
-        mix(u64::from(self.id));
-        addr_words(&self.src, mix);
-        addr_words(&self.dst, mix);
+// Hashed as three words rather than field by field (the derived `Hash`
+// feeds each array byte slice with a length prefix): fewer hasher rounds on
+// the packet path, the same keyed hash.
+impl Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(
+            u64::from(self.proto)
+                | u64::from(self.local_port) << 8
+                | u64::from(self.remote_port) << 24,
+        );
+        h.write_u128(u128::from_ne_bytes(self.local));
+        h.write_u128(u128::from_ne_bytes(self.remote));
+    }
+}
+
+impl Hash for FragKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u32(self.id);
+        h.write_u128(u128::from_ne_bytes(self.src));
+        h.write_u128(u128::from_ne_bytes(self.dst));
     }
 }
 
@@ -206,52 +295,79 @@ mod tests {
     use super::*;
 
     fn key(n: u16) -> FlowKey {
-        FlowKey {
-            proto: 6,
-            local_port: n,
-            remote_port: 80,
-            local: [1; 16],
-            remote: [2; 16],
-        }
+        FlowKey::new(6, ([1; 16], n), ([2; 16], 80))
     }
+
+    const ANY: fn(&u16) -> bool = |_| true;
 
     #[test]
     fn insert_get_expire() {
-        let mut t: TimedTable<FlowKey, ()> = TimedTable::new(64);
-        t.insert(key(1), (), 0, 100);
-        assert_eq!(t.get(&key(1), 50, None), Some(()));
-        assert_eq!(t.get(&key(2), 50, None), None);
-        assert_eq!(t.get(&key(1), 100, None), None, "expired at its deadline");
-        t.insert(key(1), (), 100, 200);
-        assert_eq!(t.get(&key(1), 150, Some(300)), Some(()));
-        assert_eq!(t.get(&key(1), 250, None), Some(()), "refreshed to 300");
+        let mut t: TimedTable<FlowKey, u16> = TimedTable::new(64, HashKey::Fixed(1));
+        assert!(t.insert(key(1), 7, 0, 100, ANY));
+        assert_eq!(t.get(&key(1), 50).map(|e| e.value), Some(7));
+        assert!(t.get(&key(2), 50).is_none());
+        assert!(t.get(&key(1), 100).is_none(), "expired at its deadline");
+        t.insert(key(1), 8, 100, 200, ANY);
+        if let Some(e) = t.get(&key(1), 150) {
+            e.expires = 300;
+        }
+        assert_eq!(t.get(&key(1), 250).map(|e| e.value), Some(8));
         t.remove(&key(1));
-        assert_eq!(t.get(&key(1), 250, None), None);
+        assert!(t.get(&key(1), 250).is_none());
     }
 
     #[test]
     fn stays_bounded_under_a_flood() {
-        let mut t: TimedTable<FlowKey, u16> = TimedTable::new(16);
+        let mut t: TimedTable<FlowKey, u16> = TimedTable::new(16, HashKey::Random);
         for n in 0..10_000u16 {
-            t.insert(key(n), n, u64::from(n), u64::from(n) + 1_000_000);
+            t.insert(key(n), n, u64::from(n), u64::from(n) + 1_000_000, ANY);
         }
         assert_eq!(t.capacity(), 16);
         assert!(t.len(10_000) <= 16);
-        // The newest entry is always found: insertion evicts, never fails.
-        assert_eq!(t.get(&key(9_999), 10_000, None), Some(9_999));
+        // The newest entry is always found when anything may be evicted.
+        assert_eq!(t.get(&key(9_999), 10_000).map(|e| e.value), Some(9_999));
+    }
+
+    #[test]
+    fn pinned_entries_are_never_evicted() {
+        // Capacity 8 = one probe window: every key shares it.
+        let mut t: TimedTable<FlowKey, u16> = TimedTable::new(8, HashKey::Fixed(3));
+        for n in 0..8 {
+            assert!(t.insert(key(n), 1, 0, 1_000, ANY));
+        }
+        assert!(
+            !t.insert(key(100), 0, 1, 2_000, |v| *v == 0),
+            "no evictable slot"
+        );
+        assert_eq!(t.len(1), 8);
+        assert!(t.get(&key(100), 1).is_none());
+        // Once they expire the slots are free again.
+        assert!(t.insert(key(100), 0, 1_000, 2_000, |v| *v == 0));
     }
 
     #[test]
     fn replaces_same_key() {
-        let mut t: TimedTable<FragKey, u8> = TimedTable::new(8);
+        let mut t: TimedTable<FragKey, u8> = TimedTable::new(8, HashKey::Fixed(0));
         let k = FragKey {
             id: 7,
             src: [3; 16],
             dst: [4; 16],
         };
-        t.insert(k, 1, 0, 10);
-        t.insert(k, 2, 1, 10);
-        assert_eq!(t.get(&k, 2, None), Some(2));
+        t.insert(k, 1, 0, 10, |_| false);
+        assert!(t.insert(k, 2, 1, 10, |_| false), "its own slot is taken");
+        assert_eq!(t.get(&k, 2).map(|e| e.value), Some(2));
         assert_eq!(t.len(2), 1);
+    }
+
+    #[test]
+    fn fixed_keys_place_alike_and_keys_differ() {
+        let a: TimedTable<FlowKey, u16> = TimedTable::new(1 << 12, HashKey::Fixed(9));
+        let b: TimedTable<FlowKey, u16> = TimedTable::new(1 << 12, HashKey::Fixed(9));
+        let c: TimedTable<FlowKey, u16> = TimedTable::new(1 << 12, HashKey::Fixed(10));
+        let homes = |t: &TimedTable<FlowKey, u16>| -> Vec<usize> {
+            (0..64).filter_map(|n| t.window(&key(n)).next()).collect()
+        };
+        assert_eq!(homes(&a), homes(&b));
+        assert_ne!(homes(&a), homes(&c));
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use parking_lot::Mutex;
 
-use crate::policy::{IcmpPolicy, Policy, Protocol};
+use crate::policy::{IcmpErrors, IcmpPolicy, Policy, Protocol};
 
 /// Words in a 65,536-bit set.
 const WORDS: usize = 65_536 / 64;
@@ -103,6 +103,7 @@ pub struct Snapshot {
     conns: Box<[ConnTables]>,
     fallback: ConnTables,
     icmp: IcmpPolicy,
+    icmp_errors: IcmpErrors,
     state: bool,
 }
 
@@ -142,7 +143,8 @@ impl Snapshot {
             },
             conns,
             icmp: policy.icmp.clone(),
-            state: policy.state,
+            icmp_errors: policy.icmp_errors,
+            state: policy.state.enabled,
             policy,
         }
     }
@@ -171,6 +173,12 @@ impl Snapshot {
     #[inline]
     pub fn icmp(&self) -> &IcmpPolicy {
         &self.icmp
+    }
+
+    /// How inbound ICMPv6 errors are judged.
+    #[inline]
+    pub fn icmp_errors(&self) -> IcmpErrors {
+        self.icmp_errors
     }
 
     /// Whether outbound flows are tracked.
@@ -393,11 +401,10 @@ mod tests {
         let t = table();
         let pinned_first = t.pin().generation();
         // Three different policies, then one equal to the last.
-        for state in [false, true, false, false] {
-            t.replace(Policy {
-                state,
-                ..Policy::default()
-            });
+        for enabled in [false, true, false, false] {
+            let mut p = Policy::default();
+            p.state.enabled = enabled;
+            t.replace(p);
         }
         let s = t.pin();
         assert_eq!((pinned_first, s.generation()), (0, 3));

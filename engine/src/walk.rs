@@ -66,6 +66,11 @@ pub struct Fragment {
     pub more: bool,
     /// Identification.
     pub id: u32,
+    /// Bytes from the end of the fragment header to the end the payload
+    /// length (or the jumbo length) declares, whatever was captured: the
+    /// fragmentable part (RFC 8200 §4.5), which a first fragment's later
+    /// fragments must not overlap (RFC 5722).
+    pub fragmentable_len: u32,
 }
 
 impl Fragment {
@@ -118,6 +123,26 @@ pub enum Upper {
     Other,
 }
 
+/// The packet an ICMPv6 error message quotes: the IPv6 header that starts 8
+/// bytes into the message (RFC 4443 §2.4), read for `icmp_errors = "related"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    /// Too short for an IPv6 header, or for the two ports of a quoted TCP or
+    /// UDP header.
+    Short,
+    /// The quoted packet's header.
+    Packet {
+        /// Its source (the host, if the host sent it).
+        src: [u8; 16],
+        /// Its destination.
+        dst: [u8; 16],
+        /// Its next-header field.
+        next_header: u8,
+        /// Source and destination port, when the next header is TCP or UDP.
+        ports: Option<(u16, u16)>,
+    },
+}
+
 /// How the walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -160,6 +185,8 @@ pub struct Walk {
     pub proto: Option<u8>,
     /// The upper-layer header, once it passed its length check.
     pub upper: Upper,
+    /// For an ICMPv6 error (types 1-4) that passed its length check: what it quotes.
+    pub quote: Option<Quote>,
 }
 
 impl Walk {
@@ -174,6 +201,7 @@ impl Walk {
             fragment: None,
             proto: None,
             upper: Upper::None,
+            quote: None,
         }
     }
 
@@ -276,12 +304,13 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk {
     let Some(data) = pkt.get(..end) else {
         return w;
     };
-    w.outcome = walk_chain(&mut w, data, first_next);
+    w.outcome = walk_chain(&mut w, data, declared_end, first_next);
     w
 }
 
-/// Steps 4-6 over `data` (the packet up to its declared end).
-fn walk_chain(w: &mut Walk, data: &[u8], mut next: u8) -> Outcome {
+/// Steps 4-6 over `data` (the packet up to its declared end, or what was
+/// captured of it; `declared_end` is where the lengths say it ends).
+fn walk_chain(w: &mut Walk, data: &[u8], declared_end: usize, mut next: u8) -> Outcome {
     let mut off = field::FIXED_LEN;
     let mut dest_opts = 0u8;
     loop {
@@ -325,6 +354,8 @@ fn walk_chain(w: &mut Walk, data: &[u8], mut next: u8) -> Outcome {
                     offset: be16([h[2], h[3]]) >> 3,
                     more: h[3] & 1 == 1,
                     id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    fragmentable_len: u32::try_from(declared_end.saturating_sub(off + 8))
+                        .unwrap_or(u32::MAX),
                 };
                 w.fragment = Some(frag);
                 if frag.offset > 0 {
@@ -395,6 +426,9 @@ fn upper_layer(w: &mut Walk, l4: &[u8], proto: u8) -> Outcome {
             let Some(h) = l4.first_chunk::<{ field::ICMP_MIN }>() else {
                 return Outcome::Stop(short_reason(w));
             };
+            if (1..=4).contains(&h[0]) {
+                w.quote = Some(quote(l4.get(8..).unwrap_or_default()));
+            }
             Upper::Icmp {
                 ty: h[0],
                 code: h[1],
@@ -403,4 +437,33 @@ fn upper_layer(w: &mut Walk, l4: &[u8], proto: u8) -> Outcome {
         _ => Upper::Other,
     };
     Outcome::Complete
+}
+
+/// Reads the packet an ICMPv6 error quotes (`q`: the message from byte 8 on).
+fn quote(q: &[u8]) -> Quote {
+    let Some(h) = q.first_chunk::<{ field::FIXED_LEN }>() else {
+        return Quote::Short;
+    };
+    let mut src = [0; 16];
+    let mut dst = [0; 16];
+    if let (Some(s), Some(d)) = (h.get(8..24), h.get(24..40)) {
+        src.copy_from_slice(s);
+        dst.copy_from_slice(d);
+    }
+    let next_header = h[6];
+    let ports = match next_header {
+        field::TCP | field::UDP => {
+            let Some(p) = q.get(field::FIXED_LEN..).and_then(<[u8]>::first_chunk::<4>) else {
+                return Quote::Short;
+            };
+            Some((be16([p[0], p[1]]), be16([p[2], p[3]])))
+        }
+        _ => None,
+    };
+    Quote::Packet {
+        src,
+        dst,
+        next_header,
+        ports,
+    }
 }

@@ -314,8 +314,14 @@ fn fragment_built_by_etherparse() {
     let mut first = Vec::new();
     b.write(&mut first, &[0; 16]).unwrap();
     assert_eq!(h.inb(&first), "accept open_port 6 8080");
-    let b = PacketBuilder::ip(ip(3, false)).tcp(1000, 8080, 7, 512);
-    let mut last = Vec::new();
-    b.write(&mut last, &[]).unwrap();
-    assert_eq!(h.inb(&last), "accept open_port - -");
+    // Its fragmentable part is 20 + 16 = 36 bytes: offset 3 (24 bytes)
+    // starts inside it (RFC 5722), offset 5 (40 bytes) after it.
+    let later = |offset| {
+        let b = PacketBuilder::ip(ip(offset, false)).tcp(1000, 8080, 7, 512);
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        v
+    };
+    assert_eq!(h.inb(&later(3)), "drop fragment_overlap - -");
+    assert_eq!(h.inb(&later(5)), "accept open_port - -");
 }

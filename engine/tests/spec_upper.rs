@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 
 use common::*;
 use etherparse::PacketBuilder;
-use v6fw_engine::{IcmpRule, PacketMeta, Policy, Protocol, Reason, StateConfig};
+use v6fw_engine::flows::FlowTimeouts;
+use v6fw_engine::{IcmpErrors, IcmpRule, PacketMeta, Policy, Protocol, Reason, StateConfig};
 
 // ---------------------------------------------------------------------------
 // Step 6: upper layer.
@@ -111,15 +112,16 @@ fn unknown_interface_uses_globals_with_firewall_on() {
 #[test]
 fn icmp_default_policy() {
     let mut h = h();
-    let allowed: BTreeSet<u8> = [
-        1, 2, 3, 4, 128, 129, 130, 131, 132, 143, 141, 142, 148, 149, 151, 152, 153,
-    ]
-    .into_iter()
-    .collect();
+    let allowed: BTreeSet<u8> = [1, 2, 3, 4, 128, 129, 141, 142, 148, 149, 151, 152, 153]
+        .into_iter()
+        .collect();
+    let mld = [130, 131, 132, 143];
     for ty in 0..=255u8 {
-        for hop in [255, 254, 64, 1] {
+        for hop in [255, 254, 64, 2, 1] {
             let got = h.inb(&icmp_pkt(ty, 0, hop));
-            let ok = allowed.contains(&ty) || ((133..=136).contains(&ty) && hop == 255);
+            let ok = allowed.contains(&ty)
+                || ((133..=136).contains(&ty) && hop == 255)
+                || (mld.contains(&ty) && hop == 1);
             let expect = if ok {
                 format!("accept icmp_allowed 58 {ty}")
             } else {
@@ -357,7 +359,7 @@ fn flows_only_from_checked_headers_in_whole_or_first_fragments() {
 #[test]
 fn state_off_means_no_established() {
     let mut p = test_policy();
-    p.state = false;
+    p.state.enabled = false;
     let mut h = Harness::new(p);
     h.out_at(
         &out_flow(
@@ -378,7 +380,7 @@ fn state_off_means_no_established() {
     h.engine
         .table()
         .update(|p| {
-            p.state = true;
+            p.state.enabled = true;
             Ok::<_, ()>(())
         })
         .unwrap();
@@ -398,7 +400,7 @@ fn state_off_means_no_established() {
     h.engine
         .table()
         .update(|p| {
-            p.state = false;
+            p.state.enabled = false;
             Ok::<_, ()>(())
         })
         .unwrap();
@@ -408,8 +410,13 @@ fn state_off_means_no_established() {
 #[test]
 fn flow_idle_timeout() {
     let cfg = StateConfig {
-        tcp_idle_ns: 10 * SECOND,
-        udp_idle_ns: 3 * SECOND,
+        timeouts: FlowTimeouts {
+            tcp_unconfirmed_ns: 10 * SECOND,
+            tcp_confirmed_ns: 10 * SECOND,
+            udp_unconfirmed_ns: 3 * SECOND,
+            udp_confirmed_ns: 3 * SECOND,
+            ..FlowTimeouts::default()
+        },
         ..StateConfig::default()
     };
     let mut h = Harness::with_state(test_policy(), cfg);
@@ -517,6 +524,18 @@ fn every_reason_is_reachable_and_counted() {
         (c(&[], L4::Raw(59, vec![0; 8])), ETH0),
         (Chain::new(&[Ext::first(1)], tcp_to(22)).build_cut(1), ETH0),
         (c(&[Ext::later(2)], tcp_to(22)), ETH0),
+        (c(&[Ext::first(5)], tcp_to(22)), ETH0),
+        (
+            c(
+                &[Ext::Frag {
+                    offset: 1,
+                    more: false,
+                    id: 5,
+                }],
+                tcp_to(22),
+            ),
+            ETH0,
+        ),
         (tcp_in(22), ETH0),
         (tcp_in(80), ETH0),
         (tcp_pkt(REMOTE, LOCAL, 443, 50_000), ETH0),
@@ -530,11 +549,23 @@ fn every_reason_is_reachable_and_counted() {
     for (p, ifx) in &packets {
         seen.insert(h.decide(p, PacketMeta::inbound(*ifx, 0)).reason);
     }
+    // An error quoting nothing the host sent, once errors must be related.
+    h.engine
+        .table()
+        .update(|p| {
+            p.icmp_errors = IcmpErrors::Related;
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    seen.insert(
+        h.decide(&icmp_pkt(1, 0, 64), PacketMeta::inbound(ETH0, 0))
+            .reason,
+    );
     let all: BTreeSet<Reason> = Reason::ALL.into_iter().collect();
     assert_eq!(seen, all);
     let totals = h.engine.counters().totals();
     let sum: u64 = Reason::ALL.iter().map(|r| totals.get(*r)).sum();
-    assert_eq!(sum, packets.len() as u64 + 1);
+    assert_eq!(sum, packets.len() as u64 + 2);
     for r in Reason::ALL {
         assert!(totals.get(r) >= 1, "{r} counted");
     }

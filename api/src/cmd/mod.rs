@@ -1,8 +1,10 @@
 //! One module per `v6fw` subcommand.
 
+pub mod completions;
 pub mod connections;
 pub mod firewall;
 pub mod log;
+pub mod man;
 pub mod ports;
 pub mod replay;
 pub mod run;

@@ -9,15 +9,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
-use v6fw_capture::replay::{replay, Prefix, ReplayOptions, Replayed};
-use v6fw_engine::{Connection, Engine, LogSettings, Policy, PortPair, Totals};
+use v6fw_capture::replay::{replay, Interrupted, Prefix, ReplayOptions, Replayed};
+use v6fw_engine::{
+    Connection, Engine, HashKey, LogSettings, Policy, PortPair, StateConfig, Totals,
+};
 
 use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pcap or pcapng file.
+    /// The pcap or pcapng file, gzip-compressed or not; `-` reads standard input.
     pub capture: PathBuf,
     /// Pairs open on the replay connection, e.g. `22/tcp,53/udp`.
     #[arg(long, value_delimiter = ',', value_name = "PORT/PROTO,...")]
@@ -63,6 +65,9 @@ pub struct Args {
     pub log_max_size: u64,
 }
 
+/// The state tables' hash key in replay.
+const REPLAY_HASH_KEY: u64 = 0x7636_6677_7265_706c;
+
 /// The connection id replay uses when the policy names none.
 const REPLAY_CONNECTION: &str = "replay";
 
@@ -100,7 +105,7 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
     for pair in &args.global {
         policy.open_global(*pair, "replay");
     }
-    policy.state &= !args.no_state;
+    policy.state.enabled &= !args.no_state;
     let conn = policy.connection_mut(&id)?;
     for pair in &args.open {
         conn.open_port(*pair, "replay");
@@ -169,6 +174,9 @@ pub struct Summary {
     pub dropped: u64,
     /// Count per reason, every reason in SPEC order.
     pub reasons: serde_json::Map<String, serde_json::Value>,
+    /// New flows not recorded: every slot they could take held a confirmed
+    /// flow (their packets were still accepted).
+    pub flows_not_recorded: u64,
 }
 
 impl Summary {
@@ -182,6 +190,7 @@ impl Summary {
                 .iter()
                 .map(|(r, n)| (r.as_str().to_string(), n.into()))
                 .collect(),
+            flows_not_recorded: t.flows_not_recorded(),
         }
     }
 }
@@ -202,7 +211,8 @@ pub(crate) fn write_verdict_counts(out: &mut impl Write, t: &Totals) -> io::Resu
     writeln!(out, "dropped   {}", t.dropped())
 }
 
-/// A blank line and the count of every reason, one line each, in SPEC order.
+/// A blank line and the count of every reason, one line each, in SPEC order;
+/// then a blank line and the flows that could not be recorded.
 pub(crate) fn write_reason_table(out: &mut impl Write, t: &Totals) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<22}{:<8}{:>8}", "reason", "verdict", "count")?;
@@ -215,7 +225,13 @@ pub(crate) fn write_reason_table(out: &mut impl Write, t: &Totals) -> io::Result
             n
         )?;
     }
-    Ok(())
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<30}{:>8}",
+        "flows_not_recorded",
+        t.flows_not_recorded()
+    )
 }
 
 fn progress_bar(file: &CaptureFile) -> Option<indicatif::ProgressBar> {
@@ -271,7 +287,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (policy, id) = build_policy(&args)?;
     let if_index = policy.connection(&id)?.if_index;
     let mut file = CaptureFile::open(&args.capture)?;
-    let engine = Engine::new(policy);
+    // A fixed hash key: the same capture gives the same lines on every run,
+    // even where a full table makes placement matter.
+    let state = StateConfig {
+        hash_key: HashKey::Fixed(REPLAY_HASH_KEY),
+        ..StateConfig::from(&policy.state)
+    };
+    let engine = Engine::with_state(policy, state);
     let opts = ReplayOptions {
         local: args.local.clone(),
         if_index,
@@ -309,7 +331,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("v6fw: {lost} log lines were lost: the log writer could not keep up");
         }
     }
-    let totals = totals?;
+    // A capture that breaks off is reported as tcpdump and tshark do: what
+    // was read, then the error (and a failing exit code).
+    let (totals, read_error) = match totals {
+        Ok(totals) => (totals, None),
+        Err(stopped) => {
+            let Interrupted { totals, error } = *stopped;
+            (totals, Some(error))
+        }
+    };
     let result = match write_error {
         Some(e) => Err(e),
         None if args.per_packet => out.flush(),
@@ -319,6 +349,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e).context("cannot write the output"),
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => match read_error {
+            Some(error) => Err(anyhow::Error::new(error).context(format!(
+                "the capture could not be read to its end: the counts above are of the {} frames before the error",
+                totals.packets()
+            ))),
+            None => Ok(ExitCode::SUCCESS),
+        },
     }
 }

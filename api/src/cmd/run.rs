@@ -1,14 +1,19 @@
 //! `v6fw run`: the live firewall. Diverts IPv6 to this process (NFQUEUE on
 //! Linux, WinDivert on Windows), decides every packet, hands verdicts back.
 //!
-//! The shape follows mini-redis: [`run`] checks rights, opens the durable
-//! policy ([`FirewallManager::open`] on `--state-dir`), applies `--open` and
+//! The shape follows mini-redis: [`run`] claims the network namespace (one
+//! daemon each, [`instance`]), checks rights, opens the durable policy
+//! ([`FirewallManager::open`] on `--state-dir`), applies `--open` and
 //! `--no-state` through it (persisted), starts the firewall log's writer and
 //! the control socket (`--socket`), and calls [`serve`] with the manager and
 //! a shutdown flag that all of them share:
 //!
+//! - before its rules go in, the host's open sessions are read from the
+//!   kernel and adopted as flows in every worker, so a session open before
+//!   the start (or a restart) is not cut;
 //! - the workers decide on the manager's engine, so a change made through
-//!   the control socket (`v6fw ports open ...`) applies from the next batch;
+//!   the control socket (`v6fw ports open ...`) or a SIGHUP reload of
+//!   `policy.toml` applies from the next batch;
 //! - the connections are the host's interfaces (refreshed at start and every
 //!   [`REFRESH_INTERVAL`]); the interface index of a packet selects its
 //!   connection;
@@ -16,38 +21,69 @@
 //!   switches from its batch's snapshot; one writer thread follows the
 //!   policy's `logging` settings ([`crate::log::config_for`]).
 //!
-//! Shutdown: SIGINT/SIGTERM (Ctrl-C on Windows), a worker that fails or
-//! panics, or a control socket that dies stops the daemon. The ip6tables
-//! rules go first (so no packet is queued to a process that is leaving),
-//! then the workers finish their batch and release their queues, then the
-//! control socket and the log writer end, then the totals per reason are
-//! printed.
+//! The failure model (docs/live.md has the table): SIGINT/SIGTERM stop
+//! cleanly (rules first, so no packet is queued to a process that is
+//! leaving, then the workers, the control socket, the log writer, the
+//! totals); SIGHUP reloads; a worker that fails or panics is restarted
+//! ([`supervise`]); past the restart budget the daemon exits with code
+//! [`FAULT_EXIT`] and leaves its rules in place, so fail-closed never
+//! leaves the host unfiltered; a control socket that dies is started again.
 
 mod backends;
+mod control;
+#[cfg(target_os = "linux")]
+mod instance;
+mod kernel;
+mod notify;
+mod signals;
+mod supervise;
+mod totals;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use std::path::PathBuf;
 
 use anyhow::Context;
 use v6fw_capture::backend::{Clock, DEFAULT_BATCH, MAX_BATCH};
 use v6fw_capture::privilege;
 use v6fw_capture::rules::QueueRange;
-use v6fw_engine::{Engine, PortPair, Totals};
+use v6fw_engine::{PortPair, Totals};
 
-use crate::cmd::replay::{write_reason_table, write_verdict_counts, Summary};
 use crate::control::DEFAULT_SOCKET;
 use crate::fw::{FirewallManager, FwError};
-use crate::log::{config_for, LogSender, LogStats, LogWriter, QUEUE_CAPACITY};
+use crate::log::{config_for, LogSender, LogWriter, QUEUE_CAPACITY};
 use backends::{describe, start, Live, Shared};
+use control::Control;
+use kernel::KernelDrops;
+use notify::Notifier;
+use supervise::{Budget, Health, MAX_RESTARTS, RESTART_WINDOW};
+use totals::{log_stats, print_totals, report};
 
 /// How often the daemon re-reads the host's interfaces.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often the kernel's queue drops are read.
+pub const KERNEL_DROPS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The least time between two warnings that the kernel dropped packets.
+pub const KERNEL_DROPS_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The mark bit of an accepted packet when v6fw installs its rules.
+pub const DEFAULT_MARK_BIT: u8 = 21;
+
+/// The exit code of a daemon that stopped on an internal fault and left its
+/// rules in place.
+pub const FAULT_EXIT: u8 = 3;
+
+/// The longest kernel queue `--queue-len` may ask for.
+pub const MAX_QUEUE_LEN: u32 = 1 << 20;
+
+/// The longest `--stats-interval`: a day.
+pub const MAX_STATS_INTERVAL: u64 = 86_400;
 
 /// Arguments of `v6fw run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,32 +99,49 @@ pub struct Args {
     /// The control socket `v6fw ports|log|stats ...` talk to.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// Members of this group may change the policy through the control
+    /// socket too (besides root; Unix).
+    #[arg(long, value_name = "NAME")]
+    pub admin_group: Option<String>,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
     /// with --queue-balance (Linux; Windows uses one WinDivert handle).
     #[arg(long, default_value = "0", value_name = "N|A-B")]
     pub queues: QueueRange,
-    /// Bytes of each packet handed to v6fw (Linux): must cover the IPv6
-    /// header chain and the TCP/UDP header; longer chains are judged on
+    /// Bytes of each packet handed to v6fw (Linux, 64-65535): must cover the
+    /// IPv6 header chain and the TCP/UDP header; longer chains are judged on
     /// what was copied.
     #[arg(long, default_value_t = 256, value_name = "BYTES",
           value_parser = clap::value_parser!(u16).range(64..))]
     pub copy_range: u16,
-    /// Packets the kernel holds per queue while v6fw is busy; more are
-    /// dropped (accepted with --fail-open).
-    #[arg(long, default_value_t = 4096, value_name = "PACKETS")]
+    /// Packets the kernel holds per queue while v6fw is busy (1-1048576);
+    /// more are dropped (accepted with --fail-open).
+    #[arg(long, default_value_t = 4096, value_name = "PACKETS",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_QUEUE_LEN)))]
     pub queue_len: u32,
+    /// Drop what the queue cannot take (full, or no v6fw bound to it): the
+    /// default.
+    #[arg(long, conflicts_with = "fail_open")]
+    pub fail_closed: bool,
     /// Accept packets the queue cannot take (full, or no v6fw bound to it)
-    /// instead of dropping them. The default fails closed.
+    /// instead of dropping them: the kernel's --queue-bypass and
+    /// NFQA_CFG_F_FAIL_OPEN.
     #[arg(long)]
     pub fail_open: bool,
     /// Install no ip6tables rules: you send traffic to the queues yourself
     /// (Linux; see docs/live.md for the rules v6fw would install).
     #[arg(long)]
     pub no_rules: bool,
-    /// Log the counters every N seconds (0: never).
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    /// The mark bit (0-31) set on accepted packets, which are answered
+    /// NF_REPEAT so the rest of the admin's INPUT/OUTPUT chain still sees
+    /// them (v6fw's chains RETURN on the bit first). Default 21 (0x200000);
+    /// with --no-rules none (NF_ACCEPT) unless given.
+    #[arg(long, value_name = "BIT", value_parser = clap::value_parser!(u8).range(0..=31))]
+    pub mark_bit: Option<u8>,
+    /// Log the counters every N seconds (0: never; at most 86400).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_STATS_INTERVAL))]
     pub stats_interval: u64,
-    /// Packets received and answered per system call.
+    /// Packets received and answered per system call (1-255).
     #[arg(long, default_value_t = DEFAULT_BATCH as u16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH as i64))]
     pub batch: u16,
@@ -117,14 +170,24 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
+        // A closed stderr (`2>&1 | tee`, tee gone) loses log lines; the
+        // default would report that with eprintln!, which panics on EPIPE.
+        .log_internal_errors(false)
         .try_init();
 }
 
-/// Runs `v6fw run` until SIGINT/SIGTERM.
+/// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
+    privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     init_tracing();
     privilege::check()?;
-    privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
+    #[cfg(target_os = "linux")]
+    let _instance = instance::claim(&instance::Holder {
+        pid: std::process::id(),
+        socket: args.socket.display().to_string(),
+        queues: args.queues.to_string(),
+    })?;
     let manager = FirewallManager::open(&args.state_dir).with_context(|| {
         format!(
             "cannot open the policy in {} (choose another with --state-dir)",
@@ -134,30 +197,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
-    let control =
-        match crate::control::serve(Arc::clone(&manager), &args.socket, Arc::clone(&shutdown)) {
-            Ok(handle) => Some(handle),
-            Err(FwError::NotImpl(m)) => {
-                tracing::warn!("no control socket: {m}");
-                None
-            }
-            Err(e) => {
-                drop(sender);
-                let _ = writer.finish();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot serve the control socket {} (choose another with --socket)",
-                    args.socket.display()
-                )));
-            }
-        };
-    let served = serve(&args, &manager, Some(&sender), Arc::clone(&shutdown));
+    let options = crate::control::ServeOptions {
+        admin_group: args.admin_group.clone(),
+        ..Default::default()
+    };
+    let mut control = match Control::start(&manager, &args.socket, options, &shutdown) {
+        Ok(c) => c,
+        Err(e) => {
+            drop(sender);
+            let _ = writer.finish();
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot serve the control socket {} (choose another with --socket)",
+                args.socket.display()
+            )));
+        }
+    };
+    let served = serve(&args, &manager, Some(&sender), &shutdown, &mut control);
     shutdown.store(true, Ordering::SeqCst);
     let mut errors = Vec::new();
-    if let Some(handle) = control {
-        if handle.join().is_err() {
-            errors.push("the control socket thread panicked".to_string());
-        }
-    }
+    errors.extend(control.join());
     drop(sender);
     let log = match writer.finish() {
         Ok(stats) => stats,
@@ -168,15 +226,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let outcome = served?;
     errors.extend(outcome.errors.iter().cloned());
-    print_totals(&outcome.totals, &log, outcome.elapsed, args.json)
-        .context("cannot write the totals")?;
-    if errors.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    if let Err(e) = print_totals(&mut io::stdout().lock(), &outcome, &log, args.json) {
+        // A reader that went away (`| tee` stopped by the same Ctrl-C) or
+        // a closed stdout: the run itself went fine.
+        tracing::warn!("cannot print the totals: {e}");
     }
     for e in &errors {
-        eprintln!("v6fw: {e}");
+        report(e);
     }
-    Ok(ExitCode::FAILURE)
+    if outcome.fault {
+        return Ok(ExitCode::from(FAULT_EXIT));
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Starts the log writer that follows `manager`'s policy.
@@ -190,25 +255,57 @@ fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogW
     )
 }
 
-/// Filters live until `shutdown` is set, a stop signal arrives or a worker
-/// ends; then cleans up and returns the totals. The policy may be changed
-/// (through `manager`, e.g. by the control socket) while this runs; with
-/// `log`, every worker sends the decisions the policy wants logged there.
-pub fn serve(
+/// Reloads `policy.toml` (SIGHUP): read, parse and validate it, then publish
+/// it in one swap (and re-read the interfaces). A file that is missing or
+/// does not parse is refused with its error, and the running policy stays.
+pub fn reload(manager: &FirewallManager) -> Result<(), FwError> {
+    let store = manager.store().ok_or_else(|| {
+        FwError::Fail("this daemon has no policy file to reload (in-memory policy)".into())
+    })?;
+    let policy = store.load()?.ok_or_else(|| {
+        FwError::Fail(format!(
+            "{} is gone: put it back (or change the policy with `v6fw ports`)",
+            store.path().display()
+        ))
+    })?;
+    manager.change(|p| {
+        *p = policy;
+        Ok(())
+    })?;
+    match manager.refresh() {
+        Ok(_) | Err(FwError::NotImpl(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Filters live until `shutdown` is set, a stop signal arrives or a fault
+/// cannot be repaired; then cleans up (or, on a fault, leaves the rules in
+/// place) and returns the totals. The policy may be changed (through
+/// `manager`, e.g. by the control socket, or by SIGHUP) while this runs;
+/// with `log`, every worker sends the decisions the policy wants logged
+/// there.
+fn serve(
     args: &Args,
     manager: &Arc<FirewallManager>,
     log: Option<&LogSender>,
-    shutdown: Arc<AtomicBool>,
+    shutdown: &Arc<AtomicBool>,
+    control: &mut Control,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let engine = Arc::clone(manager.engine());
+    let flows = backends::open_sessions();
+    let tcp = flows.iter().filter(|f| f.0 == 6).count();
+    tracing::info!(
+        "v6fw run: adopted {} open sessions as flows ({tcp} TCP, {} UDP)",
+        flows.len(),
+        flows.len() - tcp
+    );
     let shared = Shared {
-        engine: &engine,
-        shutdown: &shutdown,
+        engine: Arc::clone(manager.engine()),
+        shutdown: Arc::clone(shutdown),
         clock: Clock::start(),
-        log,
+        log: log.cloned(),
     };
-    let live = match start(args, &shared) {
+    let mut live = match start(args, &shared, &flows) {
         Ok(live) => live,
         Err(e) => {
             shutdown.store(true, Ordering::SeqCst); // let others (control socket) stop too
@@ -232,27 +329,116 @@ pub fn serve(
         },
         if args.no_state { "off" } else { "on" },
     );
+    let notifier = Notifier::from_env();
+    if let Err(e) = notifier.notify("READY=1") {
+        tracing::warn!("cannot tell systemd we are ready (NOTIFY_SOCKET): {e}");
+    }
+    let mut kernel = KernelDrops::new(args.queues.first, args.queues.last);
+    let end = catch_unwind(AssertUnwindSafe(|| {
+        supervise(args, manager, &mut live, control, &notifier, &mut kernel)
+    }))
+    .unwrap_or_else(|_| End::Fault("the daemon's supervising loop panicked".into()));
+    let _ = notifier.notify("STOPPING=1");
+    kernel.read();
+    let (errors, fault) = match end {
+        End::Stop => (stop(live, shutdown), false),
+        End::Fault(why) => (fault(live, shutdown, &why, args.fail_open), true),
+    };
+    let totals = manager.engine().counters().totals();
+    tracing::info!("v6fw run: stopped; {} packets decided", totals.packets());
+    Ok(Outcome {
+        totals,
+        elapsed: started.elapsed(),
+        errors,
+        fault,
+        kernel,
+    })
+}
 
+/// Why the supervising loop ended.
+enum End {
+    /// A stop was asked for (signal, shutdown flag).
+    Stop,
+    /// A fault that could not be repaired.
+    Fault(String),
+}
+
+/// The daemon's main loop: signals, worker health, control socket, kernel
+/// drops, periodic stats, interface refresh, watchdog.
+fn supervise(
+    args: &Args,
+    manager: &Arc<FirewallManager>,
+    live: &mut Live,
+    control: &mut Control,
+    notifier: &Notifier,
+    kernel: &mut KernelDrops,
+) -> End {
+    let engine = manager.engine();
+    let started = Instant::now();
     let interval = Duration::from_secs(args.stats_interval);
+    let watchdog = notifier.watchdog_interval();
     let mut next_stats = started + interval;
     let mut next_refresh = started + REFRESH_INTERVAL;
+    let mut next_kernel = started;
+    let mut next_watchdog = started;
+    let mut warned_at: Option<Instant> = None;
     let mut refresh_failed = false;
+    let mut budget = Budget::new(MAX_RESTARTS, RESTART_WINDOW);
     loop {
         if privilege::stop_requested() {
             tracing::info!("v6fw run: stop requested, removing rules and draining queues");
-            break;
+            return End::Stop;
         }
-        if shutdown.load(Ordering::SeqCst) {
+        if control.shutdown.load(Ordering::SeqCst) {
             tracing::info!("v6fw run: shutdown requested");
-            break;
+            return End::Stop;
         }
-        if live.workers.iter().any(JoinHandle::is_finished) {
-            tracing::warn!("v6fw run: a worker stopped; shutting down");
-            break;
+        if signals::take_reload() {
+            let path = manager.store().map(|s| s.path().display().to_string());
+            match reload(manager) {
+                Ok(()) => tracing::info!(
+                    "v6fw run: SIGHUP: policy reloaded from {}",
+                    path.unwrap_or_default()
+                ),
+                Err(e) => tracing::error!("v6fw run: SIGHUP: the running policy stays: {e}"),
+            }
         }
+        for slot in &mut live.slots {
+            match slot.check(&mut budget) {
+                Ok(Health::Running) => {}
+                Ok(Health::Restarted(why)) => tracing::warn!(
+                    "v6fw run: {}: {why}; restarted it (restart {})",
+                    slot.name,
+                    slot.restarts
+                ),
+                Err(why) => return End::Fault(why),
+            }
+        }
+        control.check();
         let now = Instant::now();
+        if now >= next_kernel {
+            next_kernel = now + KERNEL_DROPS_INTERVAL;
+            kernel.read();
+            if warned_at.is_none_or(|t| now.duration_since(t) >= KERNEL_DROPS_WARN_INTERVAL) {
+                if let Some(n) = kernel.new_since_warned() {
+                    warned_at = Some(now);
+                    let d = kernel.sum();
+                    tracing::warn!(
+                        "the kernel dropped {n} more packets before v6fw saw them (total: {} \
+                         queue full, {} socket full): raise --queue-len, add --queues, or \
+                         see docs/live.md",
+                        d.queue_dropped,
+                        d.user_dropped
+                    );
+                }
+            }
+        }
         if args.stats_interval > 0 && now >= next_stats {
-            log_stats(&engine.counters().totals(), &manager.log_counters().stats());
+            log_stats(
+                &engine.counters().totals(),
+                &manager.log_counters().stats(),
+                kernel,
+            );
             next_stats += interval;
         }
         if now >= next_refresh {
@@ -266,24 +452,31 @@ pub fn serve(
                 Err(_) => {}
             }
         }
+        if let Some(every) = watchdog.filter(|_| now >= next_watchdog) {
+            next_watchdog = now + every;
+            let _ = notifier.notify("WATCHDOG=1");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(stop(live, &engine, &shutdown, started))
 }
 
 /// How a [`serve`] ended.
 #[derive(Debug)]
-pub struct Outcome {
+struct Outcome {
     /// Counts per reason over the whole run.
-    pub totals: Totals,
+    totals: Totals,
     /// How long it ran.
-    pub elapsed: Duration,
+    elapsed: Duration,
     /// What went wrong (a failed worker, rules that could not be removed).
-    pub errors: Vec<String>,
+    errors: Vec<String>,
+    /// It stopped on a fault and left its rules in place.
+    fault: bool,
+    /// What the kernel dropped before v6fw saw it.
+    kernel: KernelDrops,
 }
 
-/// Removes the rules, stops and joins the workers, sums up.
-fn stop(live: Live, engine: &Engine, shutdown: &AtomicBool, started: Instant) -> Outcome {
+/// A clean stop: removes the rules, stops and joins the workers.
+fn stop(live: Live, shutdown: &AtomicBool) -> Vec<String> {
     let mut errors = Vec::new();
     #[cfg(target_os = "linux")]
     if let Some(rules) = live.rules {
@@ -300,67 +493,127 @@ fn stop(live: Live, engine: &Engine, shutdown: &AtomicBool, started: Instant) ->
     for s in &live.stoppers {
         s.stop();
     }
-    for w in live.workers {
-        match w.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => errors.push(e.to_string()),
-            Err(_) => errors.push("a worker thread panicked".to_string()),
+    for slot in live.slots {
+        if let Err(e) = slot.join() {
+            errors.push(e);
         }
     }
-    let totals = engine.counters().totals();
-    tracing::info!("v6fw run: stopped; {} packets decided", totals.packets());
-    Outcome {
-        totals,
-        elapsed: started.elapsed(),
-        errors,
-    }
+    errors
 }
 
-fn log_stats(t: &Totals, log: &LogStats) {
-    let reasons: Vec<String> = t
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| format!("{}={n}", r.as_str()))
-        .collect();
-    tracing::info!(
-        "stats: packets={} accepted={} dropped={} {} log_written={} log_lost={}",
-        t.packets(),
-        t.accepted(),
-        t.dropped(),
-        reasons.join(" "),
-        log.written,
-        log.lost
+/// A stop on a fault: the rules stay (the next start removes them), so a
+/// fail-closed host drops IPv6 rather than pass it unfiltered until the
+/// service manager starts v6fw again; the workers are joined.
+fn fault(live: Live, shutdown: &AtomicBool, why: &str, fail_open: bool) -> Vec<String> {
+    let traffic = if fail_open {
+        "--fail-open: the kernel accepts IPv6 (queue bypass)"
+    } else {
+        "fail-closed: IPv6 is dropped"
+    };
+    tracing::error!(
+        "v6fw run: {why}\nexiting with code {FAULT_EXIT} and the rules in place ({traffic} until \
+         v6fw run starts again, which removes them first; under systemd that is automatic)"
     );
+    #[cfg(target_os = "linux")]
+    if let Some(rules) = live.rules {
+        rules.keep();
+    }
+    shutdown.store(true, Ordering::SeqCst);
+    #[cfg(windows)]
+    for s in &live.stoppers {
+        s.stop();
+    }
+    let mut errors = vec![why.to_string()];
+    for slot in live.slots {
+        if let Err(e) = slot.join() {
+            errors.push(e);
+        }
+    }
+    errors
 }
 
-/// Prints the totals per reason (as `v6fw replay` prints its summary),
-/// and what the firewall log wrote and lost.
-fn print_totals(t: &Totals, log: &LogStats, elapsed: Duration, json: bool) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    if json {
-        let mut v = serde_json::to_value(Summary::new(t))?;
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(
-                "log".into(),
-                serde_json::json!({
-                    "written": log.written,
-                    "lost": log.lost,
-                    "failed": log.failed,
-                    "rotations": log.rotations,
-                }),
-            );
-        }
-        serde_json::to_writer_pretty(&mut out, &v)?;
-        writeln!(out)?;
-        return out.flush();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
     }
-    writeln!(out, "ran       {:.1} s", elapsed.as_secs_f64())?;
-    write_verdict_counts(&mut out, t)?;
-    writeln!(
-        out,
-        "log       {} lines written, {} lost (queue full), {} not written",
-        log.written, log.lost, log.failed
-    )?;
-    write_reason_table(&mut out, t)?;
-    out.flush()
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        let mut all = vec!["v6fw-run"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+            .map(|c| c.run)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_numeric_option_is_range_checked() {
+        for bad in [
+            &["--queue-len", "0"][..],
+            &["--queue-len", "1048577"],
+            &["--copy-range", "63"],
+            &["--copy-range", "65536"],
+            &["--batch", "0"],
+            &["--batch", "256"],
+            &["--stats-interval", "86401"],
+            &["--mark-bit", "32"],
+            &["--queues", "3-1"],
+            &["--queues", "0-64"],
+            &["--queues", "65536"],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} was accepted"));
+            assert!(err.contains(bad[0]), "{bad:?}: {err}");
+        }
+        let ok = parse(&["--queue-len", "1", "--batch", "255", "--mark-bit", "0"]).unwrap();
+        assert_eq!((ok.queue_len, ok.batch, ok.mark_bit), (1, 255, Some(0)));
+        assert!(parse(&["--fail-open", "--fail-closed"]).is_err());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")] // the mark is NFQUEUE's
+    fn the_accept_mark_follows_the_rules() {
+        let mark = |a: &[&str]| backends::accept_mark(&parse(a).unwrap());
+        assert_eq!(mark(&[]), 1 << DEFAULT_MARK_BIT);
+        assert_eq!(
+            mark(&["--no-rules"]),
+            0,
+            "no RETURN rule: NF_REPEAT would loop"
+        );
+        assert_eq!(mark(&["--no-rules", "--mark-bit", "3"]), 8);
+    }
+
+    fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
+        FirewallManager::open(&dir.join("state")).unwrap()
+    }
+
+    #[test]
+    fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mgr = manager_in(dir.path());
+        let store = mgr.store().unwrap();
+        let mut edited = v6fw_engine::Policy::clone(&mgr.policy());
+        edited.open_global(
+            PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
+            "t",
+        );
+        std::fs::write(store.path(), crate::store::render(&edited).unwrap()).unwrap();
+        reload(&mgr).unwrap();
+        let open = |m: &FirewallManager| {
+            m.is_global_port_open(9090, v6fw_engine::Protocol::Tcp)
+                .unwrap()
+        };
+        assert!(open(&mgr), "the edited file took effect");
+        std::fs::write(store.path(), "this is [not toml").unwrap();
+        let err = reload(&mgr).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(open(&mgr), "a bad file leaves the running policy");
+        std::fs::remove_file(store.path()).unwrap();
+        assert!(reload(&mgr).unwrap_err().to_string().contains("is gone"));
+        assert!(open(&mgr));
+    }
 }

@@ -1,5 +1,7 @@
 //! `v6fw stats`: the running daemon's verdict counters per reason, the
-//! firewall log's counters (lines lost included) and the open pairs; with
+//! firewall log's counters (lines lost included), the kernel's queue drops
+//! (read from `/proc/net/netfilter/nfnetlink_queue` of the caller's network
+//! namespace, which is the daemon's when run beside it) and the open pairs; with
 //! `--watch`, a live view redrawn every second (packets/s per reason), or
 //! one JSON object per line per second with `--json`.
 
@@ -46,7 +48,49 @@ fn connect(socket: &Path) -> Result<Client, FwError> {
 /// One refresh: the stats and, from the second on, the rates since the last.
 struct Sample {
     stats: StatsResult,
+    kernel: Vec<QueueDrops>,
     at: Instant,
+}
+
+/// One bound queue's kernel counters (since the queue was bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+struct QueueDrops {
+    queue: u16,
+    queue_total: u64,
+    queue_dropped: u64,
+    user_dropped: u64,
+}
+
+/// The kernel's queues in this network namespace (Linux; elsewhere none).
+fn kernel_queues() -> Vec<QueueDrops> {
+    #[cfg(target_os = "linux")]
+    if let Ok(rows) = v6fw_capture::nfqueue::drops::read() {
+        return rows
+            .iter()
+            .map(|r| QueueDrops {
+                queue: r.queue,
+                queue_total: r.queue_total,
+                queue_dropped: r.queue_dropped,
+                user_dropped: r.user_dropped,
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
+fn sample(stats: StatsResult) -> Sample {
+    Sample {
+        stats,
+        kernel: kernel_queues(),
+        at: Instant::now(),
+    }
+}
+
+/// Queue-full and socket-full drops summed over the queues.
+fn kernel_sum(q: &[QueueDrops]) -> (u64, u64) {
+    q.iter().fold((0, 0), |(a, b), q| {
+        (a + q.queue_dropped, b + q.user_dropped)
+    })
 }
 
 fn per_second(
@@ -64,11 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.place.socket)?;
     let mut out = io::stdout().lock();
     if !args.watch {
-        let stats: StatsResult = client.request(&Request::Stats)?;
-        let now = Sample {
-            stats,
-            at: Instant::now(),
-        };
+        let now = sample(client.request(&Request::Stats)?);
         let text = if args.json {
             json_line(&now, None)?
         } else {
@@ -89,10 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 client.request(&Request::Stats)?
             }
         };
-        let now = Sample {
-            stats,
-            at: Instant::now(),
-        };
+        let now = sample(stats);
         let mut text = String::new();
         if args.json {
             text.push_str(&json_line(&now, before.as_ref())?);
@@ -136,6 +173,12 @@ fn json_line(now: &Sample, before: Option<&Sample>) -> anyhow::Result<String> {
             "packets_per_s".into(),
             serde_json::json!(per_second(now, before, |s| s.packets)),
         );
+        let (qd, ud) = kernel_sum(&now.kernel);
+        obj.insert(
+            "kernel_dropped".into(),
+            serde_json::json!({"queue_dropped": qd, "user_dropped": ud}),
+        );
+        obj.insert("kernel_queues".into(), serde_json::json!(now.kernel));
     }
     let mut line = serde_json::to_string(&v)?;
     line.push('\n');
@@ -176,6 +219,11 @@ fn render(now: &Sample, before: Option<&Sample>) -> String {
             rate(r_rate)
         );
     }
+    let _ = writeln!(
+        t,
+        "  flows not recorded (table full of confirmed flows): {}",
+        s.flows_not_recorded
+    );
     let l = &s.log;
     let _ = writeln!(t);
     let _ = writeln!(
@@ -189,6 +237,14 @@ fn render(now: &Sample, before: Option<&Sample>) -> String {
         t,
         "     {} lines written, {} lost (queue full), {} not written, {} rotations",
         l.written, l.lost, l.failed, l.rotations
+    );
+    let (qd, ud) = kernel_sum(&now.kernel);
+    let queues: Vec<String> = now.kernel.iter().map(|q| q.queue.to_string()).collect();
+    let _ = writeln!(
+        t,
+        "kernel: {} dropped before v6fw saw them ({qd} queue full, {ud} socket full); queues {}",
+        qd + ud,
+        list(&queues)
     );
     let _ = writeln!(t);
     let global: Vec<String> = s

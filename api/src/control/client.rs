@@ -22,10 +22,29 @@ pub struct Client {
     stream: std::io::BufReader<super::pipe::Pipe>,
 }
 
+/// Refuses a server that runs as neither root nor this user: another user
+/// who managed to listen at the path would see every request.
+#[cfg(unix)]
+fn check_server(stream: &std::os::unix::net::UnixStream, socket: &Path) -> Result<(), FwError> {
+    let peer =
+        super::peer::Peer::of(stream).map_err(|e| FwError::io("tell who serves", socket, &e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if peer.uid == 0 || peer.uid == me {
+        return Ok(());
+    }
+    Err(FwError::AccessDenied(format!(
+        "{} is served by uid {}, not root: that is no v6fw daemon to trust, nothing was sent; check --socket (and who can write its directory)",
+        socket.display(),
+        peer.uid
+    )))
+}
+
 impl Client {
     /// Connects to the daemon at `socket`. `Ok(None)` means no daemon is
     /// running there (no socket file, or nobody listening, or a platform
-    /// without a control socket); other failures are errors.
+    /// without a control socket); other failures are errors. On Unix the
+    /// server must run as root (or as this user): one run by anyone else is
+    /// an impostor, refused before anything is sent.
     #[cfg(unix)]
     pub fn connect(socket: &Path) -> Result<Option<Client>, FwError> {
         use std::io::ErrorKind;
@@ -33,6 +52,7 @@ impl Client {
 
         match UnixStream::connect(socket) {
             Ok(s) => {
+                check_server(&s, socket)?;
                 s.set_read_timeout(Some(REPLY_TIMEOUT))
                     .and_then(|()| s.set_write_timeout(Some(REPLY_TIMEOUT)))
                     .map_err(|e| FwError::io("configure the connection to", socket, &e))?;

@@ -4,7 +4,9 @@
 //! - [`protocol`]: requests and replies (one JSON object per line) and
 //!   [`protocol::dispatch`], which runs a request on a manager.
 //! - [`server`]: the Unix socket server ([`server::serve`]); reads for
-//!   everyone, changes for uid 0 only (`SO_PEERCRED`).
+//!   everyone, changes for root and the `--admin-group` (`SO_PEERCRED`), a
+//!   cap per uid with places kept for root.
+//! - [`peer`] (Unix): who a client is and whether it is an admin.
 //! - [`client`]: the client the command line uses.
 //! - `pipe` (Windows): the same channel as a named pipe
 //!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated
@@ -15,6 +17,8 @@
 //! The protocol is documented in `docs/control-protocol.md`.
 
 pub mod client;
+#[cfg(unix)]
+pub mod peer;
 #[cfg(windows)]
 mod pipe;
 #[cfg(windows)]
@@ -24,4 +28,4 @@ pub mod server;
 
 pub use client::Client;
 pub use protocol::{dispatch, Reply, Request};
-pub use server::{serve, DEFAULT_SOCKET};
+pub use server::{serve, serve_with, ServeOptions, DEFAULT_SOCKET};

@@ -331,6 +331,9 @@ pub struct StatsResult {
     pub dropped: u64,
     /// Every reason in SPEC.md's order, with its count.
     pub reasons: Vec<ReasonCount>,
+    /// New flows not recorded: every slot they could take held a confirmed flow.
+    #[serde(default)]
+    pub flows_not_recorded: u64,
     /// The firewall log: settings in short and counters.
     #[serde(default)]
     pub log: LogCountsResult,
@@ -540,6 +543,7 @@ pub fn stats(mgr: &FirewallManager) -> StatsResult {
                 count,
             })
             .collect(),
+        flows_not_recorded: t.flows_not_recorded(),
         log: LogCountsResult {
             dropped: policy.logging.dropped,
             connections: policy.logging.connections,

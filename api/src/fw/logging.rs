@@ -3,7 +3,7 @@
 //! `LogfileMaximumSize`, kept in the policy (`[logging]` in `policy.toml`)
 //! and changed like every other setting: validate → persist → publish.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use v6fw_engine::LogSettings;
 
@@ -52,62 +52,113 @@ impl FirewallManager {
 
     /// Changes the log settings (persisted, then published; a running
     /// daemon's writer and workers follow within about half a second).
-    /// Returns whether anything changed. A cap under 1 KiB or over 1 TiB, or
-    /// a path that is not absolute, is `E_INVALIDARG`.
+    /// Returns whether anything changed. Settings that
+    /// [`check_log_settings`] refuses are `E_INVALIDARG`.
     pub fn set_log_settings(&self, change: &LogChange) -> Result<bool, FwError> {
-        if let Some(size) = change.max_size {
-            if !(LogSettings::MIN_MAX_SIZE..=MAX_LOG_SIZE).contains(&size) {
-                return Err(FwError::InvalidArg(format!(
-                    "a log size cap of {size} bytes is not valid: give {} bytes (1KiB) to {MAX_LOG_SIZE} bytes (1TiB)",
-                    LogSettings::MIN_MAX_SIZE
-                )));
-            }
-        }
-        if let Some(Some(path)) = &change.path {
-            self.check_log_path(path)?;
-        }
+        let mut next = self.log_settings();
+        change.apply(&mut next);
+        check_log_settings(&next, self.state_dir())?;
         self.change(|p| {
             let before = p.logging.clone();
-            let l = &mut p.logging;
-            if let Some(d) = change.dropped {
-                l.dropped = d;
-            }
-            if let Some(c) = change.connections {
-                l.connections = c;
-            }
-            if let Some(path) = &change.path {
-                l.path.clone_from(path);
-            }
-            if let Some(size) = change.max_size {
-                l.max_size = size;
-            }
-            Ok(*l != before)
+            change.apply(&mut p.logging);
+            Ok(p.logging != before)
         })
     }
+}
 
-    fn check_log_path(&self, path: &str) -> Result<(), FwError> {
-        if path.is_empty() || path.chars().any(char::is_control) {
-            return Err(FwError::InvalidArg(format!(
-                "the log path {path:?} is not valid: give a file name without control characters"
-            )));
+impl LogChange {
+    /// Applies the settings this change names to `l`.
+    fn apply(&self, l: &mut LogSettings) {
+        if let Some(d) = self.dropped {
+            l.dropped = d;
         }
-        let p = Path::new(path);
-        if !p.is_absolute() {
-            return Err(FwError::InvalidArg(format!(
-                "the log path {path:?} is not absolute: the daemon does not share your working directory, give a full path"
-            )));
+        if let Some(c) = self.connections {
+            l.connections = c;
         }
-        if let Some(store) = self.store() {
-            let reserved = [
-                store.path().to_path_buf(),
-                store.dir().join(crate::store::LOCK_FILE),
-            ];
-            if reserved.iter().any(|r| r == p) {
-                return Err(FwError::InvalidArg(format!(
-                    "{path} is v6fw's own policy file: choose another log file"
-                )));
-            }
+        if let Some(path) = &self.path {
+            l.path.clone_from(path);
         }
-        Ok(())
+        if let Some(size) = self.max_size {
+            l.max_size = size;
+        }
     }
+}
+
+/// The one check of log settings, for `v6fw log set` and for `[logging]` in a
+/// policy file being loaded: a size cap of 1 KiB to 1 TiB, and a path that is
+/// absolute, free of control characters, names a file (not `..`), and is not
+/// one of v6fw's own files in `state_dir` once resolved (its directory is
+/// canonicalised, so `/d/../var/lib/v6fw/policy.toml` or a symlinked
+/// directory are seen through), and, when its directory exists, a directory
+/// only root can write and no symbolic link ([`crate::log::check_log_place`]).
+pub fn check_log_settings(settings: &LogSettings, state_dir: Option<&Path>) -> Result<(), FwError> {
+    let size = settings.max_size;
+    if !(LogSettings::MIN_MAX_SIZE..=MAX_LOG_SIZE).contains(&size) {
+        return Err(FwError::InvalidArg(format!(
+            "a log size cap of {size} bytes is not valid: give {} bytes (1KiB) to {MAX_LOG_SIZE} bytes (1TiB)",
+            LogSettings::MIN_MAX_SIZE
+        )));
+    }
+    match &settings.path {
+        Some(path) => check_log_path(path, state_dir),
+        None => Ok(()),
+    }
+}
+
+fn check_log_path(path: &str, state_dir: Option<&Path>) -> Result<(), FwError> {
+    if path.is_empty() || path.chars().any(char::is_control) {
+        return Err(FwError::InvalidArg(format!(
+            "the log path {path:?} is not valid: give a file name without control characters"
+        )));
+    }
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(FwError::InvalidArg(format!(
+            "the log path {path:?} is not absolute: the daemon does not share your working directory, give a full path"
+        )));
+    }
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Err(FwError::InvalidArg(format!(
+            "the log path {path:?} names a directory, not a file: give a full file path such as /var/log/v6fw/pfirewall.log"
+        )));
+    };
+    crate::log::check_log_place(p).map_err(|e| FwError::InvalidArg(e.to_string()))?;
+    let Some(dir) = state_dir else {
+        return Ok(());
+    };
+    let file = resolve_dir(parent).join(name);
+    let state = resolve_dir(dir);
+    let own = file.parent() == Some(state.as_path())
+        && name.to_str().is_some_and(|n| {
+            n == crate::store::POLICY_FILE
+                || n == crate::store::LOCK_FILE
+                || n.starts_with(crate::store::TMP_PREFIX)
+        });
+    if own {
+        return Err(FwError::InvalidArg(format!(
+            "{path} is v6fw's own file {}: choose another log file",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `dir` with symlinks and `..` resolved: canonicalised when it exists, else
+/// normalised by its components alone (a directory that does not exist cannot
+/// hide a link).
+fn resolve_dir(dir: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(dir) {
+        return real;
+    }
+    let mut out = PathBuf::new();
+    for c in dir.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }

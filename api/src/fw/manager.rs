@@ -62,13 +62,14 @@ impl FirewallManager {
     /// or a command editing the file while a daemon runs) fails with `E_FAIL`
     /// after about two seconds. Read-only managers take no lock.
     pub fn open(state_dir: &Path) -> Result<Arc<FirewallManager>, FwError> {
-        Self::open_with_state(state_dir, StateConfig::default())
+        Self::open_with_state(state_dir, None)
     }
 
-    /// [`FirewallManager::open`] with explicit flow/fragment table sizes.
+    /// [`FirewallManager::open`] with explicit flow/fragment table sizes and
+    /// timeouts (`None`: the policy file's `[state]` table).
     pub fn open_with_state(
         state_dir: &Path,
-        state: StateConfig,
+        state: Option<StateConfig>,
     ) -> Result<Arc<FirewallManager>, FwError> {
         let store = PolicyStore::new(state_dir);
         store.prepare()?;
@@ -82,6 +83,7 @@ impl FirewallManager {
                 p
             }
         };
+        let state = state.unwrap_or_else(|| StateConfig::from(&policy.state));
         let mgr = Arc::new(FirewallManager {
             engine: Arc::new(Engine::with_state(policy, state)),
             store: Some(store),
@@ -244,7 +246,7 @@ impl FirewallManager {
     /// Switches the tracking of outbound flows (replies `established`) on or
     /// off; persisted like any change. Returns whether anything changed.
     pub fn set_state_tracking(&self, on: bool) -> Result<bool, FwError> {
-        self.change(|p| Ok(std::mem::replace(&mut p.state, on) != on))
+        self.change(|p| Ok(std::mem::replace(&mut p.state.enabled, on) != on))
     }
 
     // ----- INetFwV6Mgr: connections -----

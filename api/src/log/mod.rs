@@ -12,13 +12,19 @@
 //! per-decision hook), and the writer follows the policy's settings
 //! ([`LogWriter::spawn_watching`] with [`config_for`]), so `v6fw log set`
 //! takes effect without a restart.
+//!
+//! The file is opened and rotated relative to its directory, never through a
+//! symbolic link, in a directory only root may write, and created mode 0640
+//! (see `file.rs`).
 
+mod file;
 mod hook;
 mod record;
 mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use file::{check_log_place, LOG_FILE_MODE};
 pub use hook::{wall_clock_ns, LogHook};
 pub use record::{header, LogRecord, TcpFields};
 pub use writer::{

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! A record is plain data of fixed size (no allocation), built on the packet
-//! path and formatted on the writer thread.
+//! path and formatted on the writer thread. Every decided IPv6 packet can
+//! have one, a version-6 packet under 40 bytes too: a field the packet does
+//! not hold is `-`, as the W3C format allows.
 
 use std::fmt::{self, Write as _};
 use std::net::Ipv6Addr;
@@ -50,10 +52,10 @@ pub struct LogRecord {
     pub reason: Reason,
     /// Upper-layer protocol, if the walk reached it.
     pub proto: Option<u8>,
-    /// Source address.
-    pub src: [u8; 16],
-    /// Destination address.
-    pub dst: [u8; 16],
+    /// Source address (`None`: the packet is too short to hold it).
+    pub src: Option<[u8; 16]>,
+    /// Destination address (`None`: the packet is too short to hold it).
+    pub dst: Option<[u8; 16]>,
     /// Source port (TCP/UDP).
     pub sport: Option<u16>,
     /// Destination port (TCP/UDP).
@@ -69,8 +71,9 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// The record for a decided packet, or `None` when it has no IPv6
-    /// addresses to log (`not_ipv6`, or a header under 40 bytes).
+    /// The record for a decided packet, or `None` for `not_ipv6` (no IPv6
+    /// packet to log). A version-6 packet under 40 bytes has a record too,
+    /// with the addresses it holds whole and `-` for the rest.
     pub fn new(
         packet: &[u8],
         walk: &Walk,
@@ -78,9 +81,14 @@ impl LogRecord {
         direction: Direction,
         time_ns: u64,
     ) -> Option<LogRecord> {
-        if packet.len() < 40 || decision.reason == Reason::NotIpv6 {
+        if decision.reason == Reason::NotIpv6 {
             return None;
         }
+        let (src, dst) = if packet.len() >= 40 {
+            (Some(walk.src), Some(walk.dst))
+        } else {
+            (address_at(packet, 8), address_at(packet, 24))
+        };
         let (sport, dport, tcp, icmp) = match walk.upper {
             Upper::Tcp {
                 sport,
@@ -109,8 +117,8 @@ impl LogRecord {
             verdict: decision.verdict(),
             reason: decision.reason,
             proto: decision.proto,
-            src: walk.src,
-            dst: walk.dst,
+            src,
+            dst,
             sport,
             dport,
             size: u32::try_from(packet.len()).unwrap_or(u32::MAX),
@@ -119,6 +127,13 @@ impl LogRecord {
             direction,
         })
     }
+}
+
+/// The 16 bytes at `at`, if the packet holds them all.
+fn address_at(packet: &[u8], at: usize) -> Option<[u8; 16]> {
+    packet
+        .get(at..at.checked_add(16)?)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
 }
 
 fn protocol_name(p: u8) -> Option<&'static str> {
@@ -206,12 +221,8 @@ impl LogRecord {
             },
             None => out.push_str(" -"),
         }
-        let _ = write!(
-            out,
-            " {} {}",
-            Ipv6Addr::from(self.src),
-            Ipv6Addr::from(self.dst)
-        );
+        opt(out, self.src.map(Ipv6Addr::from));
+        opt(out, self.dst.map(Ipv6Addr::from));
         opt(out, self.sport);
         opt(out, self.dport);
         let _ = write!(out, " {} ", self.size);
@@ -266,8 +277,8 @@ mod tests {
             verdict: Verdict::Drop,
             reason: Reason::PortClosed,
             proto: Some(6),
-            src: "2001:db8:2::20".parse::<Ipv6Addr>().unwrap().octets(),
-            dst: "2001:db8:1::10".parse::<Ipv6Addr>().unwrap().octets(),
+            src: Some("2001:db8:2::20".parse::<Ipv6Addr>().unwrap().octets()),
+            dst: Some("2001:db8:1::10".parse::<Ipv6Addr>().unwrap().octets()),
             sport: Some(40003),
             dport: Some(8080),
             size: 60,
@@ -286,5 +297,66 @@ mod tests {
             s,
             "2026-01-01 01:01:01 DROP TCP 2001:db8:2::20 2001:db8:1::10 40003 8080 60 S 1000 0 65535 - - port_closed RECEIVE\n"
         );
+    }
+
+    #[test]
+    fn a_short_version_6_packet_has_a_line_with_dashes() {
+        let mut packet = vec![0x60, 0, 0, 0, 0, 0, 6, 64];
+        packet.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        packet.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0]);
+        assert_eq!(packet.len(), 30);
+        let walk = v6fw_engine::walk::walk(&packet, false);
+        // What the engine decides for it (SPEC step 2).
+        let d = Decision {
+            reason: Reason::Malformed,
+            proto: None,
+            dport: None,
+        };
+        let r = LogRecord::new(&packet, &walk, &d, Direction::Inbound, 0).unwrap();
+        let mut s = String::new();
+        r.write_line(&mut s, 0);
+        assert_eq!(
+            s,
+            "1970-01-01 00:00:00 DROP - 2001:db8::1 - - - 30 - - - - - - malformed RECEIVE\n"
+        );
+        let r = LogRecord::new(packet.get(..20).unwrap(), &walk, &d, Direction::Inbound, 0);
+        let mut s = String::new();
+        r.unwrap().write_line(&mut s, 0);
+        assert!(s.contains(" DROP - - - - - 20 "), "{s}");
+    }
+
+    #[test]
+    fn new_reasons_are_written_by_name() {
+        let src = "2001:db8:2::20".parse::<Ipv6Addr>().unwrap().octets();
+        let dst = "2001:db8:1::10".parse::<Ipv6Addr>().unwrap().octets();
+        let base = LogRecord {
+            time_ns: 1_767_225_600_000_000_000,
+            verdict: Verdict::Drop,
+            reason: Reason::FragmentOverlap,
+            proto: None,
+            src: Some(src),
+            dst: Some(dst),
+            sport: None,
+            dport: None,
+            size: 64,
+            tcp: None,
+            icmp: None,
+            direction: Direction::Inbound,
+        };
+        let mut s = String::new();
+        base.write_line(&mut s, 0);
+        assert!(
+            s.ends_with(" - - - - - - fragment_overlap RECEIVE\n"),
+            "{s}"
+        );
+        let icmp = LogRecord {
+            reason: Reason::IcmpUnrelated,
+            proto: Some(58),
+            icmp: Some((1, 4)),
+            ..base
+        };
+        s.clear();
+        icmp.write_line(&mut s, 0);
+        assert!(s.ends_with(" 1 4 icmp_unrelated RECEIVE\n"), "{s}");
     }
 }

@@ -21,15 +21,16 @@
 //! match; an I/O error there is reported and retried, never fatal.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::file::LogDir;
 use super::record::{header, LogRecord};
 
 /// Where and how much to log.
@@ -258,38 +259,20 @@ fn open_reporting(config: LogConfig, last_error: &mut Option<String>) -> Option<
 /// One open log file.
 struct LogFile {
     config: LogConfig,
+    /// Its directory, held open: the file is opened and rotated relative
+    /// to it (see [`super::file`]).
+    dir: LogDir,
     out: BufWriter<File>,
     size: u64,
 }
 
-fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    // Windows: a log file v6fw creates is for SYSTEM and Administrators only.
-    #[cfg(windows)]
-    crate::winacl::create_file(path, crate::winacl::LOG_FILE_SDDL).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("{}: cannot create the log file: {e}", path.display()),
-        )
-    })?;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("{}: cannot open the log file: {e}", path.display()),
-            )
-        })?;
-    let size = file.metadata()?.len();
-    Ok((file, size))
-}
-
 impl LogFile {
     fn open(config: LogConfig) -> io::Result<LogFile> {
-        let (file, size) = open_append(&config.path)?;
+        let dir = LogDir::open(&config.path)?;
+        let (file, size) = dir.open_append()?;
         let mut f = LogFile {
             config,
+            dir,
             out: BufWriter::new(file),
             size,
         };
@@ -308,20 +291,8 @@ impl LogFile {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        let mut old = self.config.path.clone().into_os_string();
-        old.push(".old");
-        #[cfg(windows)]
-        clear_old(Path::new(&old))?;
-        std::fs::rename(&self.config.path, &old).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "{}: cannot rotate the log file to .old: {e}",
-                    self.config.path.display()
-                ),
-            )
-        })?;
-        let (file, size) = open_append(&self.config.path)?;
+        self.dir.rename_to_old()?;
+        let (file, size) = self.dir.open_append()?;
         self.out = BufWriter::new(file);
         self.size = size;
         self.write_header()
@@ -338,33 +309,6 @@ impl LogFile {
         self.out.write_all(line.as_bytes())?;
         self.size += len;
         Ok(rotate)
-    }
-}
-
-/// Gets `FILE.old` out of the way before the rotation's rename: Windows and
-/// Wine refuse to rename a file over one that is open (a reader tailing
-/// `FILE.old`), but let an open file be renamed and deleted. So `FILE.old` is
-/// renamed to a name of its own and deleted there (an open one goes when its
-/// last reader closes it), and the rename never replaces an open file.
-#[cfg(windows)]
-fn clear_old(old: &Path) -> io::Result<()> {
-    static ASIDE: AtomicU64 = AtomicU64::new(0);
-    let mut aside = old.as_os_str().to_owned();
-    aside.push(format!(
-        ".{}-{}.del",
-        std::process::id(),
-        ASIDE.fetch_add(1, Ordering::Relaxed)
-    ));
-    let cannot = |what: &str, e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!("{}: cannot {what} before the rotation: {e}", old.display()),
-        )
-    };
-    match std::fs::rename(old, &aside) {
-        Ok(()) => std::fs::remove_file(&aside).map_err(|e| cannot("remove the old file", e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(cannot("move the old file aside", e)),
     }
 }
 
@@ -386,7 +330,9 @@ struct Writer {
 impl Writer {
     /// Whether a record repeats a UDP flow logged in the last minute.
     fn repeated_udp(&mut self, r: &LogRecord) -> bool {
-        let (Some(sport), Some(dport), Some(17)) = (r.sport, r.dport, r.proto) else {
+        let (Some(src), Some(dst), Some(sport), Some(dport), Some(17)) =
+            (r.src, r.dst, r.sport, r.dport, r.proto)
+        else {
             return false;
         };
         if r.verdict == v6fw_engine::Verdict::Drop {
@@ -397,7 +343,7 @@ impl Writer {
             self.udp_seen
                 .retain(|_, t| now.saturating_sub(*t) < UDP_FLOW_SECONDS);
         }
-        match self.udp_seen.insert((r.src, r.dst, sport, dport), now) {
+        match self.udp_seen.insert((src, dst, sport, dport), now) {
             Some(t) => now.saturating_sub(t) < UDP_FLOW_SECONDS,
             None => false,
         }

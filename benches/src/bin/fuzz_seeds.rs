@@ -236,6 +236,27 @@ fn hand_packets() -> Vec<(String, Vec<u8>)> {
     let mut padded = packets::udp(1, 40_000, 53);
     padded.extend_from_slice(&[0xAA; 12]);
     v.push(("udp-with-padding".into(), padded));
+    // Issue 12: NDP in an atomic fragment (RFC 6980), MLD at hop limits 1 and
+    // 2, an ICMPv6 error quoting one of the host's packets, a SYN-ACK reply,
+    // and a first fragment with data after its TCP header (later fragments
+    // at offset 8 overlap it, RFC 5722).
+    let mut ns_atomic = chain(&[(44, frag(0, false, 9))], 58, &[135, 0, 0, 0, 0, 0, 0, 0]);
+    set(&mut ns_atomic, 7, 255);
+    v.push(("icmp-ns-atomic".into(), ns_atomic));
+    v.push(("icmp-mld-hl1".into(), packets::icmpv6(1, 131, 1)));
+    v.push(("icmp-mld-hl2".into(), packets::icmpv6(1, 131, 2)));
+    let mut error = vec![1u8, 0, 0, 0, 0, 0, 0, 0];
+    error.extend_from_slice(&packets::tcp_out(1, 40_000, 443));
+    v.push(("icmp-error-quote".into(), chain(&[], 58, &error)));
+    let mut syn_ack = tcp.clone();
+    set(&mut syn_ack, 13, 0x12);
+    v.push(("tcp-syn-ack".into(), chain(&[], 6, &syn_ack)));
+    let mut data = tcp.clone();
+    data.extend_from_slice(&[0xAB; 32]);
+    v.push((
+        "first-fragment-tcp-data".into(),
+        chain(&[(44, frag(0, true, 11))], 6, &data),
+    ));
     v
 }
 

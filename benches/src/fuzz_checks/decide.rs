@@ -1,6 +1,6 @@
 //! The `decide` target: arbitrary bytes through the whole decision.
 
-use v6fw_engine::walk::{walk, Outcome};
+use v6fw_engine::walk::{walk, Outcome, Upper};
 use v6fw_engine::{
     Connection, Decision, Engine, IcmpPolicy, PacketMeta, Policy, PortPair, Protocol, Reason,
     StateConfig,
@@ -152,7 +152,8 @@ fn check_one(
         | Reason::RoutingHeader0
         | Reason::ChainTooLong
         | Reason::NoUpperLayer
-        | Reason::OrphanFragment => {
+        | Reason::OrphanFragment
+        | Reason::FragmentOverlap => {
             if !columns_bare(d) {
                 return fail("walk drops and non-first fragments print - -");
             }
@@ -177,14 +178,19 @@ fn check_one(
             if !ok {
                 return fail("port decision disagrees with the fixed policy");
             }
+            let syn_only = matches!(walk(data, truncated).upper, Upper::Tcp { flags, .. } if flags & 0x12 == 0x02);
+            if d.reason == Reason::Established && syn_only {
+                return fail("a TCP SYN without ACK matched a flow");
+            }
         }
         Reason::IcmpAllowed | Reason::IcmpPolicy => {
             let (Some(58), Some(ty)) = (proto, dport) else {
                 return fail("an ICMPv6 decision without ICMPv6 columns");
             };
             let hop_limit = data.get(7).copied().unwrap_or(0);
-            let allowed =
-                u8::try_from(ty).is_ok_and(|ty| IcmpPolicy::default().allows(ty, hop_limit));
+            let fragmented = walk(data, truncated).fragment.is_some();
+            let allowed = u8::try_from(ty)
+                .is_ok_and(|ty| IcmpPolicy::default().allows(ty, hop_limit, fragmented));
             if allowed != (d.reason == Reason::IcmpAllowed) {
                 return fail("ICMPv6 decision disagrees with the default policy");
             }
@@ -196,6 +202,9 @@ fn check_one(
         }
         Reason::NotIpv6 | Reason::FirewallDisabled | Reason::Outbound => {
             return fail("impossible inbound reason");
+        }
+        Reason::IcmpUnrelated => {
+            return fail("icmp_unrelated with icmp_errors = \"any\"");
         }
     }
     Ok(())
@@ -266,10 +275,12 @@ fn later_fragment_of(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// SPEC step 5 on a pair: when `data` has a fragment header, a later
-/// fragment of the same datagram decided after it on the same worker gets
-/// the first fragment's remembered reason (`orphan_fragment` if it was not
-/// a first fragment that the walk got past, or was `incomplete_chain`), with
-/// columns `- -`.
+/// fragment of the same datagram (at offset 8 bytes) decided after it on the
+/// same worker gets the first fragment's remembered reason, or
+/// `fragment_overlap` when the first fragment's fragmentable part is longer
+/// than 8 bytes (RFC 5722), or `orphan_fragment` if it was not a first
+/// fragment that the walk got past, or was `incomplete_chain`; with columns
+/// `- -`.
 fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
     let Some(later) = later_fragment_of(data) else {
         return Ok(());
@@ -285,10 +296,11 @@ fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
     let remembered = w.is_first_fragment()
         && matches!(w.outcome, Outcome::Complete | Outcome::Stop(_))
         && first.reason != Reason::IncompleteChain;
-    let expected = if remembered {
-        first.reason
-    } else {
-        Reason::OrphanFragment
+    let overlaps = w.fragment.is_some_and(|f| f.fragmentable_len > 8);
+    let expected = match (remembered, overlaps) {
+        (false, _) => Reason::OrphanFragment,
+        (true, true) => Reason::FragmentOverlap,
+        (true, false) => first.reason,
     };
     if then.reason != expected || !columns_bare(&then) {
         return Err(format!(

@@ -18,7 +18,7 @@ const NLA_HDRLEN: usize = 4;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// `NLMSG_ERROR`: an error or an acknowledgement.
-const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_ERROR: u16 = 2;
 /// `NLM_F_REQUEST`.
 const NLM_F_REQUEST: u16 = 1;
 /// `NLM_F_ACK`.
@@ -37,6 +37,7 @@ const MSG_VERDICT_BATCH: u16 = (SUBSYS_QUEUE << 8) | 3;
 
 const NFQA_PACKET_HDR: u16 = 1;
 const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_MARK: u16 = 3;
 const NFQA_IFINDEX_INDEV: u16 = 5;
 const NFQA_IFINDEX_OUTDEV: u16 = 6;
 const NFQA_PAYLOAD: u16 = 10;
@@ -86,6 +87,8 @@ pub mod hook {
 
 /// Size of one verdict message (header, nfgenmsg, verdict attribute).
 pub const VERDICT_MSG_LEN: usize = NLMSG_HDRLEN + NFGEN_HDRLEN + NLA_HDRLEN + 8;
+/// Size of one verdict message that also sets the packet's mark.
+pub const VERDICT_MARK_MSG_LEN: usize = VERDICT_MSG_LEN + NLA_HDRLEN + 4;
 
 /// What a queued-packet message says, with the payload as a range of the
 /// buffer it was parsed from.
@@ -105,6 +108,8 @@ pub struct PacketMsg {
     pub cap_len: Option<u32>,
     /// `NFQA_SKB_INFO` bits.
     pub skb_info: u32,
+    /// The packet's mark (`NFQA_MARK`; the kernel sends it only when non-zero).
+    pub mark: u32,
 }
 
 /// One netlink message of a received datagram.
@@ -118,11 +123,13 @@ pub enum Message {
     Other,
 }
 
-fn u16_ne(b: &[u8], at: usize) -> Option<u16> {
+/// A host-order `u16` at `at`, if `b` holds it.
+pub fn u16_ne(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(*b.get(at..)?.first_chunk::<2>()?))
 }
 
-fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
+/// A host-order `u32` at `at`, if `b` holds it.
+pub fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(*b.get(at..)?.first_chunk::<4>()?))
 }
 
@@ -134,9 +141,10 @@ const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Calls `f` for every netlink message in a received datagram `buf` (with
-/// ranges relative to `buf`). Stops at the first inconsistent length.
-pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
+/// Calls `f(type, start, end)` for every netlink message of a received
+/// datagram `buf`, `start..end` being the whole message (header included)
+/// in `buf`, while `f` returns `true`. Stops at the first inconsistent length.
+pub fn for_each_raw(buf: &[u8], mut f: impl FnMut(u16, usize, usize) -> bool) {
     let mut at = 0usize;
     while let (Some(len), Some(ty)) = (u32_ne(buf, at), u16_ne(buf, at + 4)) {
         let len = len as usize;
@@ -146,16 +154,26 @@ pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
         else {
             return;
         };
-        let msg = match ty {
+        if !f(ty, at, end) {
+            return;
+        }
+        at = at.saturating_add(align4(len));
+    }
+}
+
+/// Calls `f` for every netlink message in a received datagram `buf` (with
+/// ranges relative to `buf`). Stops at the first inconsistent length.
+pub fn for_each_message(buf: &[u8], mut f: impl FnMut(Message)) {
+    for_each_raw(buf, |ty, at, end| {
+        f(match ty {
             NLMSG_ERROR => {
                 u32_ne(buf, at + NLMSG_HDRLEN).map_or(Message::Other, |e| Message::Error(e as i32))
             }
             MSG_PACKET => parse_packet(buf, at + NLMSG_HDRLEN + NFGEN_HDRLEN, end),
             _ => Message::Other,
-        };
-        f(msg);
-        at = at.saturating_add(align4(len));
-    }
+        });
+        true
+    });
 }
 
 fn parse_packet(buf: &[u8], mut at: usize, end: usize) -> Message {
@@ -168,6 +186,7 @@ fn parse_packet(buf: &[u8], mut at: usize, end: usize) -> Message {
         payload: 0..0,
         cap_len: None,
         skb_info: 0,
+        mark: 0,
     };
     while let (Some(len), Some(ty)) = (u16_ne(buf, at), u16_ne(buf, at + 2)) {
         let len = usize::from(len);
@@ -188,6 +207,7 @@ fn parse_packet(buf: &[u8], mut at: usize, end: usize) -> Message {
             NFQA_PAYLOAD => p.payload = data..attr_end,
             NFQA_CAP_LEN => p.cap_len = u32_be(buf, data),
             NFQA_SKB_INFO => p.skb_info = u32_be(buf, data).unwrap_or(0),
+            NFQA_MARK => p.mark = u32_be(buf, data).unwrap_or(0),
             _ => {}
         }
         at = at.saturating_add(align4(len));
@@ -298,6 +318,19 @@ impl Writer {
         self.verdict_msg(MSG_VERDICT_BATCH, queue, id, verdict);
     }
 
+    /// One packet's verdict that also sets its mark (`NFQA_MARK`), e.g.
+    /// `NF_REPEAT` with the bit v6fw's chains return on.
+    pub fn verdict_with_mark(&mut self, queue: u16, id: u32, verdict: u32, mark: u32) {
+        self.begin(MSG_VERDICT, 0, queue);
+        let (v, i) = (verdict.to_be_bytes(), id.to_be_bytes());
+        self.attr(
+            NFQA_VERDICT_HDR,
+            &[v[0], v[1], v[2], v[3], i[0], i[1], i[2], i[3]],
+        );
+        self.attr(NFQA_MARK, &mark.to_be_bytes());
+        self.end();
+    }
+
     fn verdict_msg(&mut self, ty: u16, queue: u16, id: u32, verdict: u32) {
         self.begin(ty, 0, queue);
         let (v, i) = (verdict.to_be_bytes(), id.to_be_bytes());
@@ -332,6 +365,7 @@ mod tests {
             w.attr(NFQA_CAP_LEN, &c.to_be_bytes());
         }
         w.attr(NFQA_SKB_INFO, &SKB_GSO.to_be_bytes());
+        w.attr(NFQA_MARK, &0x40u32.to_be_bytes());
         w.end();
         w.buf
     }
@@ -351,6 +385,20 @@ mod tests {
         assert_eq!(&buf[p.payload.clone()], &payload);
         assert_eq!(p.cap_len, Some(1500));
         assert_eq!(p.skb_info, SKB_GSO);
+        assert_eq!(p.mark, 0x40);
+    }
+
+    #[test]
+    fn a_repeat_verdict_carries_the_mark() {
+        let mut w = Writer::default();
+        w.verdict_with_mark(2, 7, NF_REPEAT, 0x0020_0040);
+        let b = w.bytes();
+        assert_eq!(b.len(), VERDICT_MARK_MSG_LEN);
+        assert_eq!(u16_ne(b, 4), Some(MSG_VERDICT));
+        assert_eq!(u32_be(b, 24), Some(NF_REPEAT));
+        assert_eq!(u32_be(b, 28), Some(7));
+        assert_eq!(u16_ne(b, 34), Some(NFQA_MARK));
+        assert_eq!(u32_be(b, 36), Some(0x0020_0040));
     }
 
     #[test]

@@ -121,12 +121,23 @@ pub fn line(d: &Decision) -> String {
 // ---------------------------------------------------------------------------
 // Whole packets from PacketBuilder.
 
+/// A TCP segment with ACK set (mid-connection: it may match a flow).
 pub fn tcp_pkt(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
-    let b = PacketBuilder::ipv6(src, dst, 64)
-        .tcp(sport, dport, 1, 1024)
-        .syn();
+    tcp_flags_pkt(src, dst, sport, dport, TCP_ACK)
+}
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// A TCP segment with exactly these flags (the checksum is not fixed up:
+/// v6fw does not validate it).
+pub fn tcp_flags_pkt(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let b = PacketBuilder::ipv6(src, dst, 64).tcp(sport, dport, 1, 1024);
     let mut v = Vec::with_capacity(b.size(4));
     b.write(&mut v, &[1, 2, 3, 4]).unwrap();
+    v[53] = flags;
     v
 }
 

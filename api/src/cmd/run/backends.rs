@@ -1,54 +1,79 @@
 //! Starting the OS's packet backends for `v6fw run`: NFQUEUE queues and
 //! ip6tables rules on Linux, a WinDivert handle on Windows; one worker thread
-//! each, with the firewall log's hook when logging is wired up.
+//! each (a [`Slot`] that can start it again), with the firewall log's hook
+//! when logging is wired up and the host's open sessions adopted as flows.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Context;
-use v6fw_capture::backend::{run_worker_with, Backend, CaptureError, Clock, NoHook};
-use v6fw_engine::Engine;
+use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
+use v6fw_engine::{Engine, Worker};
 
+use super::supervise::{Slot, WorkerHandle};
 use super::Args;
 use crate::log::{LogHook, LogSender};
 
-/// The running backends: worker threads, and what must be undone.
+/// The running backends: worker slots, and what must be undone.
 pub(super) struct Live {
-    pub(super) workers: Vec<JoinHandle<Result<u64, CaptureError>>>,
+    pub(super) slots: Vec<Slot>,
     #[cfg(target_os = "linux")]
     pub(super) rules: Option<v6fw_capture::rules::Installed>,
     #[cfg(windows)]
     pub(super) stoppers: Vec<v6fw_capture::windivert::Stopper>,
 }
 
-/// What every worker shares.
-pub(super) struct Shared<'a> {
-    pub(super) engine: &'a Arc<Engine>,
-    pub(super) shutdown: &'a Arc<AtomicBool>,
+/// What every worker shares (cloned into each worker thread).
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) engine: Arc<Engine>,
+    pub(super) shutdown: Arc<AtomicBool>,
     pub(super) clock: Clock,
     /// The firewall log's queue; each worker gets its own [`LogHook`].
-    pub(super) log: Option<&'a LogSender>,
+    pub(super) log: Option<LogSender>,
 }
 
-fn spawn<B>(
+/// One open session of the host: protocol, local end, remote end.
+pub(super) type Flow = (u8, ([u8; 16], u16), ([u8; 16], u16));
+
+/// The namespace's open sessions (Linux, from the kernel), to adopt as
+/// flows; logged. Elsewhere none.
+pub(super) fn open_sessions() -> Vec<Flow> {
+    #[cfg(target_os = "linux")]
+    match v6fw_capture::nfqueue::sessions::established() {
+        Ok(list) => return list.iter().map(|s| (s.proto, s.local, s.remote)).collect(),
+        Err(e) => tracing::warn!("cannot read the open sessions ({e}): none adopted"),
+    }
+    Vec::new()
+}
+
+/// Records `flows` in a new worker.
+fn adopt(worker: &mut Worker, flows: &[Flow], now: u64) {
+    for (proto, local, remote) in flows {
+        worker.adopt_flow(*proto, *local, *remote, now);
+    }
+}
+
+/// Runs `backend` in a new worker thread that first adopts `flows`.
+pub(super) fn spawn<B>(
     mut backend: B,
-    shared: &Shared<'_>,
-) -> anyhow::Result<JoinHandle<Result<u64, CaptureError>>>
+    shared: &Shared,
+    flows: Vec<Flow>,
+) -> anyhow::Result<WorkerHandle>
 where
     B: Backend + Send + 'static,
 {
-    let engine = Arc::clone(shared.engine);
-    let shutdown = Arc::clone(shared.shutdown);
-    let clock = shared.clock;
-    let mut hook = shared.log.cloned().map(LogHook::new);
+    let s = shared.clone();
     let name = backend.name().replace(' ', "-");
     std::thread::Builder::new()
         .name(format!("v6fw-{name}"))
         .spawn(move || {
+            let mut hook = s.log.map(LogHook::new);
+            let prepare = |w: &mut Worker, now| adopt(w, &flows, now);
+            let (e, c, d) = (&s.engine, &s.clock, &s.shutdown);
             let r = match hook.as_mut() {
-                Some(h) => run_worker_with(&mut backend, &engine, &clock, &shutdown, h),
-                None => run_worker_with(&mut backend, &engine, &clock, &shutdown, &mut NoHook),
+                Some(h) => run_worker_prepared(&mut backend, e, c, d, h, prepare),
+                None => run_worker_prepared(&mut backend, e, c, d, &mut NoHook, prepare),
             };
             if let Err(e) = &r {
                 tracing::error!("{}: {e}", backend.name());
@@ -58,14 +83,32 @@ where
         .context("cannot start a worker thread")
 }
 
+/// The mark bit of an accept, if any: `--mark-bit`, by default bit 21 when
+/// v6fw installs its rules (it adds the RETURN rule that goes with it) and
+/// none with `--no-rules` unless asked for (NFQUEUE only).
+#[cfg(target_os = "linux")]
+pub(super) fn accept_mark(args: &Args) -> u32 {
+    match args.mark_bit {
+        Some(bit) => 1u32 << bit,
+        None if args.no_rules => 0,
+        None => 1u32 << super::DEFAULT_MARK_BIT,
+    }
+}
+
 #[cfg(target_os = "linux")]
 pub(super) fn describe(args: &Args) -> String {
+    let mark = accept_mark(args);
     format!(
-        "NFQUEUE {} (copy range {} B, queue length {}, fail-{}), {}",
+        "NFQUEUE {} (copy range {} B, queue length {}, fail-{}, accept {}), {}",
         args.queues,
         args.copy_range,
         args.queue_len,
         if args.fail_open { "open" } else { "closed" },
+        if mark == 0 {
+            "NF_ACCEPT".to_string()
+        } else {
+            format!("NF_REPEAT with mark {mark:#x}")
+        },
         if args.no_rules {
             "no rules installed (--no-rules)"
         } else {
@@ -75,21 +118,22 @@ pub(super) fn describe(args: &Args) -> String {
 }
 
 #[cfg(target_os = "linux")]
-pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
+pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Result<Live> {
     use v6fw_capture::nfqueue::{NfQueue, QueueConfig};
     use v6fw_capture::rules::Rules;
 
+    let config = |queue| QueueConfig {
+        queue,
+        copy_range: args.copy_range,
+        queue_len: args.queue_len,
+        fail_open: args.fail_open,
+        batch: usize::from(args.batch),
+        accept_mark: accept_mark(args),
+    };
     // Bind every queue before any rule sends packets to it.
     let mut queues = Vec::with_capacity(args.queues.len());
     for queue in args.queues.iter() {
-        let config = QueueConfig {
-            queue,
-            copy_range: args.copy_range,
-            queue_len: args.queue_len,
-            fail_open: args.fail_open,
-            batch: usize::from(args.batch),
-        };
-        queues.push(NfQueue::open(&config)?);
+        queues.push(NfQueue::open(&config(queue))?);
     }
     let rules = if args.no_rules {
         None
@@ -97,24 +141,31 @@ pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
         let rules = Rules {
             queues: args.queues,
             bypass: args.fail_open,
+            accept_mark: accept_mark(args),
         };
         Some(rules.install()?)
     };
     let mut live = Live {
-        workers: Vec::new(),
+        slots: Vec::new(),
         rules,
     };
-    for q in queues {
-        match spawn(q, shared) {
-            Ok(w) => live.workers.push(w),
+    for (q, queue) in args.queues.iter().zip(queues) {
+        let mut first = Some(queue);
+        let (s, flows, cfg) = (shared.clone(), flows.to_vec(), config(q));
+        // The first start uses the queue bound above; a restart binds it
+        // again and adopts the sessions open now.
+        let starter = Box::new(move || match first.take() {
+            Some(queue) => spawn(queue, &s, flows.clone()),
+            None => {
+                let queue = NfQueue::open(&cfg)?;
+                spawn(queue, &s, open_sessions())
+            }
+        });
+        match Slot::start(format!("nfqueue {q}"), starter) {
+            Ok(slot) => live.slots.push(slot),
             Err(e) => {
                 // Undo: rules first, then the workers already running.
-                let _ = super::stop(
-                    live,
-                    shared.engine,
-                    shared.shutdown,
-                    std::time::Instant::now(),
-                );
+                let _ = super::stop(live, shared.shutdown.as_ref());
                 return Err(e);
             }
         }
@@ -131,7 +182,7 @@ pub(super) fn describe(args: &Args) -> String {
 }
 
 #[cfg(windows)]
-pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
+pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Result<Live> {
     use v6fw_capture::windivert::{WinDivert, WinDivertConfig};
 
     let config = WinDivertConfig {
@@ -141,9 +192,14 @@ pub(super) fn start(args: &Args, shared: &Shared<'_>) -> anyhow::Result<Live> {
     };
     let handle = WinDivert::open(&config, 0)?;
     let stoppers = vec![handle.stopper()];
-    let worker = spawn(handle, shared)?;
+    let mut first = Some(handle);
+    let (shared, flows) = (shared.clone(), flows.to_vec());
+    let starter = Box::new(move || match first.take() {
+        Some(h) => spawn(h, &shared, flows.clone()),
+        None => anyhow::bail!("the WinDivert handle cannot be opened again while it runs"),
+    });
     Ok(Live {
-        workers: vec![worker],
+        slots: vec![Slot::start("windivert".into(), starter)?],
         stoppers,
     })
 }
@@ -154,6 +210,6 @@ pub(super) fn describe(_args: &Args) -> String {
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]
-pub(super) fn start(_: &Args, _: &Shared<'_>) -> anyhow::Result<Live> {
+pub(super) fn start(_: &Args, _: &Shared, _: &[Flow]) -> anyhow::Result<Live> {
     anyhow::bail!("v6fw run works on Linux (NFQUEUE) and Windows (WinDivert) only")
 }

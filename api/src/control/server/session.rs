@@ -1,0 +1,335 @@
+//! The per-client part both servers share: the client caps, reading request
+//! lines with their limits, dispatching them and writing the replies, over
+//! any stream that implements [`Conn`].
+
+#[cfg(unix)]
+use std::collections::HashMap;
+use std::io::{ErrorKind, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+use parking_lot::Mutex;
+
+use super::{ACCEPT_POLL, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
+#[cfg(unix)]
+use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
+use crate::control::protocol::{dispatch, parse_request, Reply};
+use crate::fw::{FirewallManager, FwError};
+
+/// A connected client as the line loop needs it. Writes must give up
+/// after [`REQUEST_TIMEOUT`] (the platform code sets that up).
+pub(crate) trait Conn: Write + Send + 'static {
+    /// Reads what is there, waiting at most `timeout`: `Ok(0)` at the
+    /// end of the stream, a `TimedOut`/`WouldBlock` error when nothing came.
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize>;
+
+    /// Whether the peer may change the policy. Asked once, after the
+    /// first request line was read. An error closes the connection.
+    fn peer_is_admin(&mut self) -> std::io::Result<bool>;
+}
+
+/// The clients being served on a Unix socket: how many in all and per uid.
+#[cfg(unix)]
+#[derive(Debug)]
+pub(crate) struct Clients {
+    counts: Mutex<Counts>,
+    idle_timeout: Duration,
+}
+
+#[cfg(unix)]
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+/// One taken place in [`Clients`]; given back on drop, however the
+/// client thread ends.
+#[cfg(unix)]
+struct Slot {
+    clients: Arc<Clients>,
+    uid: u32,
+}
+
+#[cfg(unix)]
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.clients.counts.lock();
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_uid.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Clients {
+    /// No clients yet; connections idle for `idle_timeout` are closed.
+    pub(crate) fn new(idle_timeout: Duration) -> Arc<Clients> {
+        Arc::new(Clients {
+            counts: Mutex::new(Counts::default()),
+            idle_timeout,
+        })
+    }
+
+    /// A place for a client of `uid`, or the `E_OUTOFMEMORY` that says
+    /// why not: root may take any of [`MAX_CLIENTS`]; another uid at
+    /// most [`MAX_CLIENTS_PER_USER`], and only while [`ROOT_SLOTS`] stay
+    /// free.
+    fn take(self: &Arc<Self>, uid: u32) -> Result<Slot, FwError> {
+        let mut c = self.counts.lock();
+        let mine = c.per_uid.get(&uid).copied().unwrap_or(0);
+        let refused = if uid == 0 {
+            (c.total >= MAX_CLIENTS).then(|| {
+                format!(
+                    "the daemon is serving {MAX_CLIENTS} clients already: try again in a moment"
+                )
+            })
+        } else if mine >= MAX_CLIENTS_PER_USER {
+            Some(format!(
+                "uid {uid} has {mine} connections to the daemon open already (at most {MAX_CLIENTS_PER_USER} per user): close one and try again"
+            ))
+        } else {
+            (c.total >= MAX_CLIENTS - ROOT_SLOTS).then(|| {
+                format!(
+                    "the daemon is serving {} clients already (the last {ROOT_SLOTS} places are kept for root): try again in a moment, or as root",
+                    c.total
+                )
+            })
+        };
+        if let Some(m) = refused {
+            return Err(FwError::OutOfMemory(m));
+        }
+        c.total += 1;
+        *c.per_uid.entry(uid).or_insert(0) += 1;
+        Ok(Slot {
+            clients: Arc::clone(self),
+            uid,
+        })
+    }
+}
+
+/// Serves a new client of `uid` from its own thread, or turns it away
+/// with the `E_OUTOFMEMORY` reply of [`Clients::take`].
+#[cfg(unix)]
+pub(crate) fn admit_peer<C: Conn>(
+    stream: C,
+    uid: u32,
+    manager: &Arc<FirewallManager>,
+    shutdown: &Arc<AtomicBool>,
+    clients: &Arc<Clients>,
+) {
+    let slot = clients.take(uid);
+    start_client(stream, slot, manager, shutdown, clients.idle_timeout);
+}
+
+/// Decrements the client count when a client thread ends, however it ends.
+#[cfg(windows)]
+struct CountSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(windows)]
+impl Drop for CountSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Serves a new client (whose identity is known only after a first
+/// read: the Windows pipe) from its own thread, or turns it away with an
+/// `E_OUTOFMEMORY` reply when [`MAX_CLIENTS`] are being served.
+#[cfg(windows)]
+pub(crate) fn admit<C: Conn>(
+    stream: C,
+    manager: &Arc<FirewallManager>,
+    shutdown: &Arc<AtomicBool>,
+    active: &Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    let slot = if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+        active.fetch_sub(1, Ordering::AcqRel);
+        Err(FwError::OutOfMemory(format!(
+            "the daemon is serving {MAX_CLIENTS} clients already: try again in a moment"
+        )))
+    } else {
+        Ok(CountSlot(Arc::clone(active)))
+    };
+    start_client(stream, slot, manager, shutdown, super::IDLE_TIMEOUT);
+}
+
+/// Starts the thread that serves `stream` while it holds `slot`, or
+/// writes the reason there is no slot and closes.
+fn start_client<C: Conn, S: Send + 'static>(
+    mut stream: C,
+    slot: Result<S, FwError>,
+    manager: &Arc<FirewallManager>,
+    shutdown: &Arc<AtomicBool>,
+    idle_timeout: Duration,
+) {
+    let slot = match slot {
+        Ok(slot) => slot,
+        Err(e) => {
+            let _ = stream.write_all(Reply::error(&e).to_line().as_bytes());
+            return;
+        }
+    };
+    let manager = Arc::clone(manager);
+    let shutdown = Arc::clone(shutdown);
+    let spawned = std::thread::Builder::new()
+        .name("v6fw-client".into())
+        .spawn(move || {
+            let _slot = slot;
+            serve_client(stream, &manager, &shutdown, idle_timeout);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a client thread: {e}");
+    }
+}
+
+/// Why no request line could be read.
+enum LineError {
+    TooLong,
+    Partial,
+    Timeout,
+    Io,
+}
+
+/// Reads newline-terminated lines with a size bound and deadlines.
+struct LineReader<C> {
+    stream: C,
+    buf: Vec<u8>,
+    /// When the last request was answered (or the client connected):
+    /// with nothing pending, the connection is closed `idle_timeout`
+    /// after it. Blank lines do not move it.
+    idle_since: Instant,
+    idle_timeout: Duration,
+}
+
+impl<C: Conn> LineReader<C> {
+    /// The next line without its newline (and `\r`). `None` at a clean
+    /// end: EOF, idle for `idle_timeout`, or shutdown while idle.
+    fn next_line(&mut self, shutdown: &AtomicBool) -> Result<Option<Vec<u8>>, LineError> {
+        let mut chunk = [0u8; 4096];
+        // A line under way must end within REQUEST_TIMEOUT of its first
+        // byte; a line already buffered counts from now.
+        let mut started = (!self.buf.is_empty()).then(Instant::now);
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                if pos >= MAX_REQUEST_BYTES {
+                    return Err(LineError::TooLong);
+                }
+                let rest = self.buf.split_off(pos + 1);
+                let mut line = std::mem::replace(&mut self.buf, rest);
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            if self.buf.len() >= MAX_REQUEST_BYTES {
+                return Err(LineError::TooLong);
+            }
+            let idle = self.buf.is_empty();
+            if idle && shutdown.load(std::sync::atomic::Ordering::Acquire) {
+                return Ok(None);
+            }
+            let deadline = match started {
+                Some(t) if !idle => t + REQUEST_TIMEOUT,
+                _ => self.idle_since + self.idle_timeout,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return if idle {
+                    Ok(None)
+                } else {
+                    Err(LineError::Timeout)
+                };
+            }
+            // Wake up now and then to notice a shutdown.
+            let wait = left.min(ACCEPT_POLL * 10);
+            match self.stream.read_within(&mut chunk, wait) {
+                Ok(0) if idle => return Ok(None),
+                Ok(0) => return Err(LineError::Partial),
+                Ok(n) => {
+                    if idle {
+                        started = Some(Instant::now());
+                    }
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::WouldBlock | ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Err(LineError::Io),
+            }
+        }
+    }
+}
+
+fn serve_client<C: Conn>(
+    stream: C,
+    manager: &Arc<FirewallManager>,
+    shutdown: &AtomicBool,
+    idle_timeout: Duration,
+) {
+    let mut reader = LineReader {
+        stream,
+        buf: Vec::new(),
+        idle_since: Instant::now(),
+        idle_timeout,
+    };
+    // Asked once the first line is in: a named pipe can only tell who
+    // the client is after data has been read from it.
+    let mut admin: Option<bool> = None;
+    loop {
+        let (reply, close) = match reader.next_line(shutdown) {
+            Ok(None) | Err(LineError::Io) => return,
+            // A blank line is no request: it neither gets a reply nor
+            // keeps the connection from being idle.
+            Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(Some(line)) => {
+                let admin = match admin {
+                    Some(a) => a,
+                    None => match reader.stream.peer_is_admin() {
+                        Ok(a) => *admin.insert(a),
+                        Err(e) => {
+                            tracing::warn!("cannot tell who a control client is: {e}; closing");
+                            return;
+                        }
+                    },
+                };
+                let result = parse_request(&line).and_then(|r| dispatch(manager, r, admin));
+                (Reply::from_result(result), false)
+            }
+            Err(LineError::TooLong) => (
+                Reply::error(&FwError::InvalidArg(format!(
+                    "the request line is longer than {MAX_REQUEST_BYTES} bytes: send one short JSON object per line; closing"
+                ))),
+                true,
+            ),
+            Err(LineError::Partial) => (
+                Reply::error(&FwError::InvalidArg(
+                    "the request ended without a newline: end every request with \\n".into(),
+                )),
+                true,
+            ),
+            Err(LineError::Timeout) => (
+                Reply::error(&FwError::Abort(format!(
+                    "the request was not complete within {} s of its first byte: send a whole line at once; closing",
+                    REQUEST_TIMEOUT.as_secs()
+                ))),
+                true,
+            ),
+        };
+        if reader.stream.write_all(reply.to_line().as_bytes()).is_err() || close {
+            return;
+        }
+        reader.idle_since = Instant::now();
+    }
+}
