@@ -481,15 +481,7 @@ fn the_cli_goes_through_the_daemon() {
 #[cfg(unix)] // socket files: stale, in the way, their mode
 fn shutdown_stale_and_live_sockets() {
     let mut d = Daemon::start();
-    // A second daemon on a live socket is refused.
-    let e = serve(
-        Arc::clone(&d.mgr),
-        &d.socket,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap_err();
-    assert_eq!(e.hresult(), E_FAIL);
-    assert!(e.to_string().contains("already listening"), "{e}");
+    second_server_is_refused(&d, "already listening");
     d.stop();
     assert!(!d.socket.exists(), "the socket file is removed at shutdown");
     assert!(Client::connect(&d.socket).unwrap().is_none());
@@ -530,6 +522,12 @@ fn a_second_server_on_a_live_pipe_is_refused() {
     if common::wine_skip("a second server on a live pipe (Wine ignores FIRST_PIPE_INSTANCE)") {
         return;
     }
+    second_server_is_refused(&d, "exists already");
+}
+
+/// A second server on the live daemon's socket (pipe) is refused with `E_FAIL`
+/// and a message that `says`.
+fn second_server_is_refused(d: &Daemon, says: &str) {
     let e = serve(
         Arc::clone(&d.mgr),
         &d.socket,
@@ -537,5 +535,5 @@ fn a_second_server_on_a_live_pipe_is_refused() {
     )
     .unwrap_err();
     assert_eq!(e.hresult(), E_FAIL);
-    assert!(e.to_string().contains("exists already"), "{e}");
+    assert!(e.to_string().contains(says), "{e}");
 }
