@@ -42,6 +42,8 @@ pub enum Command {
     Stats(cmd::stats::Args),
     /// Show or change the firewall log settings (pfirewall.log, size cap).
     Log(cmd::log::Args),
+    /// Install, remove, start or stop `v6fw run` as a Windows service.
+    Service(cmd::service::Args),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     Completions(cmd::completions::Args),
     /// Write the man pages of every command and subcommand to a directory.
@@ -63,6 +65,7 @@ impl Command {
             | Command::Reload(_)
             | Command::Firewall(_)
             | Command::Completions(_)
+            | Command::Service(_)
             | Command::Man(_) => false,
         }
     }
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Firewall(args) => cmd::firewall::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Log(args) => cmd::log::run(args),
+        Command::Service(args) => cmd::service::run(args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args),
     };

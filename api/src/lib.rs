@@ -11,3 +11,5 @@ pub mod output;
 #[cfg(unix)]
 mod private_dir;
 pub mod store;
+#[cfg(windows)]
+pub mod winacl;

@@ -136,7 +136,8 @@ impl PolicyStore {
         &self.path
     }
 
-    /// Creates the state directory (mode 0755) if it is missing. On Unix the
+    /// Creates the state directory (mode 0755; on Windows SYSTEM and
+    /// Administrators full control, Users read) if it is missing. On Unix the
     /// directory must be owned by root (or the user running v6fw) and
     /// writable by nobody else: anyone who could write there could plant a
     /// `policy.toml` for the daemon to load.
@@ -167,9 +168,10 @@ impl PolicyStore {
     }
 
     /// Takes the exclusive writer lock of the state directory (`flock` on
-    /// `policy.lock`), waiting up to about two seconds for another writer.
-    /// One process at a time may change a policy file; the lock is released
-    /// when the returned value is dropped or the process dies.
+    /// `policy.lock`; `LockFileEx` on Windows), waiting up to about two
+    /// seconds for another writer. One process at a time may change a policy
+    /// file; the lock is released when the returned value is dropped or the
+    /// process dies.
     pub fn lock(&self) -> Result<StoreLock, FwError> {
         let path = self.dir.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -178,24 +180,21 @@ impl PolicyStore {
             .write(true)
             .open(&path)
             .map_err(|e| FwError::io("open the lock file", &path, &e))?;
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            for attempt in 0..40 {
-                // SAFETY: the fd belongs to `file`, which is open for the call.
-                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-                if rc == 0 {
-                    return Ok(StoreLock { _file: file });
-                }
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::WouldBlock || attempt == 39 {
-                    return Err(FwError::Fail(format!(
-                        "the policy in {} is in use by another v6fw process ({err}): if a daemon runs, talk to it through its --socket, or stop it",
-                        self.dir.display()
-                    )));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+        for attempt in 0..40 {
+            let err = match try_lock_exclusive(&file) {
+                Ok(true) => return Ok(StoreLock { _file: file }),
+                Ok(false) => None,
+                Err(e) => Some(e),
+            };
+            if err.is_some() || attempt == 39 {
+                let why =
+                    err.map_or_else(|| "held by another process".to_string(), |e| e.to_string());
+                return Err(FwError::Fail(format!(
+                    "the policy in {} is in use by another v6fw process ({why}): if a daemon runs, talk to it through its --socket, or stop it",
+                    self.dir.display()
+                )));
             }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         Ok(StoreLock { _file: file })
     }
@@ -243,6 +242,66 @@ impl PolicyStore {
         }
         result
     }
+}
+
+/// Tries once to lock `file` exclusively: `Ok(false)` if another process holds it.
+#[cfg(unix)]
+fn try_lock_exclusive(file: &fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the fd belongs to `file`, which is open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Tries once to lock `file` exclusively (`LockFileEx` on its first byte,
+/// which Windows releases when the handle is closed or the process ends):
+/// `Ok(false)` if another process holds it.
+#[cfg(windows)]
+fn try_lock_exclusive(file: &fs::File) -> std::io::Result<bool> {
+    use std::os::windows::io::AsRawHandle;
+    use windows::Win32::Foundation::{ERROR_LOCK_VIOLATION, HANDLE};
+    use windows::Win32::Storage::FileSystem::{
+        LockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    };
+    use windows::Win32::System::IO::OVERLAPPED;
+
+    let mut ov = OVERLAPPED::default();
+    // SAFETY: the handle belongs to `file`, open (synchronous I/O) for the
+    // call; `ov` (offset 0) outlives it: with LOCKFILE_FAIL_IMMEDIATELY on a
+    // synchronous handle the call completes before it returns.
+    let ok = unsafe {
+        LockFileEx(
+            HANDLE(file.as_raw_handle() as isize),
+            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &mut ov,
+        )
+    };
+    if ok.as_bool() {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == i32::try_from(ERROR_LOCK_VIOLATION.0).ok() {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Other systems have no lock: every writer is accepted.
+#[cfg(not(any(unix, windows)))]
+fn try_lock_exclusive(_file: &fs::File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 /// The writer lock of a state directory; released on drop.
@@ -327,6 +386,7 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+#[cfg(not(windows))]
 fn create_dir(dir: &Path) -> Result<(), FwError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -337,6 +397,15 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
     }
     builder
         .create(dir)
+        .map_err(|e| FwError::io("create the state directory", dir, &e))
+}
+
+/// Windows: a new state directory gets an explicit ACL (SYSTEM and
+/// Administrators full control, Users read), not its parent's, so Users
+/// cannot plant a `policy.toml` in it.
+#[cfg(windows)]
+fn create_dir(dir: &Path) -> Result<(), FwError> {
+    crate::winacl::create_state_dir(dir)
         .map_err(|e| FwError::io("create the state directory", dir, &e))
 }
 

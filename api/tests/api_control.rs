@@ -1,10 +1,16 @@
 //! The control socket: every request, bad requests, many clients, access
 //! control by peer uid, the CLI through a daemon, shutdown.
+//!
+//! On Windows the same requests, clients and CLI go through the named pipe;
+//! the tests of raw socket I/O, peer uids and socket files are Unix-only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-#![cfg(unix)]
+#![cfg(any(unix, windows))]
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
 
 use std::io::{BufRead, BufReader, Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +53,7 @@ impl Daemon {
             .expect("the daemon answers")
     }
 
+    #[cfg(unix)]
     fn raw(&self) -> (UnixStream, BufReader<UnixStream>) {
         let s = UnixStream::connect(&self.socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -55,6 +62,7 @@ impl Daemon {
     }
 }
 
+#[cfg(unix)]
 fn read_reply(r: &mut BufReader<UnixStream>) -> Reply {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -356,6 +364,7 @@ fn a_change_over_the_socket_decides_the_next_packet() {
 }
 
 #[test]
+#[cfg(unix)] // raw socket I/O: half-close, partial lines
 fn bad_requests_get_error_replies_and_the_server_lives() {
     let d = Daemon::start();
     let (mut s, mut r) = d.raw();
@@ -442,6 +451,7 @@ fn many_clients_at_once() {
 }
 
 /// Copies the `v6fw` binary where an unprivileged user can run it.
+#[cfg(unix)]
 fn v6fw_for_everyone(dir: &Path) -> PathBuf {
     let bin = dir.join("v6fw");
     std::fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
@@ -449,11 +459,13 @@ fn v6fw_for_everyone(dir: &Path) -> PathBuf {
     bin
 }
 
+#[cfg(unix)]
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+#[cfg(unix)]
 fn as_nobody(bin: &Path, args: &[&str]) -> std::process::Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -464,6 +476,7 @@ fn as_nobody(bin: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg(unix)] // uid 65534 through setpriv
 fn unprivileged_users_read_but_cannot_change() {
     if !is_root() {
         eprintln!("note: not root, skipping the unprivileged-user test");
@@ -606,17 +619,10 @@ fn the_cli_goes_through_the_daemon() {
 }
 
 #[test]
+#[cfg(unix)] // socket files: stale, in the way, their mode
 fn shutdown_stale_and_live_sockets() {
     let mut d = Daemon::start();
-    // A second daemon on a live socket is refused.
-    let e = serve(
-        Arc::clone(&d.mgr),
-        &d.socket,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap_err();
-    assert_eq!(e.hresult(), E_FAIL);
-    assert!(e.to_string().contains("already listening"), "{e}");
+    second_server_is_refused(&d, "already listening");
     d.stop();
     assert!(!d.socket.exists(), "the socket file is removed at shutdown");
     assert!(Client::connect(&d.socket).unwrap().is_none());
@@ -728,4 +734,27 @@ fn state_dir_leads_to_its_own_daemon_only() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+#[cfg(windows)]
+fn a_second_server_on_a_live_pipe_is_refused() {
+    let d = Daemon::start();
+    if common::wine_skip("a second server on a live pipe (Wine ignores FIRST_PIPE_INSTANCE)") {
+        return;
+    }
+    second_server_is_refused(&d, "exists already");
+}
+
+/// A second server on the live daemon's socket (pipe) is refused with `E_FAIL`
+/// and a message that `says`.
+fn second_server_is_refused(d: &Daemon, says: &str) {
+    let e = serve(
+        Arc::clone(&d.mgr),
+        &d.socket,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err();
+    assert_eq!(e.hresult(), E_FAIL);
+    assert!(e.to_string().contains(says), "{e}");
 }

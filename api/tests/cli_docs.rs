@@ -98,7 +98,7 @@ fn bash_completion_offers_the_main_subcommands() {
             "{word} not offered: {top}"
         );
     }
-    if Path::new("/bin/bash").exists() {
+    if cfg!(unix) && Path::new("/bin/bash").exists() {
         // The script loads in a real bash and completes `v6fw re` to `replay`.
         let probe = format!(
             "{script}\nCOMP_WORDS=(v6fw re); COMP_CWORD=1; _v6fw v6fw re v6fw; printf '%s\\n' \"${{COMPREPLY[@]}}\""

@@ -10,6 +10,9 @@
 //! the daemon runs, and reads `v6fw stats`. The test skips (passes with a note) when not
 //! root or when `ip`, `ip6tables`, `python3` or the NFQUEUE target is
 //! missing; set `V6FW_REQUIRE_LIVE=1` (as CI does) to make those a failure.
+//!
+//! Not on Windows: NFQUEUE, ip6tables and network namespaces are Linux's; `v6fw run` on Windows
+//! is driven end to end by dist/wine/e2e.py.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

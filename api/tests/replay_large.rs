@@ -5,6 +5,8 @@
 //!
 //! This file holds one test so that `getrusage(RUSAGE_CHILDREN)` sees only
 //! the two replays it runs.
+//!
+//! Not on Windows: it measures the replays' peak memory with getrusage(RUSAGE_CHILDREN).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -95,7 +95,7 @@ const BAD: &[Bad] = &[
     },
     Bad {
         what: "log path through .. onto the policy file",
-        text: "[logging]\npath = \"@DIR@/../@BASE@/policy.toml\"\n",
+        text: "[logging]\npath = '@DIR@/../@BASE@/policy.toml'\n",
         says: &["bad [logging] value", "v6fw's own file", "choose another log file"],
     },
 ];
@@ -167,7 +167,7 @@ fn good_files_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let store = PolicyStore::new(dir.path());
     let text = format!(
-        "# only a comment and a global\n[globals]\n\"22/tcp\" = \"ssh\"\n\"53/udp\" = \"dns\"\n[icmp]\n128 = \"deny\"\n[logging]\ndropped = true\nmax_size = 1024\npath = \"{}/v6fw.log\"\n",
+        "# only a comment and a global\n[globals]\n\"22/tcp\" = \"ssh\"\n\"53/udp\" = \"dns\"\n[icmp]\n128 = \"deny\"\n[logging]\ndropped = true\nmax_size = 1024\npath = '{}/v6fw.log'\n",
         dir.path().display()
     );
     std::fs::write(store.path(), text).unwrap();

@@ -1,12 +1,12 @@
 //! `v6fw stats` against a running control server: the one-shot view, the
 //! live `--watch` view as JSON lines (`--json --watch --count 2`), and, when
 //! tmux is installed, the redrawn terminal view. Reading needs no root.
+//! On Windows the server is a named pipe; the tmux test is Unix-only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-#![cfg(unix)]
+#![cfg(any(unix, windows))]
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -98,24 +98,30 @@ fn stats_once_shows_reasons_log_and_open_ports() {
 fn stats_watch_json_prints_one_object_per_second() {
     let d = Daemon::start();
     d.traffic(9090, 4);
-    let feeding = {
-        let mgr = Arc::clone(&d.mgr);
-        std::thread::spawn(move || {
-            // Traffic between the two refreshes, so the rate is not zero.
-            std::thread::sleep(Duration::from_millis(300));
-            let engine = mgr.engine();
-            let mut w = engine.worker();
-            let snap = engine.table().pin();
-            for _ in 0..10 {
-                w.decide(&snap, &[0x60, 0, 0], &PacketMeta::inbound(1000, 0));
-            }
-        })
-    };
     let started = Instant::now();
-    let out = stats(&d.socket, &["--json", "--watch", "--count", "2"]);
-    feeding.join().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["stats", "--json", "--watch", "--count", "2"])
+        .args(["--socket", d.socket.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    // Traffic between the two refreshes (once the first is printed), so the
+    // rate is not zero, however long the command took to start.
+    std::io::BufRead::read_line(&mut out, &mut text).unwrap();
+    {
+        let engine = d.mgr.engine();
+        let mut w = engine.worker();
+        let snap = engine.table().pin();
+        for _ in 0..10 {
+            w.decide(&snap, &[0x60, 0, 0], &PacketMeta::inbound(1000, 0));
+        }
+    }
+    std::io::Read::read_to_string(&mut out, &mut text).unwrap();
+    assert!(child.wait().unwrap().success());
     let took = started.elapsed();
-    let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -144,6 +150,7 @@ fn stats_watch_json_prints_one_object_per_second() {
 }
 
 #[test]
+#[cfg(unix)] // tmux
 fn stats_watch_redraws_in_a_terminal() {
     if !common::tmux::has_tmux() {
         return;

@@ -100,6 +100,12 @@ pub fn check() -> Result<(), NotPrivileged> {
 /// Set by the signal / console handler; read with [`stop_requested`].
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Asks for the same stop as SIGINT or Ctrl-C: what the Windows service's
+/// Stop and Shutdown controls do.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
 /// Whether SIGINT/SIGTERM (Unix) or Ctrl-C/Ctrl-Break/close (Windows)
 /// arrived since [`install_stop_handler`].
 pub fn stop_requested() -> bool {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use v6fw_capture::file::CaptureFile;
 
+mod file_util;
+
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/captures");
 
 /// Link types SPEC.md does not list: their IPv6 frames yield no packet.
@@ -83,7 +85,8 @@ fn corpus_reads_like_tshark() {
     let mut linktypes = BTreeSet::new();
     let (mut total, mut ipv6) = (0u64, 0u64);
     for path in &files {
-        let rel = path.strip_prefix(&root).unwrap().to_str().unwrap();
+        let rel = file_util::corpus_name(path, &root);
+        let rel = rel.as_str();
         let oracle = oracle(path);
         assert!(!oracle.is_empty(), "{rel}: no oracle lines");
         let mut file = CaptureFile::open(path).unwrap_or_else(|e| panic!("{e}"));

@@ -18,6 +18,8 @@ use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, ReplayOptions};
 use v6fw_engine::{Decision, Engine, Policy};
 
+mod file_util;
+
 fn captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures")
 }
@@ -157,7 +159,7 @@ fn replay_agrees_with_tshark() {
     let mut compared = 0u64;
     let mut ipv6_frames = 0u64;
     for path in captures(&dir) {
-        let rel = path.strip_prefix(&dir).unwrap().display().to_string();
+        let rel = file_util::corpus_name(&path, &dir);
         let ds = decisions(&path);
         for o in oracle(&path) {
             ipv6_frames += 1;

@@ -11,4 +11,5 @@ pub mod man;
 pub mod ports;
 pub mod replay;
 pub mod run;
+pub mod service;
 pub mod stats;

@@ -175,7 +175,7 @@ pub fn is_admin() -> bool {
     }
     #[cfg(windows)]
     {
-        super::pipe::current_process_is_admin()
+        super::pipe_peer::current_process_is_admin()
     }
     #[cfg(not(any(unix, windows)))]
     {

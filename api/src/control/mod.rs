@@ -11,6 +11,8 @@
 //! - `pipe` (Windows): the same channel as a named pipe
 //!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated
 //!   administrators only.
+//! - `pipe_peer` (Windows): who is at the other end of the pipe; the client
+//!   refuses a server that is not SYSTEM or an elevated Administrator.
 //!
 //! The protocol is documented in `docs/control-protocol.md`.
 
@@ -19,6 +21,8 @@ pub mod client;
 pub mod peer;
 #[cfg(windows)]
 mod pipe;
+#[cfg(windows)]
+mod pipe_peer;
 pub mod protocol;
 pub mod server;
 

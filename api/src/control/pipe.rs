@@ -27,6 +27,9 @@
 //! - The client opens the pipe with `CreateFileW` asking only for
 //!   `SecurityIdentification` (the server can check who it is, not act as
 //!   it); no pipe of that name (`ERROR_FILE_NOT_FOUND`) means no daemon.
+//!   Before it sends anything, it checks that the server runs as SYSTEM or
+//!   an elevated Administrator ([`super::pipe_peer::check_server`]), and
+//!   refuses an impostor that took the name first.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::windows::ffi::OsStrExt;
@@ -41,21 +44,14 @@ use ::windows::core::PCWSTR;
 use ::windows::Win32::Foundation::{
     BOOL, ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_IO_PENDING,
     ERROR_NO_DATA, ERROR_OPERATION_ABORTED, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
-    ERROR_PIPE_NOT_CONNECTED, HANDLE, HLOCAL, PSID, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
+    ERROR_PIPE_NOT_CONNECTED, HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
 };
-use ::windows::Win32::Security::Authorization::{
-    ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
-};
-use ::windows::Win32::Security::{
-    CheckTokenMembership, CreateWellKnownSid, RevertToSelf, WinBuiltinAdministratorsSid,
-    PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
-};
+use ::windows::Win32::Security::{RevertToSelf, TOKEN_QUERY};
 use ::windows::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
     FILE_GENERIC_READ, FILE_SHARE_MODE, FILE_WRITE_DATA, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
     SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
-use ::windows::Win32::System::Memory::LocalFree;
 use ::windows::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, ImpersonateNamedPipeClient, WaitNamedPipeW,
     PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
@@ -66,10 +62,12 @@ use ::windows::Win32::System::Threading::{
 };
 use ::windows::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
+use super::pipe_peer::{check_server, token_is_admin, Server};
 use super::protocol::MAX_REQUEST_BYTES;
 use super::server::session::{admit, Conn};
 use super::server::{ACCEPT_POLL, REQUEST_TIMEOUT};
 use crate::fw::{FirewallManager, FwError};
+use crate::winacl::SecurityDescriptor;
 
 /// What a pipe name without a leading `\\` is put under.
 const PIPE_PREFIX: &str = r"\\.\pipe\";
@@ -83,9 +81,6 @@ const PIPE_SDDL: &str = "D:(D;;GA;;;NU)(A;;0x12018B;;;WD)(A;;GA;;;BA)(A;;GA;;;SY
 
 /// How long a client waits for a free pipe instance in all.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
-
-/// `SECURITY_MAX_SID_SIZE` in `u32`s (68 bytes), so the buffer is aligned.
-const MAX_SID_WORDS: usize = 17;
 
 /// The raw error code of a Win32 error, as `io::Error::raw_os_error` has it.
 fn code(e: WIN32_ERROR) -> Option<i32> {
@@ -368,43 +363,28 @@ impl Conn for Pipe {
     }
 }
 
-/// Whether `token` (null: this thread's or process's own) is a member of
-/// BUILTIN\Administrators. Deny-only membership (a non-elevated
-/// administrator under UAC) does not count.
-fn token_is_admin(token: HANDLE) -> bool {
-    let mut sid = [0u32; MAX_SID_WORDS];
-    let mut size = u32::try_from(std::mem::size_of_val(&sid)).unwrap_or(0);
-    let psid = PSID(sid.as_mut_ptr().cast());
-    // SAFETY: `psid` points to `size` writable bytes, 4-byte aligned, enough
-    // for any SID; no domain SID is needed for a builtin group.
-    let built = unsafe {
-        CreateWellKnownSid(
-            WinBuiltinAdministratorsSid,
-            PSID::default(),
-            psid,
-            &mut size,
-        )
-    };
-    if !built.as_bool() {
-        return false;
+/// Returns the client end `pipe` of the pipe `name` if its server runs as
+/// SYSTEM or an elevated Administrator ([`check_server`]); else an error
+/// that says so, before anything was sent.
+fn trusted(pipe: OwnedHandle, name: &[u16]) -> io::Result<OwnedHandle> {
+    match check_server(raw(&pipe))? {
+        (_, Server::Admin | Server::AdminOwnedPipe) => Ok(pipe),
+        (pid, Server::Untrusted) => Err(io::Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the pipe {} is served by process {pid}, which runs neither as SYSTEM nor as an \
+                 elevated Administrator, so it is not the v6fw daemon (another program took the \
+                 pipe's name?): nothing was sent to it. Stop that process and restart the v6fw \
+                 daemon, or pass the daemon's --socket",
+                shown(name)
+            ),
+        )),
     }
-    let mut member = BOOL(0);
-    // SAFETY: `token` is null or an impersonation token opened with
-    // TOKEN_QUERY; `psid` is the SID built above (alive: `sid` is in scope);
-    // `member` is a valid out-pointer.
-    let ok = unsafe { CheckTokenMembership(token, psid, &mut member) };
-    ok.as_bool() && member.as_bool()
 }
 
-/// Whether this process runs elevated (its token is a member of
-/// BUILTIN\Administrators): what the command line's direct path requires
-/// for changes, as root is on Unix.
-pub(crate) fn current_process_is_admin() -> bool {
-    token_is_admin(HANDLE::default())
-}
-
-/// Opens the daemon's pipe `socket` as a client; `timeout` bounds each read
-/// and write. `Ok(None)`: no such pipe, so no daemon.
+/// Opens the daemon's pipe `socket` as a client, and checks who serves it
+/// ([`trusted`]); `timeout` bounds each read and write. `Ok(None)`: no such
+/// pipe, so no daemon.
 pub(crate) fn connect(socket: &Path, timeout: Duration) -> io::Result<Option<Pipe>> {
     let name = pipe_name(socket)?;
     let deadline = Instant::now() + BUSY_WAIT;
@@ -423,8 +403,11 @@ pub(crate) fn connect(socket: &Path, timeout: Duration) -> io::Result<Option<Pip
             )
         };
         let err = match opened {
-            // SAFETY: CreateFileW succeeded: a fresh handle nothing else owns.
-            Ok(h) => return Pipe::new(unsafe { own(h) }, timeout).map(Some),
+            Ok(h) => {
+                // SAFETY: CreateFileW succeeded: a fresh handle nothing else owns.
+                let pipe = unsafe { own(h) };
+                return trusted(pipe, &name).and_then(|h| Pipe::new(h, timeout).map(Some));
+            }
             Err(e) => io_error(&e),
         };
         if is(&err, ERROR_FILE_NOT_FOUND) {
@@ -438,51 +421,6 @@ pub(crate) fn connect(socket: &Path, timeout: Duration) -> io::Result<Option<Pip
         // the next CreateFileW tells).
         // SAFETY: `name` is NUL-terminated and outlives the call.
         let _ = unsafe { WaitNamedPipeW(PCWSTR(name.as_ptr()), millis(left)) };
-    }
-}
-
-/// The pipe's security descriptor, from [`PIPE_SDDL`]; freed on drop.
-struct SecurityDescriptor(PSECURITY_DESCRIPTOR);
-
-// SAFETY: the descriptor is a self-contained block LocalAlloc'ed for us
-// alone; it is only read (CreateNamedPipeW copies it) and freed once, from
-// whichever thread drops it.
-unsafe impl Send for SecurityDescriptor {}
-
-impl SecurityDescriptor {
-    fn new() -> io::Result<Self> {
-        let sddl: Vec<u16> = PIPE_SDDL.encode_utf16().chain(Some(0)).collect();
-        let mut sd = PSECURITY_DESCRIPTOR::default();
-        // SAFETY: `sddl` is NUL-terminated; `sd` is a valid out-pointer; the
-        // size is not wanted. The result is checked.
-        let ok = unsafe {
-            ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                PCWSTR(sddl.as_ptr()),
-                SDDL_REVISION_1,
-                &mut sd,
-                None,
-            )
-        };
-        if !ok.as_bool() || sd.0.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self(sd))
-    }
-
-    fn attributes(&self) -> SECURITY_ATTRIBUTES {
-        SECURITY_ATTRIBUTES {
-            nLength: u32::try_from(std::mem::size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(0),
-            lpSecurityDescriptor: self.0 .0,
-            bInheritHandle: BOOL(0),
-        }
-    }
-}
-
-impl Drop for SecurityDescriptor {
-    fn drop(&mut self) {
-        // SAFETY: the block came from ConvertStringSecurityDescriptorToSecurityDescriptorW
-        // (LocalAlloc) and is freed exactly once, here.
-        let _ = unsafe { LocalFree(HLOCAL(self.0 .0 as isize)) };
     }
 }
 
@@ -530,7 +468,7 @@ pub(super) fn serve(
             socket.display()
         ))
     })?;
-    let sd = SecurityDescriptor::new().map_err(|e| {
+    let sd = SecurityDescriptor::from_sddl(PIPE_SDDL).map_err(|e| {
         FwError::Fail(format!(
             "cannot build the security descriptor of the control pipe: {e}"
         ))

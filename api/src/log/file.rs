@@ -15,7 +15,9 @@
 //!   narrowed to 0640 if it was wider (it holds traffic metadata);
 //! - rotation is a `renameat` inside the directory fd, then a fresh `openat`.
 //!
-//! Elsewhere (Windows) a [`LogDir`] is the plain path.
+//! Elsewhere (Windows) a [`LogDir`] is the plain path; on Windows a new log
+//! file gets an ACL for SYSTEM and Administrators only, and the rotation
+//! never renames over an open `FILE.old` (see `clear_old`).
 
 use std::fs::File;
 use std::io;
@@ -201,7 +203,11 @@ impl LogDir {
     }
 
     /// Opens (creating) the log file for appending; returns it and its size.
+    /// On Windows a file it creates is for SYSTEM and Administrators only.
     pub(super) fn open_append(&self) -> io::Result<(File, u64)> {
+        #[cfg(windows)]
+        crate::winacl::create_file(&self.path, crate::winacl::LOG_FILE_SDDL)
+            .map_err(|e| context(e, &self.path, "cannot create the log file"))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -215,7 +221,36 @@ impl LogDir {
     pub(super) fn rename_to_old(&self) -> io::Result<()> {
         let name = self.path.file_name().unwrap_or_default();
         let old = self.path.with_file_name(Self::old_name(name));
+        #[cfg(windows)]
+        clear_old(&old)?;
         std::fs::rename(&self.path, old)
             .map_err(|e| context(e, &self.path, "cannot rotate the log file to .old"))
+    }
+}
+
+/// Gets `FILE.old` out of the way before the rotation's rename: Windows and
+/// Wine refuse to rename a file over one that is open (a reader tailing
+/// `FILE.old`), but let an open file be renamed and deleted. So `FILE.old` is
+/// renamed to a name of its own and deleted there (an open one goes when its
+/// last reader closes it), and the rename never replaces an open file.
+#[cfg(windows)]
+fn clear_old(old: &Path) -> io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ASIDE: AtomicU64 = AtomicU64::new(0);
+    let mut aside = old.as_os_str().to_owned();
+    aside.push(format!(
+        ".{}-{}.del",
+        std::process::id(),
+        ASIDE.fetch_add(1, Ordering::Relaxed)
+    ));
+    match std::fs::rename(old, &aside) {
+        Ok(()) => std::fs::remove_file(&aside)
+            .map_err(|e| context(e, old, "cannot remove the old file before the rotation")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(context(
+            e,
+            old,
+            "cannot move the old file aside before the rotation",
+        )),
     }
 }

@@ -1,5 +1,7 @@
-//! A control server on a Unix socket, for the tests that talk to one.
+//! A control server on a Unix socket (Windows: a named pipe), for the tests
+//! that talk to one.
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,8 @@ pub struct DaemonOptions<'a> {
     /// Permissions given to that directory, if any (0755 lets an
     /// unprivileged user reach the socket).
     pub dir_mode: Option<u32>,
-    /// The socket's path inside the directory.
+    /// The socket's path inside the directory (Windows: the pipe
+    /// `\\.\pipe\DIRNAME-SOCKET`).
     pub socket: &'a str,
     /// Whether stopping panics if the server thread panicked (otherwise its
     /// outcome is ignored).
@@ -42,10 +45,13 @@ impl Daemon {
         options: &DaemonOptions,
         setup: impl FnOnce(&Arc<FirewallManager>),
     ) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix(options.prefix)
-            .tempdir_in("/tmp")
-            .unwrap();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(options.prefix);
+        #[cfg(unix)]
+        let dir = builder.tempdir_in("/tmp").unwrap();
+        #[cfg(not(unix))]
+        let dir = builder.tempdir().unwrap();
+        #[cfg(unix)]
         if let Some(mode) = options.dir_mode {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         }
@@ -57,7 +63,14 @@ impl Daemon {
         }])
         .unwrap();
         setup(&mgr);
+        #[cfg(unix)]
         let socket = dir.path().join(options.socket);
+        #[cfg(windows)]
+        let socket = PathBuf::from(format!(
+            r"\\.\pipe\{}-{}",
+            dir.path().file_name().unwrap().to_string_lossy(),
+            options.socket.replace('/', "-")
+        ));
         let shutdown = Arc::new(AtomicBool::new(false));
         let handle = serve(Arc::clone(&mgr), &socket, Arc::clone(&shutdown)).unwrap();
         Daemon {

@@ -2,7 +2,7 @@
 //! builder and a check that a command succeeded. Each test file is its own crate and uses only part of it.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod daemon;
 #[cfg(target_os = "linux")]
 pub mod lab;
@@ -15,7 +15,7 @@ pub mod tmux;
 
 use etherparse::PacketBuilder;
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub use daemon::{Daemon, DaemonOptions};
 #[cfg(unix)]
 pub use root::{is_root, root_or_skip, runnable_by_everyone};
@@ -44,4 +44,22 @@ pub fn succeeded(out: std::process::Output) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Whether this runs under Wine (ntdll exports `wine_get_version`), where
+/// the check `why` names cannot be made: then the test says so and returns
+/// early (.ci/windows.sh lists every such check).
+#[cfg(windows)]
+pub fn wine_skip(why: &str) -> bool {
+    use windows::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    // SAFETY: both strings are NUL-terminated literals; ntdll is always loaded.
+    let wine = unsafe {
+        GetModuleHandleW(windows::core::w!("ntdll.dll"))
+            .map(|m| GetProcAddress(m, windows::core::s!("wine_get_version")).is_some())
+            .unwrap_or(false)
+    };
+    if wine {
+        eprintln!("note: under Wine, not checked: {why}");
+    }
+    wine
 }

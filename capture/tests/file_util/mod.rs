@@ -226,3 +226,15 @@ impl Ng {
         self.block(3, &body);
     }
 }
+
+/// The name of a corpus capture relative to `root`, with `/` between the
+/// parts whatever the OS writes (`tcpdump/x.pcap`, as INDEX.md and the
+/// oracle lists have it, also on Windows).
+pub fn corpus_name(path: &Path, root: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap();
+    let parts: Vec<_> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    parts.join("/")
+}

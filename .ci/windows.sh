@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The Windows build's tests under Wine, then `v6fw.exe run` end to end with the
+# simulated WinDivert driver (dist/windivert-sim, driven by dist/wine/e2e.py).
+# Called by .ci/run; runs on its own too: `bash .ci/windows.sh` (as root for apt).
+#
+# Prints how many Windows tests ran, were ignored, and which test files have no
+# test on Windows (and why: the `//! Not on Windows:` line of each), and fails
+# when any test or the end-to-end run fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+start=$(date +%s)
+step() { echo; echo "=== windows: $* ($(( $(date +%s) - start ))s)"; }
+target=x86_64-pc-windows-gnu
+# Each Windows test binary is ~80 MB with full debug info; line tables and no
+# incremental cache keep the Windows build to about 2 GB (backtraces keep lines).
+export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+
+step "Wine and mingw-w64"
+need=()
+command -v wine >/dev/null || need+=(wine wine64)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(mingw-w64)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}"
+fi
+rustup target add "$target" >/dev/null
+wine --version
+
+# One prefix under target/ (kept between runs), headless, quiet.
+export WINEPREFIX="$root/target/wine/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+mkdir -p "$root/target/wine/shim"
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  wineboot -i >/dev/null 2>&1 || true
+fi
+
+step "bcryptprimitives.dll shim (Rust's std imports ProcessPrng; Wine 8 lacks it)"
+x86_64-w64-mingw32-gcc -shared -O2 -Wall -o "$root/target/wine/shim/bcryptprimitives.dll" \
+  dist/wine/bcryptprimitives.c -ladvapi32
+
+step "build the Windows tests"
+crates=(-p v6fw-engine -p v6fw-capture -p v6fw-api)
+cargo test --target "$target" "${crates[@]}" --no-run 2>&1 | tail -n 3
+# The vendored (real) WinDivert.dll the test binaries import: newest build.
+real_dll=$(ls -t target/$target/debug/build/windivert-sys-*/out/WinDivert.dll | head -n 1)
+export WINEPATH="$(winepath -w "$root/target/wine/shim");$(winepath -w "$(dirname "$real_dll")")"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+
+step "run the Windows tests under Wine"
+log=target/wine/tests.log
+set +e
+cargo test --target "$target" "${crates[@]}" --no-fail-fast >"$log" 2>&1
+rc=$?
+set -e
+grep -E '^test .* (FAILED|ok|ignored)$' "$log" | grep -v ' ok$' || true
+read -r passed failed ignored < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) {
+      if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i
+    } } END { print p+0, f+0, g+0 }' "$log")
+echo "Windows tests: $passed passed, $failed failed, $ignored ignored (see $log)"
+echo "test files with no test on Windows (each says why: its \`//! Not on Windows:\` line, or its cfg):"
+awk '/Running tests\// { f = $2 } /^running 0 tests/ && f { print f } /^running / { f = "" }' "$log" |
+  while read -r f; do
+    for c in engine capture api; do
+      [ -f "$c/$f" ] || continue
+      # The `//! Not on Windows:` paragraph, joined into one line.
+      why=$(awk '/^\/\/! Not on Windows:/ { on = 1; sub(/^\/\/! Not on Windows: */, ""); printf "%s ", $0; next }
+                 on && (!/^\/\/!/ || /^\/\/!$/) { exit }
+                 on { sub(/^\/\/! */, ""); printf "%s ", $0 }' "$c/$f")
+      [ -n "$why" ] || why="only with $(grep -m1 '^#!\[cfg(' "$c/$f" || echo 'NO REASON GIVEN')"
+      echo "  $c/$f: $why"
+    done
+  done
+echo "checks that pass under Wine without asserting (each test's wine_skip reason; a Windows host runs them):"
+grep -rhoE 'wine_skip\("[^"]*"\)' engine capture api --include='*.rs' | sed 's|^wine_skip("\(.*\)")$|  \1|'
+if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
+  tail -n 60 "$log"
+  echo "FAILED: Windows tests under Wine (exit $rc, $failed failed)"
+  exit 1
+fi
+
+step "simulated WinDivert driver (dist/windivert-sim): tests, clippy, build"
+sim=(--manifest-path dist/windivert-sim/Cargo.toml)
+export CARGO_TARGET_DIR="$root/target/windivert-sim"
+cargo fmt "${sim[@]}" --check
+cargo test "${sim[@]}" 2>&1 | grep -E '^test result' | head -n 1
+cargo clippy "${sim[@]}" --all-targets -- -D warnings
+cargo clippy "${sim[@]}" --target "$target" -- -D warnings
+cargo build "${sim[@]}" --target "$target" --release
+sim_dll="$CARGO_TARGET_DIR/$target/release/WinDivert.dll"
+unset CARGO_TARGET_DIR
+
+step "end to end: v6fw.exe run under Wine with the simulated driver"
+cargo build --target "$target" -p v6fw-api --bin v6fw
+# Only the shim on the path: each run directory has its own WinDivert.dll.
+WINEPATH="$(winepath -w "$root/target/wine/shim")" timeout 900 python3 dist/wine/e2e.py \
+  --exe "target/$target/debug/v6fw.exe" --sim "$sim_dll" --real-dll "$real_dll" \
+  --work "$root/target/wine/e2e" --shim "$root/target/wine/shim/bcryptprimitives.dll"
+
+step "done"
