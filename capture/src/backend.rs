@@ -34,6 +34,10 @@ pub const DEFAULT_BATCH: usize = 64;
 /// How long a receive waits before the loop looks at the shutdown flag again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How often a running worker publishes how many flows and fragment
+/// memories it holds (a scan of its tables, between batches).
+const HELD_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// One packet of the batch a backend received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -217,7 +221,15 @@ pub fn run_loop_with<B: Backend + ?Sized, H: DecisionHook + ?Sized>(
 ) -> Result<u64, CaptureError> {
     let mut verdicts = [Verdict::Drop; MAX_BATCH];
     let mut decided = 0u64;
+    let mut held_at: Option<u64> = None;
     while !shutdown.load(Ordering::Relaxed) {
+        // The gauges of held flows and fragments, about once a second,
+        // between batches (a scan of the tables; never per packet).
+        let now = clock.now_ns();
+        if held_at.is_none_or(|t| now.saturating_sub(t) >= HELD_INTERVAL_NS) {
+            worker.publish_held(now);
+            held_at = Some(now);
+        }
         let n = backend.recv_batch(POLL_INTERVAL)?.min(MAX_BATCH);
         let Some(out) = verdicts.get_mut(..n).filter(|o| !o.is_empty()) else {
             continue;
@@ -270,11 +282,13 @@ where
     P: FnOnce(&mut Worker, u64),
 {
     let name = backend.name().to_string();
+    let mut worker = engine.worker();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut worker = engine.worker();
         prepare(&mut worker, clock.now_ns());
         run_loop_with(backend, engine, &mut worker, clock, shutdown, hook)
     }));
+    // Its tables go with it, however it ended: it holds nothing any more.
+    worker.counters().set_held(0, 0);
     result.unwrap_or(Err(CaptureError::Panicked(name)))
 }
 
@@ -443,6 +457,40 @@ mod tests {
         assert_eq!(hook.batches, 2);
         assert_eq!(hook.decisions, [(9090, Reason::PortClosed)]);
         assert_eq!(v, [Verdict::Drop]);
+    }
+
+    #[test]
+    fn a_running_worker_publishes_what_it_holds_and_nothing_once_ended() {
+        let engine = std::sync::Arc::new(Engine::new(Policy::default()));
+        let shutdown = std::sync::Arc::new(AtomicBool::new(false));
+        let (e, stop) = (
+            std::sync::Arc::clone(&engine),
+            std::sync::Arc::clone(&shutdown),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut b = Memory {
+                batches: vec![vec![(tcp(1, 9090, 5555), Direction::Outbound)]],
+                current: Vec::new(),
+                answered: Vec::new(),
+                panic_on_recv: false,
+            };
+            run_worker_prepared(&mut b, &e, &Clock::start(), &stop, &mut NoHook, |_, _| {})
+        });
+        // The first publish (before any packet) says 0; the next, about a
+        // second later, the outbound flow. Bounded: 10 s at most.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while engine.counters().totals().flows_held() != 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(engine.counters().totals().flows_held(), 1);
+        assert_eq!(engine.counters().totals().fragments_held(), 0);
+        shutdown.store(true, Ordering::Relaxed);
+        assert_eq!(thread.join().unwrap().unwrap(), 1);
+        assert_eq!(
+            engine.counters().totals().flows_held(),
+            0,
+            "an ended worker holds nothing"
+        );
     }
 
     #[test]

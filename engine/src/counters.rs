@@ -17,6 +17,9 @@ use crate::Reason;
 struct Block {
     reasons: [AtomicU64; Reason::COUNT],
     flows_not_recorded: AtomicU64,
+    /// Gauges, set by the worker now and then ([`WorkerCounters::set_held`]).
+    flows_held: AtomicU64,
+    fragments_held: AtomicU64,
 }
 
 /// One worker's counters. Written by its worker only.
@@ -48,6 +51,16 @@ impl WorkerCounters {
         bump(&self.counts.flows_not_recorded);
     }
 
+    /// Sets the gauges of live flows and fragment memories this worker holds
+    /// (the worker scans its tables now and then, off the per-packet path;
+    /// zero once the worker has ended). Owning worker only.
+    pub fn set_held(&self, flows: u64, fragments: u64) {
+        self.counts.flows_held.store(flows, Ordering::Relaxed);
+        self.counts
+            .fragments_held
+            .store(fragments, Ordering::Relaxed);
+    }
+
     /// This worker's counts alone.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
@@ -60,6 +73,8 @@ impl WorkerCounters {
             *t += c.load(Ordering::Relaxed);
         }
         totals.flows_not_recorded += self.counts.flows_not_recorded.load(Ordering::Relaxed);
+        totals.flows_held += self.counts.flows_held.load(Ordering::Relaxed);
+        totals.fragments_held += self.counts.fragments_held.load(Ordering::Relaxed);
     }
 }
 
@@ -87,11 +102,14 @@ impl Counters {
     }
 }
 
-/// Counts per reason, and the flows that could not be recorded.
+/// Counts per reason, the flows that could not be recorded, and the gauges
+/// of live flows and fragment memories held when last published.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     reasons: [u64; Reason::COUNT],
     flows_not_recorded: u64,
+    flows_held: u64,
+    fragments_held: u64,
 }
 
 impl Totals {
@@ -115,6 +133,19 @@ impl Totals {
         self.flows_not_recorded = self
             .flows_not_recorded
             .wrapping_add(other.flows_not_recorded);
+        self.flows_held = self.flows_held.wrapping_add(other.flows_held);
+        self.fragments_held = self.fragments_held.wrapping_add(other.fragments_held);
+    }
+
+    /// Live flows held by the workers when they last published it (about
+    /// once a second while running; 0 for an ended worker and in replay).
+    pub fn flows_held(&self) -> u64 {
+        self.flows_held
+    }
+
+    /// Live first-fragment memories held, published as [`Totals::flows_held`].
+    pub fn fragments_held(&self) -> u64 {
+        self.fragments_held
     }
 
     /// New flows the flow table could not record because every slot they

@@ -461,6 +461,16 @@ impl Worker {
         self.counters.totals()
     }
 
+    /// Scans the flow table and the fragment memory and publishes how many
+    /// live entries they hold at `now` in this worker's counters (a scan of
+    /// every slot, tens of microseconds: call it now and then between
+    /// batches, never per packet).
+    pub fn publish_held(&self, now: u64) {
+        let flows = self.flows.len(now) as u64;
+        let fragments = self.frags.len(now) as u64;
+        self.counters.set_held(flows, fragments);
+    }
+
     /// This worker's counter block, for a reader on another thread (the
     /// daemon's metrics endpoint): relaxed loads, no lock.
     pub fn counters(&self) -> &Arc<WorkerCounters> {

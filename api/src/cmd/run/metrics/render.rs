@@ -88,6 +88,25 @@ impl Collector for Scrape {
             });
             counters(&mut e, name, help, rows)?;
         }
+        for (name, help, value) in [
+            (
+                "v6fw_flows_held",
+                "Live flows in the worker's flow table, as the worker last published it (about once a second)",
+                (|w| w.totals.flows_held()) as fn(&WorkerReading) -> u64,
+            ),
+            (
+                "v6fw_fragment_entries",
+                "Live first-fragment memories in the worker's fragment table, published as v6fw_flows_held",
+                |w| w.totals.fragments_held(),
+            ),
+        ] {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for w in &r.workers {
+                let labels = [("worker", w.worker.clone()), ("queue", w.queue.clone())];
+                let n = i64::try_from(value(w)).unwrap_or(i64::MAX);
+                ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
         counters(
             &mut e,
             "v6fw_kernel_dropped",
@@ -197,6 +216,9 @@ mod tests {
             totals.add(Reason::PortClosed);
         }
         totals.add(Reason::OpenPort);
+        let held = v6fw_engine::counters::WorkerCounters::default();
+        held.set_held(4, 1);
+        totals.add_all(&held.totals());
         let reading = Reading {
             workers: vec![WorkerReading {
                 worker: "nfqueue-0".into(),
@@ -253,6 +275,8 @@ mod tests {
             ),
             (format!("v6fw_flows_not_recorded_total{{{w}}}"), "0"),
             (format!("v6fw_worker_restarts_total{{{w}}}"), "2"),
+            (format!("v6fw_flows_held{{{w}}}"), "4"),
+            (format!("v6fw_fragment_entries{{{w}}}"), "1"),
             ("v6fw_policy_publishes_total".into(), "9"),
             (
                 r#"v6fw_offload_accepted_packets_total{direction="in"}"#.into(),
