@@ -6,6 +6,10 @@
 //! same program; `--release` only makes it faster). `cargo test ...` is the
 //! command that runs this very test, so it is not run again from here: CI
 //! runs README's test command itself (.ci/run takes it from the same block).
+//!
+//! Not on Windows: README's quick start is for "a fresh Linux machine" and its
+//! commands are run by `sh`; the Windows build is described in its own section.
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
