@@ -1,8 +1,9 @@
 //! One command line: errors as JSON with `--json`, one size syntax, one JSON
 //! shape for per-reason counts, colour only on a terminal and never with
-//! `NO_COLOR`.
+//! `NO_COLOR`. On Windows the daemon is a named pipe; the colour test needs
+//! tmux, a Unix terminal multiplexer, and is Unix's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-#![cfg(unix)]
+#![cfg(any(unix, windows))]
 
 use std::process::{Command, Output, Stdio};
 
@@ -141,7 +142,14 @@ fn one_size_syntax_for_every_size_option() {
     }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    // Nothing serves it: the commands change the policy file themselves.
+    #[cfg(unix)]
     let sock = dir.path().join("control.sock");
+    #[cfg(windows)]
+    let sock = std::path::PathBuf::from(format!(
+        r"\\.\pipe\v6fw-sizes-{}",
+        dir.path().file_name().unwrap().to_string_lossy()
+    ));
     let place = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--state-dir", state.to_str().unwrap()]);
@@ -197,6 +205,7 @@ fn per_reason_counts_have_one_json_shape() {
     assert_eq!(s["port_closed"], 2);
 }
 
+#[cfg(unix)]
 /// What `v6fw stats --watch` draws in a tmux terminal, escape sequences
 /// included, run under `env ENV`; None without tmux.
 fn watch_screen(d: &Daemon, env: &str) -> Option<String> {
@@ -215,6 +224,7 @@ fn watch_screen(d: &Daemon, env: &str) -> Option<String> {
     Some(common::tmux::screen(&sock, &cmd, "open ports:", true))
 }
 
+#[cfg(unix)] // tmux
 #[test]
 fn colour_only_on_a_terminal_and_never_with_no_color() {
     let d = start_daemon();

@@ -8,6 +8,9 @@
 //! Then `v6fw reload` re-reads the daemon's own file. Traffic never leaves
 //! the two namespaces. Skips (passes with a note) when not root or tools
 //! are missing, unless `V6FW_REQUIRE_LIVE=1`.
+//!
+//! Not on Windows: NFQUEUE, ip6tables and network namespaces are Linux's; `v6fw
+//! load` through the named pipe is in api_control.rs and e2e.py.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -19,6 +19,9 @@
 //!
 //! Skips (passes with a note) without root or the tools; CI sets
 //! `V6FW_REQUIRE_LIVE=1` to make that a failure.
+//!
+//! Not on Windows: NFQUEUE, ip6tables and network namespaces are Linux's; `v6fw
+//! run` on Windows is driven end to end by dist/wine/e2e.py.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -10,6 +10,9 @@
 //! the rules' removal on SIGTERM are checked, and that a killed daemon's
 //! offload rules are removed by the next start. Skips like live_nfqueue.rs
 //! (fails instead with `V6FW_REQUIRE_LIVE=1`).
+//!
+//! Not on Windows: conntrack offload is an ip6tables rule: there is no kernel
+//! offload with WinDivert.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -30,6 +30,9 @@
 //!
 //! Skips (passes with a note) without root or the tools; CI sets
 //! `V6FW_REQUIRE_LIVE=1` to make that a failure.
+//!
+//! Not on Windows: NFQUEUE rules, SIGHUP, sock_diag and network namespaces are
+//! Linux's; the Windows stop and error paths are in dist/wine/e2e.py.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -3,11 +3,11 @@
 //! directory (about 400 MB), never committed. The speed of replay is a
 //! measurement, reported in docs/benchmarks.md, not asserted here.
 //!
-//! This file holds one test so that `getrusage(RUSAGE_CHILDREN)` sees only
-//! the two replays it runs.
-//!
-//! Not on Windows: it measures the replays' peak memory with getrusage(RUSAGE_CHILDREN).
-#![cfg(unix)]
+//! The peak memory of each replay is its child process's: on Unix the
+//! largest `ru_maxrss` of `getrusage(RUSAGE_CHILDREN)` (this file holds one
+//! test so that it sees only these two replays), on Windows the process's
+//! `PeakWorkingSetSize` (`GetProcessMemoryInfo` on its handle).
+#![cfg(any(unix, windows))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -64,7 +64,8 @@ fn write_capture(path: &Path, packets: u64) {
 }
 
 /// Largest resident set of any child waited for so far, in KiB.
-fn children_max_rss_kib() -> i64 {
+#[cfg(unix)]
+fn peak_rss_kib(_child: &std::process::Child) -> i64 {
     // SAFETY: `usage` is a plain C struct for which all-zero bytes are valid;
     // getrusage only writes into it.
     unsafe {
@@ -74,8 +75,26 @@ fn children_max_rss_kib() -> i64 {
     }
 }
 
-fn replay(path: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+/// The peak working set of `child` (exited, its handle still open), in KiB.
+#[cfg(windows)]
+fn peak_rss_kib(child: &std::process::Child) -> i64 {
+    use std::os::windows::io::AsRawHandle;
+    use windows::Win32::Foundation::HANDLE;
+    use windows::Win32::System::ProcessStatus::{GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS};
+    let mut counters = PROCESS_MEMORY_COUNTERS::default();
+    let size = u32::try_from(std::mem::size_of::<PROCESS_MEMORY_COUNTERS>()).unwrap();
+    // SAFETY: the handle is the child's, open until `child` is dropped;
+    // `counters` is writable for `size` bytes.
+    let ok = unsafe {
+        GetProcessMemoryInfo(HANDLE(child.as_raw_handle() as isize), &mut counters, size)
+    };
+    assert!(ok.as_bool(), "GetProcessMemoryInfo failed");
+    i64::try_from(counters.PeakWorkingSetSize / 1024).unwrap()
+}
+
+/// Replays `path`; its JSON summary and its peak memory in KiB.
+fn replay(path: &Path) -> (String, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_v6fw"))
         .args([
             "replay",
             path.to_str().unwrap(),
@@ -84,10 +103,19 @@ fn replay(path: &Path) -> String {
             "--json",
         ])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let out = common::succeeded(out);
-    String::from_utf8(out.stdout).unwrap()
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut child = child;
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "replay failed ({status}): {stderr}");
+    let rss = peak_rss_kib(&child);
+    (stdout, rss)
 }
 
 #[test]
@@ -99,10 +127,8 @@ fn five_million_packets_in_constant_memory() {
     let n: u64 = 5_000_000;
     write_capture(&large, n);
 
-    let s = replay(&small);
-    let small_rss = children_max_rss_kib();
-    let l = replay(&large);
-    let large_rss = children_max_rss_kib();
+    let (s, small_rss) = replay(&small);
+    let (l, large_rss) = replay(&large);
     std::fs::remove_file(&large).unwrap();
 
     let v: serde_json::Value = serde_json::from_str(&l).unwrap();
@@ -118,6 +144,7 @@ fn five_million_packets_in_constant_memory() {
     assert_eq!(sv["packets"], 50_000);
     // 100 times the packets, the same memory (a little slack for the allocator).
     println!("max RSS: {small_rss} KiB for 50,000 packets, {large_rss} KiB for {n}");
+    assert!(small_rss > 0, "no peak memory was measured");
     assert!(
         large_rss <= small_rss + 4 * 1024,
         "replay memory grew with the capture: {small_rss} KiB -> {large_rss} KiB"

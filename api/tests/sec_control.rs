@@ -3,6 +3,9 @@
 //! connection from being idle, the socket is made mode 0666 in a directory
 //! only root may write, and `--admin-group` lets that group's members change
 //! the policy.
+//!
+//! Not on Windows: it checks a Unix socket's peer uid, file mode and Unix groups;
+//! the named pipe's checks are in api_control.rs and windows_acl.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(target_os = "linux")]
 

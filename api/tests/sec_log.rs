@@ -2,6 +2,9 @@
 //! write or own, a link swapped in before a rotation, and a `..` path onto
 //! the policy file all fail safely with a clear error, and nothing is
 //! written where it should not be. New log files are mode 0640.
+//!
+//! Not on Windows: it plants symbolic links and POSIX modes, a Unix user's attacks;
+//! the log file's Windows ACL is checked in windows_acl.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(unix)]
 

@@ -3,8 +3,6 @@
 //! what to do, and the daemon does not start on such a file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::process::Command;
-
 mod common;
 
 use v6fw_api::fw::{FirewallManager, LogChange};
@@ -243,7 +241,7 @@ fn the_daemon_refuses_to_start_on_a_bad_file() {
     let (dir, _) = load_error("[global]\n\"22/tcp\" = \"ssh\"\n");
     // --no-rules: even if it did start, nothing would be diverted; and it is
     // killed if it has not stopped within 20 s.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_v6fw"))
         .arg("run")
         .arg("--state-dir")
         .arg(dir.path())

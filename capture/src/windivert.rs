@@ -57,6 +57,9 @@ pub fn split_batch(buf: &[u8], count: usize, out: &mut [Range<usize>]) -> usize 
 pub use os::{Stopper, WinDivert, WinDivertConfig};
 
 #[cfg(windows)]
+mod dll;
+
+#[cfg(windows)]
 mod os {
     use std::ops::Range;
     use std::sync::Arc;
@@ -64,13 +67,10 @@ mod os {
 
     use v6fw_engine::{Direction, Verdict};
     use windivert_sys::address::WINDIVERT_ADDRESS;
-    use windivert_sys::{
-        WinDivertClose, WinDivertFlags, WinDivertLayer, WinDivertOpen, WinDivertParam,
-        WinDivertRecvEx, WinDivertSendEx, WinDivertSetParam, WinDivertShutdown,
-        WinDivertShutdownMode,
-    };
+    use windivert_sys::{WinDivertFlags, WinDivertLayer, WinDivertParam, WinDivertShutdownMode};
     use windows::Win32::Foundation::HANDLE;
 
+    use super::dll::{api, Api};
     use super::split_batch;
     use crate::backend::{Backend, CaptureError, Packet, MAX_BATCH};
 
@@ -97,7 +97,7 @@ mod os {
 
     /// Owns a WinDivert handle: closed when the last owner is dropped, so a
     /// [`Stopper`] never calls into a closed (possibly reused) handle.
-    struct Owned(HANDLE);
+    struct Owned(HANDLE, &'static Api);
 
     // SAFETY: a WinDivert HANDLE may be used from any thread.
     unsafe impl Send for Owned {}
@@ -107,7 +107,7 @@ mod os {
     impl Drop for Owned {
         fn drop(&mut self) {
             // SAFETY: the handle is open and closed exactly once, here.
-            unsafe { WinDivertClose(self.0) };
+            unsafe { (self.1.close)(self.0) };
         }
     }
 
@@ -115,6 +115,7 @@ mod os {
     pub struct WinDivert {
         owned: Arc<Owned>,
         handle: HANDLE,
+        api: &'static Api,
         name: String,
         buf: Vec<u8>,
         addrs: Vec<WINDIVERT_ADDRESS>,
@@ -135,16 +136,17 @@ mod os {
         pub fn stop(&self) {
             // SAFETY: `Owned` keeps the handle open for as long as this
             // stopper exists; WinDivertShutdown is thread-safe.
-            unsafe { WinDivertShutdown(self.0 .0, WinDivertShutdownMode::Both) };
+            unsafe { (self.0 .1.shutdown)(self.0 .0, WinDivertShutdownMode::Both) };
         }
     }
 
     impl WinDivert {
         /// Opens a network-layer handle diverting IPv6 in both directions.
         pub fn open(config: &WinDivertConfig, index: usize) -> Result<Self, CaptureError> {
+            let api = api()?;
             // SAFETY: FILTER is a NUL-terminated string that outlives the call.
             let handle = unsafe {
-                WinDivertOpen(
+                (api.open)(
                     FILTER.as_ptr(),
                     WinDivertLayer::Network,
                     config.priority,
@@ -159,11 +161,12 @@ mod os {
             }
             let queue_len = u64::from(config.queue_len.clamp(32, 16_384));
             // SAFETY: `handle` is open; the value is within the documented range.
-            unsafe { WinDivertSetParam(handle, WinDivertParam::QueueLength, queue_len) };
+            unsafe { (api.set_param)(handle, WinDivertParam::QueueLength, queue_len) };
             let batch = config.batch.clamp(1, MAX_BATCH);
             Ok(WinDivert {
-                owned: Arc::new(Owned(handle)),
+                owned: Arc::new(Owned(handle, api)),
                 handle,
+                api,
                 name: format!("windivert {index}"),
                 buf: vec![0u8; batch * 2048 + MTU_MAX],
                 addrs: vec![WINDIVERT_ADDRESS::default(); batch],
@@ -187,7 +190,7 @@ mod os {
             // SAFETY: `buf` and `addrs` are valid for the byte lengths passed;
             // no OVERLAPPED: the call blocks until packets or a shutdown.
             let ok = unsafe {
-                WinDivertRecvEx(
+                (self.api.recv_ex)(
                     self.handle,
                     self.buf.as_mut_ptr().cast(),
                     u32::try_from(self.buf.len()).unwrap_or(u32::MAX),
@@ -263,7 +266,7 @@ mod os {
             // SAFETY: the first `end` bytes of `buf` hold `kept` packets and
             // the first `kept` entries of `addrs` their addresses.
             let ok = unsafe {
-                WinDivertSendEx(
+                (self.api.send_ex)(
                     self.handle,
                     self.buf.as_ptr().cast(),
                     u32::try_from(end).unwrap_or(u32::MAX),

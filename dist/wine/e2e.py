@@ -24,7 +24,10 @@ What it checks, each step bounded in time (a failure names the step):
    reason exactly as expected, the driver handle shut down and closed.
 6. The error path: the real WinDivert.dll (no WinDivert64.sys, and Wine has
    no such driver) and the simulated one failing with ERROR_ACCESS_DENIED:
-   exit 1 and a message that says what to do.
+   exit 1 and a message that says what to do. With no WinDivert.dll next to
+   v6fw.exe, or a DLL of that name that is not WinDivert: `run` exits 1
+   naming the file and what to put there, while `check` and `replay`, which
+   never touch the driver, still work.
 
 Prints `e2e: N checks passed` or fails with the first check that did not hold.
 """
@@ -200,6 +203,8 @@ def main():
     os.makedirs(a.work)
     exe = bin_dir(a.work, "bin-sim", a.exe, a.sim)
     real = bin_dir(a.work, "bin-real", a.exe, a.real_dll)
+    no_dll = bin_dir(a.work, "bin-none", a.exe, None)
+    not_windivert = bin_dir(a.work, "bin-other", a.exe, a.shim)
     driver = Driver(os.path.join(a.work, "driver"))
     state = os.path.join(a.work, "state")
     pipe = f"\\\\.\\pipe\\v6fw-e2e-{uuid.uuid4().hex[:12]}"
@@ -218,6 +223,7 @@ def main():
             daemon.kill()
             daemon.wait(10)
     error_paths(a.work, exe, real, env)
+    dll_missing(a.work, no_dll, not_windivert, env)
     as_a_service(a.work, a.exe, a.sim, a.shim)
     print(f"e2e: {CHECKS} checks passed")
 
@@ -315,6 +321,32 @@ def error_paths(work, exe, real, env):
         check(r.returncode == 1, f"{name}: exit 1, got {r.returncode}: {r.stderr}")
         check("cannot open WinDivert: run as Administrator, with WinDivert.dll and "
               "WinDivert64.sys next to v6fw.exe" in r.stderr, f"{name}: says what to do: {r.stderr}")
+
+
+def dll_missing(work, no_dll, not_windivert, env):
+    """No WinDivert.dll beside v6fw.exe, or one that is not WinDivert."""
+    env = {k: v for k, v in env.items() if not k.startswith("V6FW_WINDIVERT_SIM")}
+    for name, binary, says in [
+        ("no WinDivert.dll", no_dll,
+         "cannot load WinDivert.dll: it is not in "),
+        ("a WinDivert.dll that is not WinDivert", not_windivert,
+         "does not export WinDivertOpen: it is not WinDivert 2.x"),
+    ]:
+        st = os.path.join(work, "state-" + name.replace(" ", "-").replace(".", ""))
+        r = wine(binary, "run", "--state-dir", winpath(st),
+                 "--socket", f"\\\\.\\pipe\\v6fw-e2e-{uuid.uuid4().hex[:12]}", env=env, timeout=120)
+        check(r.returncode == 1, f"{name}: run exits 1, got {r.returncode}: {r.stderr}")
+        where = "\\" + os.path.basename(os.path.dirname(binary))  # the directory it looked in
+        check(says in r.stderr and where in r.stderr, f"{name}: says what and where: {r.stderr}")
+    sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "samples", "sample.pcap")
+    r = wine(no_dll, "replay", winpath(sample), env=env, timeout=120)
+    check(r.returncode == 0 and "packets   27" in r.stdout,
+          f"replay works without WinDivert.dll: {r.returncode} {r.stdout[-300:]} {r.stderr}")
+    policy = os.path.join(work, "check.toml")
+    with open(policy, "w") as f:
+        f.write('[globals]\n"22/tcp" = "ssh"\n')
+    r = wine(no_dll, "check", winpath(policy), env=env, timeout=120)
+    check(r.returncode == 0 and "22/tcp" in r.stdout, f"check works without WinDivert.dll: {r.returncode} {r.stdout} {r.stderr}")
 
 
 def as_a_service(work, exe_src, sim, shim):

@@ -7,7 +7,7 @@ mod daemon;
 #[cfg(target_os = "linux")]
 pub mod lab;
 pub mod pcap;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod root;
 pub mod sample;
 #[cfg(unix)]
@@ -18,7 +18,9 @@ use etherparse::PacketBuilder;
 #[cfg(any(unix, windows))]
 pub use daemon::{Daemon, DaemonOptions};
 #[cfg(unix)]
-pub use root::{is_root, root_or_skip, runnable_by_everyone};
+pub use root::runnable_by_everyone;
+#[cfg(any(unix, windows))]
+pub use root::{is_root, root_or_skip};
 
 /// A TCP SYN 2001:db8::1 port 40000 → 2001:db8::2 port `dport`.
 pub fn tcp_syn(dport: u16) -> Vec<u8> {

@@ -1,9 +1,9 @@
 //! Whether the tests that need root run.
 
-/// Whether this process runs as root.
+/// Whether this process runs as root (Windows: an elevated Administrator,
+/// who may change the policy as root may).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    v6fw_api::control::client::is_admin()
 }
 
 /// Whether a test that needs root runs: as root yes; otherwise it skips
@@ -20,6 +20,7 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
+#[cfg(unix)]
 /// Copies the executable `from` into `dir` as `name`, mode 0755, so that an
 /// unprivileged user (uid 65534 through `setpriv`) can run it; returns the copy.
 pub fn runnable_by_everyone(

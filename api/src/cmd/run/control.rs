@@ -100,11 +100,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[cfg(unix)]
     #[test]
     fn a_dead_control_socket_is_started_again() {
         let dir = tempfile::tempdir().unwrap();
+        #[cfg(unix)]
         let socket = dir.path().join("c.sock");
+        #[cfg(windows)]
+        let socket = std::path::PathBuf::from(format!(
+            r"\\.\pipe\v6fw-restart-{}",
+            dir.path().file_name().unwrap().to_string_lossy()
+        ));
         let shutdown = Arc::new(AtomicBool::new(false));
         // A server thread that died (its socket file is stale or gone).
         let dead = std::thread::spawn(|| {});
@@ -120,10 +125,16 @@ mod tests {
             restarts: Budget::new(1, RESTART_WINDOW),
         };
         control.check();
-        assert!(
-            std::os::unix::net::UnixStream::connect(&socket).is_ok(),
-            "no server on the socket after the restart"
-        );
+        #[cfg(unix)]
+        let reached = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+        // A pipe client is a file opened on the pipe's name.
+        #[cfg(windows)]
+        let reached = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&socket)
+            .is_ok();
+        assert!(reached, "no server on the socket after the restart");
         shutdown.store(true, Ordering::SeqCst);
         assert_eq!(control.join(), None);
     }
