@@ -492,9 +492,10 @@ fn live_safety_never_locks_the_admin_out() {
     assert_eq!(t.client("tcp", 8080, 3.0), "ok");
 
     // 6. A second SIGINT during the stop exits at once. (Two signals sent
-    //    back to back merge into one: the kernel does not queue them.)
+    //    back to back merge into one: the kernel does not queue them; so the
+    //    second is sent once the first is no longer pending.)
     t.signal(&second, libc::SIGINT);
-    sleep(Duration::from_millis(5));
+    wait_delivered(second.pid, libc::SIGINT);
     t.signal(&second, libc::SIGINT);
     assert_eq!(t.wait_exit(&second).code(), Some(130), "{}", second.log());
 
@@ -640,5 +641,26 @@ impl Test {
         }
         let path: &Path = &self.state.join("policy.toml");
         fs::write(path, v6fw_api::store::render(&p).unwrap()).unwrap();
+    }
+}
+
+/// Waits (2 s at most) until signal `sig` is no longer pending for process
+/// `pid` (its `SigPnd` and `ShdPnd` masks in /proc): its handler has run.
+fn wait_delivered(pid: u32, sig: libc::c_int) {
+    let bit = 1u64 << (sig - 1);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return; // gone: nothing is pending any more
+        };
+        let pending = status
+            .lines()
+            .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .any(|mask| mask & bit != 0);
+        if !pending {
+            return;
+        }
+        sleep(Duration::from_millis(1));
     }
 }
