@@ -213,13 +213,13 @@ fn open_ports(c: &mut Criterion) {
 fn publish(c: &mut Criterion) {
     let mut g = c.benchmark_group("publish");
     g.throughput(Throughput::Elements(1));
-    let engine = bench_engine();
+    let (_engine, publisher) = v6fw_benches::baseline::bench_writer();
     let mut i = 0u64;
     g.bench_function("v6fw_update", |b| {
         b.iter(|| {
             i += 1;
             let (port, open) = v6fw_benches::harness::writer_change(i);
-            engine.table().update(|p| {
+            publisher.update(|p| {
                 let pair = PortPair::new(port, Protocol::Tcp)?;
                 Ok::<_, v6fw_engine::PolicyError>(if open {
                     p.open_global(pair, "w")
