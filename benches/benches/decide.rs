@@ -22,6 +22,8 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Duration;
 
+mod scale;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use v6fw_benches::baseline::{
     baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, ParkingLotPorts,
@@ -245,6 +247,6 @@ fn publish(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = kinds, mixed, open_ports, publish
+    targets = kinds, mixed, open_ports, publish, scale::scale
 }
 criterion_main!(benches);

@@ -91,7 +91,7 @@ fn publish_next(publisher: &Publisher) {
 
 #[test]
 fn one_writer_one_reader() {
-    builder(3).check(|| {
+    builder(2).check(|| {
         big_stack(|| {
             let (table, publisher) = table();
             let table = Arc::new(table);
@@ -115,7 +115,7 @@ fn one_writer_one_reader() {
 
 #[test]
 fn two_writers_one_reader() {
-    builder(2).check(|| {
+    builder(1).check(|| {
         big_stack(|| {
             let (table, publisher) = table();
             let publisher = Arc::new(publisher);
