@@ -22,6 +22,8 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Duration;
 
+mod scale;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use v6fw_benches::baseline::{
     baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, ParkingLotPorts,
@@ -213,13 +215,13 @@ fn open_ports(c: &mut Criterion) {
 fn publish(c: &mut Criterion) {
     let mut g = c.benchmark_group("publish");
     g.throughput(Throughput::Elements(1));
-    let engine = bench_engine();
+    let (_engine, publisher) = v6fw_benches::baseline::bench_writer();
     let mut i = 0u64;
     g.bench_function("v6fw_update", |b| {
         b.iter(|| {
             i += 1;
             let (port, open) = v6fw_benches::harness::writer_change(i);
-            engine.table().update(|p| {
+            publisher.update(|p| {
                 let pair = PortPair::new(port, Protocol::Tcp)?;
                 Ok::<_, v6fw_engine::PolicyError>(if open {
                     p.open_global(pair, "w")
@@ -245,6 +247,6 @@ fn publish(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = kinds, mixed, open_ports, publish
+    targets = kinds, mixed, open_ports, publish, scale::scale
 }
 criterion_main!(benches);

@@ -20,8 +20,8 @@ use std::sync::RwLock;
 use arc_swap::ArcSwap;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use v6fw_engine::{
-    Connection, Engine, IcmpPolicy, PacketMeta, Policy, PortPair, Protocol, Snapshot, StateConfig,
-    Worker,
+    Connection, Engine, IcmpPolicy, PacketMeta, Policy, PortPair, Protocol, Publisher, Snapshot,
+    StateConfig, Worker,
 };
 
 use crate::packets::{OPEN_TCP, OPEN_UDP};
@@ -71,6 +71,11 @@ pub fn bench_policy() -> Policy {
 /// The benchmark engine: [`bench_policy`] with default state sizes.
 pub fn bench_engine() -> Engine {
     Engine::with_state(bench_policy(), StateConfig::default())
+}
+
+/// [`bench_engine`] and its one publisher, for runs with a writer.
+pub fn bench_writer() -> (Engine, Publisher) {
+    Engine::with_publisher(bench_policy(), StateConfig::default())
 }
 
 /// Something that decides a whole batch of inbound packets and says how many

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use v6fw_engine::{Engine, PortPair, Protocol};
+use v6fw_engine::{Engine, PortPair, Protocol, Publisher};
 
 use crate::baseline::{BaselineDecider, BatchDecider, PortLookup, V6fwDecider};
 use crate::packets::MixedBatch;
@@ -133,15 +133,16 @@ pub fn writer_change(i: u64) -> (u16, bool) {
 }
 
 /// v6fw on `engine`: readers decide `mixed`, the writer publishes changes
-/// with `table.update`.
-pub fn run_v6fw(cfg: &RunConfig, engine: &Engine, mixed: &MixedBatch) -> RunResult {
+/// with its one `Publisher`.
+pub fn run_v6fw(cfg: &RunConfig, writer: &(Engine, Publisher), mixed: &MixedBatch) -> RunResult {
+    let (engine, publisher) = writer;
     run(
         cfg,
         &mixed.packets,
         || V6fwDecider::new(engine, &mixed.outbound),
         |i| {
             let (port, open) = writer_change(i);
-            let _ = engine.table().update(|p| {
+            let _ = publisher.update(|p| {
                 let pair = PortPair::new(port, Protocol::Tcp)?;
                 Ok::<_, v6fw_engine::PolicyError>(if open {
                     p.open_global(pair, "writer")
@@ -188,7 +189,13 @@ pub type RssSamples = Vec<(u64, u64)>;
 /// `samples` times. The first sample is taken after a warm-up of `n / 10`
 /// publishes (at most 100,000), so the allocator's and the epoch garbage
 /// queue's steady state is the reference, not their start-up.
-pub fn publish_rss(engine: &Engine, mixed: &MixedBatch, n: u64, samples: u64) -> RssSamples {
+pub fn publish_rss(
+    writer: &(Engine, Publisher),
+    mixed: &MixedBatch,
+    n: u64,
+    samples: u64,
+) -> RssSamples {
+    let (engine, publisher) = writer;
     let stop = AtomicBool::new(false);
     let mut out = Vec::new();
     std::thread::scope(|s| {
@@ -200,7 +207,7 @@ pub fn publish_rss(engine: &Engine, mixed: &MixedBatch, n: u64, samples: u64) ->
         });
         let publish = |i: u64| {
             let (port, open) = writer_change(i);
-            let _ = engine.table().update(|p| {
+            let _ = publisher.update(|p| {
                 let pair = PortPair::new(port, Protocol::Tcp)?;
                 Ok::<_, v6fw_engine::PolicyError>(if open {
                     p.open_global(pair, "rss")

@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_hook_sees_decisions_only_when_it_asks() {
-        let engine = Engine::new(Policy::default());
+        let (engine, publisher) = Engine::with_publisher(Policy::default(), Default::default());
         let b = Memory {
             batches: Vec::new(),
             current: vec![(tcp(2, 4000, 9090), Direction::Inbound)],
@@ -446,8 +446,7 @@ mod tests {
         let mut v = [Verdict::Accept; 1];
         decide_batch_with(&b, &engine, &mut worker, 1, &mut v, &mut hook);
         assert_eq!((hook.batches, hook.decisions.len()), (1, 0));
-        engine
-            .table()
+        publisher
             .update(|p| {
                 p.logging.dropped = true;
                 Ok::<_, ()>(())

@@ -13,7 +13,7 @@ use crate::counters::{Counters, Totals, WorkerCounters};
 use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
-use crate::table::{Admit, ConnTables, PortTable, Snapshot};
+use crate::table::{Admit, ConnTables, PortTable, Publisher, Snapshot};
 use crate::walk::{walk, Outcome, Quote, Upper, Walk};
 use crate::{Policy, Reason, Verdict};
 
@@ -117,7 +117,20 @@ impl Engine {
         }
     }
 
-    /// The port table (to pin for a batch, or to change the policy).
+    /// An engine and its table's one [`Publisher`] (for the API's manager,
+    /// which owns the rule "store, then one publish").
+    pub fn with_publisher(policy: Policy, state: StateConfig) -> (Self, Publisher) {
+        let (table, publisher) = PortTable::with_publisher(policy);
+        let engine = Engine {
+            table,
+            counters: Counters::default(),
+            state,
+        };
+        (engine, publisher)
+    }
+
+    /// The port table (to pin for a batch; its one writer is
+    /// [`PortTable::take_publisher`]'s).
     pub fn table(&self) -> &PortTable {
         &self.table
     }

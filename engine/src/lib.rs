@@ -47,6 +47,7 @@ pub mod policy;
 mod reason;
 mod settings;
 pub mod state;
+mod sync;
 pub mod table;
 pub mod walk;
 
@@ -58,4 +59,4 @@ pub use policy::{
 };
 pub use reason::{Reason, Verdict};
 pub use state::{HashKey, StateConfig};
-pub use table::{Admit, Pinned, PortSet, PortTable, Snapshot};
+pub use table::{Admit, ConnTables, Pinned, PortSet, PortTable, Publisher, Snapshot};

@@ -1,299 +1,95 @@
 //! The port table: immutable snapshots published with one atomic swap.
 //!
-//! Writers are serialized by a [`parking_lot::Mutex`]; each change edits a copy
-//! of the [`Policy`], builds the next [`Snapshot`] (per connection one 65,536-bit
-//! set per protocol for its own pairs and one for the global pairs in effect),
-//! publishes it with a single swap of a [`crossbeam_epoch::Atomic`] and retires
-//! the old one with `defer_destroy`. Readers never lock and never wait: they pin
-//! the epoch once per batch ([`PortTable::pin`]) and decide the whole batch on
-//! the snapshot they loaded. A snapshot is freed only after every guard that
-//! could have seen it is gone.
+//! Writers are serialized by a mutex; each change edits a copy of the
+//! [`Policy`], builds the next [`Snapshot`] (per connection a 65,536-bit set
+//! per protocol for its own pairs and one for the global pairs in effect,
+//! equal sets shared: [`snapshot`]), publishes it with a single swap of a
+//! [`crossbeam_epoch::Atomic`] and retires the old one with `defer_destroy`.
+//! Readers never lock and never wait: they pin the epoch once per batch
+//! ([`PortTable::pin`]) and decide the whole batch on the snapshot they
+//! loaded, borrowed from the [`Pinned`] guard so it cannot outlive the pin.
+//! A snapshot is freed only after every guard that could have seen it is gone.
+//!
+//! There is one write path: only the table's one [`Publisher`], handed out
+//! once by [`PortTable::take_publisher`], can change it. The API's manager
+//! holds it, so every change is stored first and then published once.
 //!
 //! The API side reads [`PortTable::policy`]: an `Arc` of the exact policy the
 //! current snapshot was built from, which stays valid and unchanged however
 //! long the caller holds it, without holding the epoch open.
 
-use std::marker::PhantomData;
+mod sets;
+pub mod snapshot;
+
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
-use parking_lot::Mutex;
+use crate::policy::Policy;
+use crate::sync::epoch::{self, Atomic, Guard, Owned};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
-use crate::policy::{IcmpErrors, IcmpPolicy, Policy, PortPair, Protocol, Scope};
+pub use sets::{Admit, PortBits, PortSet};
+pub use snapshot::{ConnTables, Snapshot};
 
-/// Words in a 65,536-bit set.
-const WORDS: usize = 65_536 / 64;
-
-/// A set of ports for one protocol: one bit per port, 8 KiB.
-#[derive(Clone)]
-pub struct PortBits(Box<[u64; WORDS]>);
-
-impl PortBits {
-    fn new() -> Self {
-        PortBits(Box::new([0; WORDS]))
-    }
-
-    #[allow(clippy::indexing_slicing)] // port >> 6 < 1,024 = WORDS: in bounds
-    fn insert(&mut self, port: u16) {
-        let word = &mut self.0[usize::from(port >> 6)];
-        *word |= 1 << (port & 63);
-    }
-
-    /// Whether `port` is in the set: an index and a bit test.
-    #[inline]
-    #[allow(clippy::indexing_slicing)] // port >> 6 < 1,024 = WORDS: in bounds
-    pub fn contains(&self, port: u16) -> bool {
-        (self.0[usize::from(port >> 6)] >> (port & 63)) & 1 == 1
-    }
-}
-
-/// One protocol-indexed pair of [`PortBits`].
-#[derive(Clone)]
-struct ProtoBits {
-    tcp: PortBits,
-    udp: PortBits,
-}
-
-impl ProtoBits {
-    fn new() -> Self {
-        ProtoBits {
-            tcp: PortBits::new(),
-            udp: PortBits::new(),
-        }
-    }
-
-    fn insert(&mut self, proto: Protocol, port: u16) {
-        match proto {
-            Protocol::Tcp => self.tcp.insert(port),
-            Protocol::Udp => self.udp.insert(port),
-        }
-    }
-
-    #[inline]
-    fn contains(&self, proto: u8, port: u16) -> bool {
-        match proto {
-            6 => self.tcp.contains(port),
-            17 => self.udp.contains(port),
-            _ => false,
-        }
-    }
-}
-
-/// The scoped pairs of a [`PortSet`]: a second bit per pair, set when the
-/// pair carries a scope, and the scopes sorted by (protocol, port).
-#[derive(Clone)]
-struct Scoped {
-    bits: ProtoBits,
-    scopes: Box<[(u8, u16, Scope)]>,
-}
-
-impl Scoped {
-    /// Whether the scope of a scoped pair holds `src`.
-    #[inline(never)] // off the common path: only pairs whose scoped bit is set
-    fn holds(&self, proto: u8, port: u16, src: &[u8; 16]) -> bool {
-        self.scopes
-            .binary_search_by_key(&(proto, port), |(p, q, _)| (*p, *q))
-            .ok()
-            .and_then(|i| self.scopes.get(i))
-            .is_some_and(|(_, _, scope)| scope.holds(src))
-    }
-}
-
-/// What a [`PortSet`] says about a packet's pair and source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
-    /// The pair is not in the set.
-    Closed,
-    /// The pair is in the set and lets this source in.
-    Open,
-    /// The pair is in the set only for other sources.
-    OutOfScope,
-}
-
-/// A set of port/protocol pairs, each maybe with a scope: one bit per pair,
-/// and for sets with scoped pairs one more bit per pair saying "check the
-/// scope". An unscoped pair costs a bit test and nothing else.
-#[derive(Clone)]
-pub struct PortSet {
-    open: ProtoBits,
-    scoped: Option<Box<Scoped>>,
-}
-
-impl PortSet {
-    fn new() -> Self {
-        PortSet {
-            open: ProtoBits::new(),
-            scoped: None,
-        }
-    }
-
-    /// The set of these pairs with their scopes.
-    fn of<'a>(pairs: impl IntoIterator<Item = (PortPair, &'a Scope)>) -> Self {
-        let mut set = PortSet::new();
-        let mut scoped = ProtoBits::new();
-        let mut scopes = Vec::new();
-        for (pair, scope) in pairs {
-            set.open.insert(pair.protocol(), pair.port());
-            if !scope.is_any() {
-                scoped.insert(pair.protocol(), pair.port());
-                scopes.push((pair.protocol().number(), pair.port(), scope.clone()));
-            }
-        }
-        if !scopes.is_empty() {
-            scopes.sort_unstable_by_key(|(p, q, _)| (*p, *q));
-            set.scoped = Some(Box::new(Scoped {
-                bits: scoped,
-                scopes: scopes.into(),
-            }));
-        }
-        set
-    }
-
-    /// Whether `(port, proto)` is in the set, whatever its scope; `proto` is
-    /// an IP protocol number (anything but 6 and 17 is never in it).
-    #[inline]
-    pub fn contains(&self, proto: u8, port: u16) -> bool {
-        self.open.contains(proto, port)
-    }
-
-    /// Whether `(port, proto)` is in the set and lets a packet from `src` in.
-    #[inline]
-    pub fn admits(&self, proto: u8, port: u16, src: &[u8; 16]) -> Admit {
-        if !self.open.contains(proto, port) {
-            return Admit::Closed;
-        }
-        match &self.scoped {
-            Some(s) if s.bits.contains(proto, port) && !s.holds(proto, port, src) => {
-                Admit::OutOfScope
-            }
-            _ => Admit::Open,
-        }
-    }
-}
-
-/// The hot-path view of one connection.
-#[derive(Clone)]
-pub struct ConnTables {
-    /// Interface index the packets of this connection arrive on.
-    pub if_index: u32,
-    /// Firewall on.
-    pub enabled: bool,
-    /// The connection's own pairs.
-    pub own: PortSet,
-    /// Global pairs in effect here (globals − ignored).
-    pub global: PortSet,
-}
-
-/// An immutable, published state of the whole policy.
-pub struct Snapshot {
-    generation: u64,
-    policy: Arc<Policy>,
-    conns: Box<[ConnTables]>,
-    fallback: ConnTables,
-    icmp: IcmpPolicy,
-    icmp_errors: IcmpErrors,
-    state: bool,
-}
-
-impl Snapshot {
-    fn build(policy: Arc<Policy>, generation: u64) -> Snapshot {
-        let global = PortSet::of(policy.globals.iter().map(|(p, o)| (*p, &o.from)));
-        let conns = policy
-            .connections
-            .values()
-            .map(|c| ConnTables {
-                if_index: c.if_index,
-                enabled: c.enabled,
-                own: PortSet::of(c.open.iter().map(|(p, o)| (*p, &o.from))),
-                global: PortSet::of(
-                    policy
-                        .globals
-                        .iter()
-                        .filter(|(p, _)| !c.is_ignored(**p))
-                        .map(|(p, o)| (*p, &o.from)),
-                ),
-            })
-            .collect();
-        Snapshot {
-            generation,
-            fallback: ConnTables {
-                if_index: 0,
-                enabled: true,
-                own: PortSet::new(),
-                global,
-            },
-            conns,
-            icmp: policy.icmp.clone(),
-            icmp_errors: policy.icmp_errors,
-            state: policy.state.enabled,
-            policy,
-        }
-    }
-
-    /// How many changes were published before this snapshot (0 for the first).
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// The policy this snapshot was built from.
-    pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
-    }
-
-    /// The connection for an interface index. Packets on an interface no
-    /// connection names are judged by the global pairs alone, firewall on.
-    #[inline]
-    pub fn connection(&self, if_index: u32) -> &ConnTables {
-        self.conns
-            .iter()
-            .find(|c| c.if_index == if_index)
-            .unwrap_or(&self.fallback)
-    }
-
-    /// The ICMPv6 policy.
-    #[inline]
-    pub fn icmp(&self) -> &IcmpPolicy {
-        &self.icmp
-    }
-
-    /// How inbound ICMPv6 errors are judged.
-    #[inline]
-    pub fn icmp_errors(&self) -> IcmpErrors {
-        self.icmp_errors
-    }
-
-    /// Whether outbound flows are tracked.
-    #[inline]
-    pub fn state(&self) -> bool {
-        self.state
-    }
-}
-
-/// The writer's side: the latest policy and how many changes it has seen.
+/// The writer's side: the latest policy, how many changes it has seen, and
+/// the port sets of its snapshot for the next build to reuse.
 struct Writer {
-    policy: Arc<Policy>,
+    policy: std::sync::Arc<Policy>,
     generation: u64,
+    sets: snapshot::Sets,
 }
 
-/// The lock-free, epoch-published port table.
-pub struct PortTable {
+/// What the table and its publisher share.
+struct Inner {
     current: Atomic<Snapshot>,
     writer: Mutex<Writer>,
+    publisher_taken: AtomicBool,
+}
+
+/// The lock-free, epoch-published port table: the readers' handle.
+pub struct PortTable {
+    inner: Arc<Inner>,
 }
 
 impl PortTable {
     /// A table publishing `policy` as generation 0.
     pub fn new(policy: Policy) -> Self {
-        let policy = Arc::new(policy);
+        let policy = std::sync::Arc::new(policy);
+        let (snap, sets) = Snapshot::build(std::sync::Arc::clone(&policy), 0, None);
         PortTable {
-            current: Atomic::new(Snapshot::build(Arc::clone(&policy), 0)),
-            writer: Mutex::new(Writer {
-                policy,
-                generation: 0,
+            inner: Arc::new(Inner {
+                current: Atomic::new(snap),
+                writer: Mutex::new(Writer {
+                    policy,
+                    generation: 0,
+                    sets,
+                }),
+                publisher_taken: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// A table publishing `policy` and its one [`Publisher`], already taken.
+    pub fn with_publisher(policy: Policy) -> (Self, Publisher) {
+        let table = Self::new(policy);
+        table.inner.publisher_taken.store(true, Ordering::Release);
+        let publisher = Publisher {
+            table: PortTable {
+                inner: Arc::clone(&table.inner),
+            },
+        };
+        (table, publisher)
+    }
+
+    /// The table's one [`Publisher`]: `Some` on the first call, `None` on
+    /// every later one, so whoever takes it (the API's manager, or a test's
+    /// harness) is the only writer.
+    pub fn take_publisher(&self) -> Option<Publisher> {
+        let taken = self.inner.publisher_taken.swap(true, Ordering::AcqRel);
+        (!taken).then(|| Publisher {
+            table: PortTable {
+                inner: Arc::clone(&self.inner),
+            },
+        })
     }
 
     /// Pins the epoch and loads the current snapshot, for one batch.
@@ -303,34 +99,59 @@ impl PortTable {
     /// snapshots can be reclaimed.
     pub fn pin(&self) -> Pinned<'_> {
         let guard = epoch::pin();
-        let snap = self.current.load(Ordering::Acquire, &guard).as_raw();
-        Pinned {
-            guard,
-            snap,
-            _table: PhantomData,
-        }
+        let shared = self.inner.current.load(Ordering::Acquire, &guard);
+        // SAFETY: `shared` was loaded under `guard`, so the snapshot it points
+        // to is freed (by `defer_destroy`) only after `guard` is dropped. The
+        // reference is stored beside `guard` in `Pinned`, whose field is
+        // private and lent out only for a borrow of the `Pinned` itself, so
+        // no use of it outlives the guard (the `'_` it is stored with is only
+        // the table's borrow). It is non-null: the table holds null only
+        // inside `Drop for Inner`, which cannot run while this `&self` exists.
+        let snap = unsafe { &*shared.as_raw() };
+        Pinned { snap, guard }
     }
 
     /// The policy of the current snapshot; valid and unchanged for as long as
     /// it is held (it is never edited in place).
-    pub fn policy(&self) -> Arc<Policy> {
-        Arc::clone(self.pin().policy())
+    pub fn policy(&self) -> std::sync::Arc<Policy> {
+        std::sync::Arc::clone(self.pin().snapshot().policy())
+    }
+}
+
+/// The one capability to change a [`PortTable`] ([`PortTable::take_publisher`]).
+/// Not `Clone`: whoever holds it owns the rule "store, then one publish".
+pub struct Publisher {
+    table: PortTable,
+}
+
+impl Publisher {
+    /// The table this publisher writes, for reading.
+    pub fn table(&self) -> &PortTable {
+        &self.table
     }
 
     /// Applies `change` to a copy of the policy and publishes the result if it
     /// differs. Writers are serialized; readers are never blocked. Returns
     /// what `change` returned; on `Err` nothing is published.
     pub fn update<T, E>(&self, change: impl FnOnce(&mut Policy) -> Result<T, E>) -> Result<T, E> {
-        let mut writer = self.writer.lock();
+        let inner = &self.table.inner;
+        let mut writer = inner.writer.lock();
         let mut next = Policy::clone(&writer.policy);
         let out = change(&mut next)?;
         if next != *writer.policy {
             writer.generation += 1;
-            let next = Arc::new(next);
-            let snap = Owned::new(Snapshot::build(Arc::clone(&next), writer.generation));
+            let next = std::sync::Arc::new(next);
+            let (snap, sets) = Snapshot::build(
+                std::sync::Arc::clone(&next),
+                writer.generation,
+                Some((&writer.policy, &writer.sets)),
+            );
             writer.policy = next;
+            writer.sets = sets;
             let guard = epoch::pin();
-            let old = self.current.swap(snap, Ordering::AcqRel, &guard);
+            let old = inner
+                .current
+                .swap(Owned::new(snap), Ordering::AcqRel, &guard);
             // SAFETY: `old` was just unlinked by the swap, so no new reader can
             // load it; readers that loaded it hold a guard pinned before this
             // point, and `defer_destroy` frees it only after all such guards
@@ -350,11 +171,12 @@ impl PortTable {
     }
 }
 
-impl Drop for PortTable {
+impl Drop for Inner {
     fn drop(&mut self) {
-        // SAFETY: `&mut self` proves no `Pinned` (which borrows the table) is
-        // alive, so no reader can hold the current snapshot; taking it out with
-        // the unprotected guard and dropping it is the sole remaining access.
+        // SAFETY: `&mut self` proves no `PortTable` or `Publisher` is left, so
+        // no `Pinned` (which borrows one) is alive and no reader can hold the
+        // current snapshot; taking it out with the unprotected guard and
+        // dropping it is the sole remaining access.
         unsafe {
             let guard = epoch::unprotected();
             let cur = self
@@ -367,14 +189,24 @@ impl Drop for PortTable {
     }
 }
 
-/// A pinned epoch and the snapshot loaded under it.
+/// A pinned epoch and the snapshot loaded under it. The snapshot is lent out
+/// only for a borrow of this value, so the type system keeps every use of it
+/// inside the pin.
 pub struct Pinned<'t> {
+    /// Valid while `guard` is pinned; never handed out for longer than a
+    /// borrow of `self`.
+    snap: &'t Snapshot,
     guard: Guard,
-    snap: *const Snapshot,
-    _table: PhantomData<&'t PortTable>,
 }
 
 impl Pinned<'_> {
+    /// The snapshot loaded when this was pinned, for as long as it is borrowed.
+    #[inline]
+    pub fn snapshot(&self) -> &Snapshot {
+        self.snap.witness();
+        self.snap
+    }
+
     /// The guard, for callers that want to `repin` between batches.
     pub fn guard(&self) -> &Guard {
         &self.guard
@@ -386,12 +218,7 @@ impl Deref for Pinned<'_> {
 
     #[inline]
     fn deref(&self) -> &Snapshot {
-        // SAFETY: `snap` was loaded from the table's `Atomic` while `guard` was
-        // pinned, and `guard` lives as long as `self`; a snapshot unlinked after
-        // that is destroyed only once this guard is dropped, so the pointee is
-        // alive. It is non-null: the table only holds null inside `Drop`, which
-        // cannot run while this borrow of the table exists.
-        unsafe { &*self.snap }
+        self.snapshot()
     }
 }
 
@@ -399,6 +226,8 @@ impl Deref for Pinned<'_> {
 mod tests {
     use super::*;
     use crate::policy::{Connection, PolicyError};
+    use crate::policy::{PortPair, Protocol};
+    use std::sync::Arc;
 
     fn pair(port: u16, proto: Protocol) -> PortPair {
         PortPair::new(port, proto).unwrap()
@@ -435,12 +264,13 @@ mod tests {
     #[test]
     fn only_real_changes_are_published() {
         let t = table();
+        let w = t.take_publisher().unwrap();
         // No change: same generation.
-        t.update(|p| Ok::<_, PolicyError>(p.open_global(pair(80, Protocol::Tcp), "x")))
+        w.update(|p| Ok::<_, PolicyError>(p.open_global(pair(80, Protocol::Tcp), "x")))
             .unwrap();
         assert_eq!(t.pin().generation(), 0);
         // A failed change: nothing published, even half-applied.
-        let err = t.update(|p| {
+        let err = w.update(|p| {
             p.open_global(pair(81, Protocol::Tcp), "x");
             p.connection_mut("nope").map(|_| ())
         });
@@ -448,7 +278,7 @@ mod tests {
         assert_eq!(t.pin().generation(), 0);
         assert!(!t.policy().is_global_open(pair(81, Protocol::Tcp)));
         // A change: one new generation with the new bits.
-        t.update(|p| {
+        w.update(|p| {
             p.connection_mut("eth0")
                 .map(|c| c.observe_global(pair(80, Protocol::Tcp)))
         })
@@ -462,10 +292,11 @@ mod tests {
     #[test]
     fn pinned_snapshots_outlive_publication() {
         let t = table();
+        let w = t.take_publisher().unwrap();
         let old = t.pin();
         let held = t.policy();
         for port in 1..=4 {
-            t.update(|p| Ok::<_, PolicyError>(p.open_global(pair(port, Protocol::Udp), "u")))
+            w.update(|p| Ok::<_, PolicyError>(p.open_global(pair(port, Protocol::Udp), "u")))
                 .unwrap();
             // Pin and unpin in between so the collector may try to reclaim.
             drop(t.pin());
@@ -482,12 +313,13 @@ mod tests {
     #[test]
     fn replace_and_drop_with_retired_snapshots() {
         let t = table();
+        let w = t.take_publisher().unwrap();
         let pinned_first = t.pin().generation();
         // Three different policies, then one equal to the last.
         for enabled in [false, true, false, false] {
             let mut p = Policy::default();
             p.state.enabled = enabled;
-            t.replace(p);
+            w.replace(p);
         }
         let s = t.pin();
         assert_eq!((pinned_first, s.generation()), (0, 3));

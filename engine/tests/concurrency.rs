@@ -56,6 +56,7 @@ fn readers_see_whole_published_states() {
     p.add_connection(Connection::new("eth0", "Ethernet", IF))
         .unwrap();
     let engine = Engine::new(p);
+    let publisher = engine.table().take_publisher().unwrap();
     let done = AtomicBool::new(false);
     let start = Instant::now();
 
@@ -130,8 +131,7 @@ fn readers_see_whole_published_states() {
 
         // The writer: states 1..=STATES, one change each.
         for k in 1..=STATES {
-            engine
-                .table()
+            publisher
                 .update(|p| {
                     p.connection_mut("eth0")?
                         .open_port(pair(k, Protocol::Tcp), "t");
@@ -165,9 +165,9 @@ fn a_held_policy_is_unchanged_by_later_publications() {
     p.add_connection(Connection::new("eth0", "Ethernet", IF))
         .unwrap();
     let engine = Engine::new(p);
+    let publisher = engine.table().take_publisher().unwrap();
     let open = |k| {
-        engine
-            .table()
+        publisher
             .update(|p| {
                 p.connection_mut("eth0")?
                     .open_port(pair(k, Protocol::Tcp), "t");

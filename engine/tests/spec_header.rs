@@ -166,8 +166,7 @@ fn step3_firewall_disabled() {
         Reason::FirewallDisabled
     );
     // Re-enabled through the table.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.connection_mut("eth1").map(|c| {
                 c.enabled = true;

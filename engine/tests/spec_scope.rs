@@ -113,8 +113,7 @@ fn reopening_with_another_scope_replaces_it() {
     let mut h = Harness::new(policy(&[(22, &["fd00::/8"])], &[]));
     assert_eq!(both(&mut h, DOC, 22), "drop out_of_scope 6 22");
     let changed = h
-        .engine
-        .table()
+        .publisher
         .update(|p| {
             p.connection_mut("eth0")
                 .map(|c| c.open_port_from(pair(22, Protocol::Tcp), "x", scope(&["2001:db8::/32"])))

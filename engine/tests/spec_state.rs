@@ -470,8 +470,7 @@ fn related_errors_must_quote_what_the_host_sent() {
     // Not errors: judged by type alone.
     assert_eq!(h.inb(&icmp_pkt(128, 0, 64)), "accept icmp_allowed 58 128");
     // State off: no flow is tracked.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.state.enabled = false;
             Ok::<_, ()>(())

@@ -152,8 +152,7 @@ fn icmp_policy_is_configurable() {
     assert_eq!(h.inb(&icmp_pkt(200, 0, 255)), "accept icmp_allowed 58 200");
     assert_eq!(h.inb(&icmp_pkt(200, 0, 254)), "drop icmp_policy 58 200");
     // Changed while running.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.icmp.set(128, IcmpRule::Allow);
             Ok::<_, ()>(())
@@ -298,8 +297,7 @@ fn open_and_global_ports_come_before_established() {
         "accept global_port 6 80"
     );
     // With 80 closed, the same reply is established.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.close_global(pair(80, Protocol::Tcp));
             Ok::<_, ()>(())
@@ -377,8 +375,7 @@ fn state_off_means_no_established() {
     // Open ports still work.
     assert_eq!(h.inb(&tcp_in(22)), "accept open_port 6 22");
     // Switch on: flows from now on are tracked.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.state.enabled = true;
             Ok::<_, ()>(())
@@ -397,8 +394,7 @@ fn state_off_means_no_established() {
     );
     assert_eq!(h.inb(&reply), "accept established 6 50000");
     // And off again: the recorded flow no longer lets replies in.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.state.enabled = false;
             Ok::<_, ()>(())
@@ -550,8 +546,7 @@ fn every_reason_is_reachable_and_counted() {
         seen.insert(h.decide(p, PacketMeta::inbound(*ifx, 0)).reason);
     }
     // An error quoting nothing the host sent, once errors must be related.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             p.icmp_errors = IcmpErrors::Related;
             Ok::<_, ()>(())
@@ -562,8 +557,7 @@ fn every_reason_is_reachable_and_counted() {
             .reason,
     );
     // A pair open only for other sources.
-    h.engine
-        .table()
+    h.publisher
         .update(|p| {
             let lan = v6fw_engine::Scope::parse(&["fd00::/8"]).unwrap();
             Ok::<_, ()>(p.open_global_from(pair(9, Protocol::Tcp), "lan", lan))

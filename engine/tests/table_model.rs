@@ -339,13 +339,14 @@ proptest! {
     #[cfg_attr(miri, ignore = "slow under Miri; the epoch paths are covered by the table tests")]
     fn table_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..60)) {
         let engine = Engine::new(initial_policy());
+        let publisher = engine.table().take_publisher().unwrap();
         let mut worker = engine.worker();
         let mut model = Model::new();
         check(&engine, &mut worker, &model);
         let mut generation = 0;
         for op in &ops {
             let expect_changed = model.apply(op);
-            let got = engine.table().update(|p| change(p, op));
+            let got = publisher.update(|p| change(p, op));
             match op {
                 Op::Fail(..) => prop_assert!(got.is_err()),
                 _ => prop_assert_eq!(got.unwrap(), expect_changed, "{:?}", op),
@@ -362,10 +363,10 @@ proptest! {
 #[test]
 fn first_name_stays_through_the_table() {
     let engine = Engine::new(initial_policy());
+    let publisher = engine.table().take_publisher().unwrap();
     let p = pair(22, Protocol::Tcp);
     for name in ["ssh", "other"] {
-        engine
-            .table()
+        publisher
             .update(|pol| {
                 pol.open_global(p, name);
                 pol.connection_mut("eth0").map(|c| c.open_port(p, name))

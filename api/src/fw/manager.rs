@@ -3,21 +3,25 @@
 //!
 //! A change is applied as: validate → compute the next [`Policy`] from the
 //! current one → persist it ([`PolicyStore::save`]: temp file, fsync, rename,
-//! fsync of the directory) → publish it to the engine with
-//! [`v6fw_engine::PortTable::update`]. The manager's own writer lock is held
-//! across all four steps, so the order of changes on disk is the order in
-//! which the engine sees them, and a change is on disk before anyone (the
-//! caller, a control-socket client) hears that it was made. Readers never take
-//! that lock: they read the `Arc<Policy>` of the current snapshot.
+//! fsync of the directory) → publish it to the engine with its one
+//! [`v6fw_engine::Publisher`], which only the manager holds. The manager's own
+//! writer lock is held across all four steps, so the order of changes on disk
+//! is the order in which the engine sees them, and a change is on disk before
+//! anyone (the caller, a control-socket client) hears that it was made.
+//! Readers never take that lock: they read the `Arc<Policy>` of the current
+//! snapshot.
 //!
-//! The manager must be the only writer of its engine's table.
+//! The manager is the only writer of its engine's table: it builds the
+//! engine and keeps its publisher, so no one else can change the table.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use v6fw_engine::{Connection, Engine, Policy, PortPair, PortRun, Protocol, Scope, StateConfig};
+use v6fw_engine::{
+    Connection, Engine, Policy, PortPair, PortRun, Protocol, Publisher, Scope, StateConfig,
+};
 
 use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
@@ -33,6 +37,8 @@ pub const MAX_NAME_CHARS: usize = 256;
 /// a durable policy file and published to an [`Engine`].
 pub struct FirewallManager {
     engine: Arc<Engine>,
+    /// The engine's one writer: every change is stored, then published here.
+    publisher: Publisher,
     store: Option<PolicyStore>,
     read_only: bool,
     writer: Mutex<()>,
@@ -84,8 +90,10 @@ impl FirewallManager {
             }
         };
         let state = state.unwrap_or_else(|| StateConfig::from(&policy.state));
+        let (engine, publisher) = Engine::with_publisher(policy, state);
         let mgr = Arc::new(FirewallManager {
-            engine: Arc::new(Engine::with_state(policy, state)),
+            engine: Arc::new(engine),
+            publisher,
             store: Some(store),
             read_only: false,
             writer: Mutex::new(()),
@@ -126,8 +134,11 @@ impl FirewallManager {
 
     /// A writable manager publishing `policy`, with no store and no lock.
     fn unattached(policy: Policy) -> FirewallManager {
+        let state = StateConfig::from(&policy.state);
+        let (engine, publisher) = Engine::with_publisher(policy, state);
         FirewallManager {
-            engine: Arc::new(Engine::new(policy)),
+            engine: Arc::new(engine),
+            publisher,
             store: None,
             read_only: false,
             writer: Mutex::new(()),
@@ -180,7 +191,7 @@ impl FirewallManager {
             if let Some(store) = &self.store {
                 store.save(&next)?;
             }
-            self.engine.table().replace(next);
+            self.publisher.replace(next);
         }
         Ok(out)
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use v6fw_benches::baseline::{
-    baseline_pairs, bench_engine, ArcSwapPorts, ParkingLotPorts, StdRwLockPorts,
+    baseline_pairs, bench_writer, ArcSwapPorts, ParkingLotPorts, StdRwLockPorts,
 };
 use v6fw_benches::harness::{publish_rss, run_baseline, run_v6fw, RunConfig, RunResult};
 use v6fw_benches::packets::MixedBatch;
@@ -97,7 +97,7 @@ fn race(which: Baseline, cfg: &RunConfig, mixed: &MixedBatch) -> (RunResult, Run
         cfg.batch,
         cfg.writer_rate
     );
-    let v6 = run_v6fw(cfg, &bench_engine(), mixed);
+    let v6 = run_v6fw(cfg, &bench_writer(), mixed);
     print_run("v6fw", &v6);
     let base = baseline_run(which, cfg, mixed);
     print_run("baseline", &base);
@@ -109,9 +109,9 @@ fn race(which: Baseline, cfg: &RunConfig, mixed: &MixedBatch) -> (RunResult, Run
 }
 
 fn publishes(n: u64, mixed: &MixedBatch) {
-    let engine = bench_engine();
+    let writer = bench_writer();
     let start = Instant::now();
-    let samples = publish_rss(&engine, mixed, n, 10);
+    let samples = publish_rss(&writer, mixed, n, 10);
     let secs = start.elapsed().as_secs_f64();
     for (done, rss) in &samples {
         println!("after {done:>10} publishes: RSS {:>8} KiB", rss / 1024);
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
             writer_rate: 10_000,
             ..cfg
         };
-        let v6 = run_v6fw(&with_writer, &bench_engine(), &mixed);
+        let v6 = run_v6fw(&with_writer, &bench_writer(), &mixed);
         print_run("v6fw+w10k", &v6);
         publishes(100_000, &mixed);
         println!("quick run took {:.1} s", start.elapsed().as_secs_f64());
@@ -216,14 +216,14 @@ fn main() -> ExitCode {
             let busy = if round == 0 {
                 v6.clone()
             } else {
-                run_v6fw(&cfg, &bench_engine(), &mixed)
+                run_v6fw(&cfg, &bench_writer(), &mixed)
             };
             let idle = run_v6fw(
                 &RunConfig {
                     writer_rate: 0,
                     ..cfg
                 },
-                &bench_engine(),
+                &bench_writer(),
                 &mixed,
             );
             let cost = 100.0 * (1.0 - busy.total() / idle.total().max(1.0));

@@ -183,7 +183,7 @@ pub fn policy_ops(data: &[u8]) -> Result<(), Violation> {
         let if_index = u32::try_from(i).unwrap_or(0) + 1;
         let _ = initial.add_connection(Connection::new(*id, *id, if_index));
     }
-    let table = PortTable::new(initial.clone());
+    let (table, publisher) = PortTable::with_publisher(initial.clone());
     let mut model = Model::of(&initial);
     let mut generation = 0u64;
     let mut held: Vec<(Arc<Policy>, Model)> = Vec::new();
@@ -197,7 +197,7 @@ pub fn policy_ops(data: &[u8]) -> Result<(), Violation> {
                 let (port, proto) = ops.pair();
                 let name = ops.name();
                 let open = selector % 11 == 0;
-                let out = table.update(|p| {
+                let out = publisher.update(|p| {
                     let pair = PortPair::new(port, proto)?;
                     Ok(if open {
                         p.open_global(pair, name)
@@ -220,7 +220,7 @@ pub fn policy_ops(data: &[u8]) -> Result<(), Violation> {
                 let (port, proto) = ops.pair();
                 let name = ops.name();
                 let id = CONNS.get(c).copied().unwrap_or("c0");
-                let out = table.update(|p| {
+                let out = publisher.update(|p| {
                     let pair = PortPair::new(port, proto)?;
                     let conn = p.connection_mut(id)?;
                     Ok(match sel {
@@ -256,7 +256,7 @@ pub fn policy_ops(data: &[u8]) -> Result<(), Violation> {
                 if let Some(m) = model.conns.get_mut(c) {
                     m.enabled = on;
                 }
-                table.update(|p| {
+                publisher.update(|p| {
                     let conn = p.connection_mut(id)?;
                     let changed = conn.enabled != on;
                     conn.enabled = on;
@@ -289,7 +289,7 @@ pub fn policy_ops(data: &[u8]) -> Result<(), Violation> {
                 }
                 Ok(false)
             }
-            _ => table.update(|p| p.connection_mut("nope").map(|_| true)),
+            _ => publisher.update(|p| p.connection_mut("nope").map(|_| true)),
         };
         let changed = model != before;
         match (&result, changed) {

@@ -17,7 +17,8 @@ use etherparse::{
     Ipv6RawExtHeader, PacketBuilder, TcpHeader, UdpHeader,
 };
 use v6fw_engine::{
-    Connection, Decision, Engine, PacketMeta, Policy, PortPair, Protocol, StateConfig, Worker,
+    Connection, Decision, Engine, PacketMeta, Policy, PortPair, Protocol, Publisher, StateConfig,
+    Worker,
 };
 
 /// This host.
@@ -66,6 +67,8 @@ pub fn test_policy() -> Policy {
 /// One engine and one worker.
 pub struct Harness {
     pub engine: Engine,
+    /// The engine's one writer.
+    pub publisher: Publisher,
     pub worker: Worker,
 }
 
@@ -77,7 +80,12 @@ impl Harness {
     pub fn with_state(policy: Policy, state: StateConfig) -> Self {
         let engine = Engine::with_state(policy, state);
         let worker = engine.worker();
-        Harness { engine, worker }
+        let publisher = engine.table().take_publisher().unwrap();
+        Harness {
+            engine,
+            publisher,
+            worker,
+        }
     }
 
     pub fn decide(&mut self, pkt: &[u8], meta: PacketMeta) -> Decision {
