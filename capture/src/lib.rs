@@ -9,8 +9,6 @@
 //!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`offload`]: the counters
 //!   of their offload rules; [`privilege`]: the
 //!   rights check and the stop signal.
-//! - `netns` (Linux): fixtures for tests and benchmarks that build their own
-//!   network namespaces.
 //!
 //! The key design choice: a backend only moves batches ([`backend::Backend`]:
 //! receive a batch, hand back its verdicts). The one packet loop
@@ -23,8 +21,6 @@
 pub mod backend;
 pub mod file;
 pub mod link;
-#[cfg(target_os = "linux")]
-pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod nfqueue;
 pub mod offload;

@@ -1,11 +1,11 @@
 //! Fuzz target `policy_ops`: Arbitrary sequences of policy changes and held snapshots against a
-//! `BTreeSet` model (see `v6fw_benches::fuzz_checks::policy_ops`).
+//! `BTreeSet` model (see `v6fw_testkit::fuzz_checks::policy_ops`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(violation) = v6fw_benches::fuzz_checks::policy_ops(data) {
-        panic!("policy_ops: {violation}\ninput hex: {}", v6fw_benches::fuzz_checks::hex(data));
+    if let Err(violation) = v6fw_testkit::fuzz_checks::policy_ops(data) {
+        panic!("policy_ops: {violation}\ninput hex: {}", v6fw_testkit::fuzz_checks::hex(data));
     }
 });

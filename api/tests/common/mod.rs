@@ -5,7 +5,7 @@
 #[cfg(any(unix, windows))]
 mod daemon;
 #[cfg(target_os = "linux")]
-pub mod lab;
+pub use v6fw_testkit::lab;
 pub mod pcap;
 #[cfg(unix)]
 mod root;
