@@ -40,7 +40,7 @@ pub enum PolicyError {
     #[error("{0:?} is not a port/protocol pair: write PORT/PROTO, e.g. 22/tcp or 53/udp")]
     InvalidPair(String),
     /// No connection has this id.
-    #[error("no connection {0:?}: list them with `v6fw connections`")]
+    #[error("no connection {0:?}")]
     UnknownConnection(String),
     /// A connection with this id exists already.
     #[error("connection {0:?} exists already")]

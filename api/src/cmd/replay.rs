@@ -130,7 +130,10 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
         policy.open_global_from(p.pair, "replay", p.from.clone());
     }
     policy.state.enabled &= !args.no_state;
-    let conn = policy.connection_mut(&id)?;
+    // The API's message: the engine's, with the command that lists them.
+    let conn = policy
+        .connection_mut(&id)
+        .map_err(|e| anyhow::anyhow!(v6fw_api::fw::FwError::from(e).message().to_string()))?;
     for p in &args.open {
         conn.open_port_from(p.pair, "replay", p.from.clone());
     }

@@ -274,10 +274,19 @@ impl FwError {
 }
 
 impl From<PolicyError> for FwError {
-    /// Every policy error is an invalid argument; the engine's message
-    /// already says what to do.
+    /// Every policy error is an invalid argument. The engine's message says
+    /// what to do, except where the fix is a command of this API's front end
+    /// (the engine names none): that hint is added here.
     fn from(e: PolicyError) -> Self {
-        Self::caused(Code::InvalidArg, e)
+        let hint = match &e {
+            PolicyError::UnknownConnection(_) => ": list them with `v6fw connections`",
+            _ => "",
+        };
+        Self::Caused {
+            code: Code::InvalidArg,
+            message: format!("{e}{hint}"),
+            source: Box::new(e),
+        }
     }
 }
 
@@ -341,5 +350,10 @@ mod tests {
         let e = FwError::from(PolicyError::InvalidPort(0));
         let src = e.source().and_then(|s| s.downcast_ref::<PolicyError>());
         assert_eq!(src, Some(&PolicyError::InvalidPort(0)));
+        let e = FwError::from(PolicyError::UnknownConnection("x".into()));
+        assert_eq!(
+            e.message(),
+            "no connection \"x\": list them with `v6fw connections`"
+        );
     }
 }
