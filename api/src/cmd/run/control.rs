@@ -95,12 +95,11 @@ impl Control {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))] // its one test needs a Unix socket
 mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[cfg(unix)]
     #[test]
     fn a_dead_control_socket_is_started_again() {
         let dir = tempfile::tempdir().unwrap();
