@@ -108,7 +108,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             // Not eprintln!: a closed stderr must not turn an error into a panic.
-            let _ = writeln!(std::io::stderr(), "v6fw: {e:#}");
+            let _ = writeln!(std::io::stderr(), "v6fw: {}", crate::output::describe(&e));
             ExitCode::FAILURE
         }
     }

@@ -26,7 +26,7 @@ pub fn list() -> Result<Vec<Interface>, FwError> {
     use std::path::Path;
 
     let base = Path::new("/sys/class/net");
-    let entries = std::fs::read_dir(base).map_err(|e| FwError::io("list", base, &e))?;
+    let entries = std::fs::read_dir(base).map_err(|e| FwError::io("list", base, e))?;
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();

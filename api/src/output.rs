@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::fw::{FwError, E_FAIL, E_INVALIDARG};
+use v6fw_api::fw::{FwError, E_FAIL, E_INVALIDARG};
 
 /// Per-reason counts as `replay --json`, `run --json` and `stats --json`
 /// print them: one object, every reason's name to its count (e.g.
@@ -27,7 +27,28 @@ pub fn error_json(e: &anyhow::Error) -> serde_json::Value {
         .chain()
         .find_map(|c| c.downcast_ref::<FwError>())
         .map_or(("E_FAIL", E_FAIL), |f| (f.code_name(), f.hresult()));
-    serde_json::json!({ "error": format!("{e:#}"), "code": code, "hresult": hresult })
+    serde_json::json!({ "error": describe(e), "code": code, "hresult": hresult })
+}
+
+/// An error and its causes as one line, `outer: inner: ...`. A cause whose
+/// text the error before it already quotes is left out: the libraries' errors
+/// keep their [`source`](std::error::Error::source) and also say it in their
+/// message (which a control-socket reply or a log line carries alone).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.is_empty() && last.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        last = text;
+    }
+    line
 }
 
 /// A command-line error (unknown option, bad value) as [`error_json`] gives
@@ -69,6 +90,19 @@ mod tests {
         let v = error_json(&anyhow::anyhow!("the capture is cut"));
         assert_eq!(v["code"], "E_FAIL");
         assert_eq!(v["error"], "the capture is cut");
+    }
+
+    #[test]
+    fn a_quoted_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(FwError::io("read", std::path::Path::new("/p"), io))
+            .context("cannot load");
+        assert_eq!(
+            describe(&e),
+            "cannot load: cannot read /p: gone; check the path and its permissions (E_FAIL 0x80004005)"
+        );
+        let e = anyhow::Error::new(std::io::Error::other("inner")).context("outer");
+        assert_eq!(describe(&e), "outer: inner");
     }
 
     #[test]

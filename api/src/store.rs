@@ -39,7 +39,7 @@ pub fn record_socket(state_dir: &Path, socket: &Path) -> Result<(), FwError> {
     let tmp = state_dir.join(format!("{TMP_PREFIX}.socket.{}", std::process::id()));
     let text = format!("{}\n", socket.display());
     write_synced(&tmp, text.as_bytes())
-        .and_then(|()| fs::rename(&tmp, &path).map_err(|e| FwError::io("replace", &path, &e)))
+        .and_then(|()| fs::rename(&tmp, &path).map_err(|e| FwError::io("replace", &path, e)))
         .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
         })
@@ -149,19 +149,19 @@ impl PolicyStore {
             "state directory",
             "keep it root's and mode 0755 (`chown root`, `chmod 0755`) or choose another --state-dir",
         )
-        .map_err(|e| FwError::Fail(e.to_string()))?;
+        .map_err(|e| FwError::caused(crate::fw::Code::Fail, e))?;
         Ok(())
     }
 
     /// Removes temporary files a killed writer left behind. Call it only
     /// while holding [`PolicyStore::lock`], so no live writer's file is taken.
     pub fn remove_temp_files(&self, _lock: &StoreLock) -> Result<(), FwError> {
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| FwError::io("read the directory", &self.dir, &e))?;
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| FwError::io("read the directory", &self.dir, e))?;
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                 let p = entry.path();
-                fs::remove_file(&p).map_err(|e| FwError::io("remove", &p, &e))?;
+                fs::remove_file(&p).map_err(|e| FwError::io("remove", &p, e))?;
             }
         }
         Ok(())
@@ -179,7 +179,7 @@ impl PolicyStore {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| FwError::io("open the lock file", &path, &e))?;
+            .map_err(|e| FwError::io("open the lock file", &path, e))?;
         for attempt in 0..40 {
             let err = match try_lock_exclusive(&file) {
                 Ok(true) => return Ok(StoreLock { _file: file }),
@@ -211,14 +211,14 @@ impl PolicyStore {
                 return Err(FwError::Fail(format!(
                     "cannot read the policy file {}: {e}; it must be a regular file root can read: fix its rights or restore it from a backup (v6fw does not start with a policy it cannot read)",
                     self.path.display()
-                )))
+                )).because(e))
             }
         };
         let text = String::from_utf8(bytes).map_err(|e| {
             FwError::Fail(format!(
                 "the policy file {} is not UTF-8 text ({e}): restore it from a backup or fix the bytes there",
                 self.path.display()
-            ))
+            )).because(e)
         })?;
         parse(&self.path, &text).map(Some)
     }
@@ -234,7 +234,7 @@ impl PolicyStore {
             .join(format!("{TMP_PREFIX}.{}.{n}", std::process::id()));
         let result = write_synced(&tmp, text.as_bytes())
             .and_then(|()| {
-                fs::rename(&tmp, &self.path).map_err(|e| FwError::io("replace", &self.path, &e))
+                fs::rename(&tmp, &self.path).map_err(|e| FwError::io("replace", &self.path, e))
             })
             .and_then(|()| sync_dir(&self.dir));
         if result.is_err() {
@@ -316,6 +316,7 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
         FwError::Unexpected(format!(
             "the policy could not be written as TOML: {e}; please report this"
         ))
+        .because(e)
     })?;
     Ok(format!(
         "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}"
@@ -379,7 +380,7 @@ pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Po
 }
 
 /// 1-based line and column of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -397,7 +398,7 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
     }
     builder
         .create(dir)
-        .map_err(|e| FwError::io("create the state directory", dir, &e))
+        .map_err(|e| FwError::io("create the state directory", dir, e))
 }
 
 /// Windows: a new state directory gets an explicit ACL (SYSTEM and
@@ -406,7 +407,7 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
 #[cfg(windows)]
 fn create_dir(dir: &Path) -> Result<(), FwError> {
     crate::winacl::create_state_dir(dir)
-        .map_err(|e| FwError::io("create the state directory", dir, &e))
+        .map_err(|e| FwError::io("create the state directory", dir, e))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), FwError> {
@@ -419,17 +420,17 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), FwError> {
     }
     let mut f = opts
         .open(path)
-        .map_err(|e| FwError::io("create", path, &e))?;
+        .map_err(|e| FwError::io("create", path, e))?;
     f.write_all(bytes)
-        .map_err(|e| FwError::io("write", path, &e))?;
-    f.sync_all().map_err(|e| FwError::io("fsync", path, &e))
+        .map_err(|e| FwError::io("write", path, e))?;
+    f.sync_all().map_err(|e| FwError::io("fsync", path, e))
 }
 
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<(), FwError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| FwError::io("fsync the directory", dir, &e))
+        .map_err(|e| FwError::io("fsync the directory", dir, e))
 }
 
 #[cfg(not(unix))]

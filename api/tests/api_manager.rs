@@ -9,6 +9,7 @@ use etherparse::PacketBuilder;
 use v6fw_api::fw::{FirewallManager, FwError, PortScope, E_ACCESSDENIED, E_FAIL, E_INVALIDARG};
 use v6fw_api::interfaces::Interface;
 use v6fw_engine::{PacketMeta, Policy, PortPair, Protocol, Reason};
+use v6fw_testkit::raw::{RawConnection, RawManager};
 
 mod common;
 

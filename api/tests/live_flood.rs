@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use v6fw_capture::netns::{self, require_live, VethPair};
+use v6fw_testkit::netns::{self, require_live, VethPair};
 
 const FLOOD: u32 = 100_000;
 

@@ -92,7 +92,7 @@ fn load_switches_a_running_daemon_between_two_policies() {
     if let Some(why) = unavailable() {
         return skip(&why);
     }
-    let mut lab = match Lab::new("v6ld") {
+    let mut lab = match Lab::new("v6ld", env!("CARGO_BIN_EXE_v6fw")) {
         Ok(lab) => lab,
         Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
     };

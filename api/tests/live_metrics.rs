@@ -173,7 +173,7 @@ fn metrics_are_scraped_and_move_with_traffic() {
     if let Some(why) = unavailable() {
         return lab::skip("live_metrics", &why);
     }
-    let lab = match Lab::new("v6fwmet") {
+    let lab = match Lab::new("v6fwmet", env!("CARGO_BIN_EXE_v6fw")) {
         Ok(l) => l,
         Err(e) => return lab::skip("live_metrics", &e),
     };

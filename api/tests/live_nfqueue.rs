@@ -44,7 +44,7 @@ fn live_nfqueue_filters_a_veth_pair() {
         return skip(&why);
     }
     let started = Instant::now();
-    let mut lab = match Lab::new("v6fw") {
+    let mut lab = match Lab::new("v6fw", env!("CARGO_BIN_EXE_v6fw")) {
         Ok(lab) => lab,
         Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
     };

@@ -49,7 +49,7 @@ fn live_offload_accepts_established_flows_in_the_kernel() {
     if let Some(why) = unavailable() {
         return lab::skip("live_offload", &why);
     }
-    let mut lab = match Lab::new("v6fwoff") {
+    let mut lab = match Lab::new("v6fwoff", env!("CARGO_BIN_EXE_v6fw")) {
         Ok(lab) => lab,
         Err(why) => return lab::skip("live_offload", &format!("no namespaces: {why}")),
     };

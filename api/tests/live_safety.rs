@@ -344,7 +344,7 @@ fn live_safety_never_locks_the_admin_out() {
         return skip(&why);
     }
     let started = Instant::now();
-    let mut lab = match Lab::new("v6fs") {
+    let mut lab = match Lab::new("v6fs", env!("CARGO_BIN_EXE_v6fw")) {
         Ok(lab) => lab,
         Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
     };

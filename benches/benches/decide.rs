@@ -29,8 +29,8 @@ use v6fw_benches::baseline::{
     baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, ParkingLotPorts,
     PortLookup, StdRwLockPorts, V6fwDecider, NOW_NS,
 };
-use v6fw_benches::packets::{self, MixedBatch};
 use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol};
+use v6fw_testkit::packets::{self, MixedBatch};
 
 fn config() -> Criterion {
     Criterion::default()

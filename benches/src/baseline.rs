@@ -24,7 +24,7 @@ use v6fw_engine::{
     StateConfig, Worker,
 };
 
-use crate::packets::{OPEN_TCP, OPEN_UDP};
+use v6fw_testkit::packets::{OPEN_TCP, OPEN_UDP};
 
 /// Interface index of the benchmark connection.
 pub const IF_INDEX: u32 = 1;
@@ -297,7 +297,7 @@ impl<P: PortLookup> BatchDecider for BaselineDecider<'_, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packets::MixedBatch;
+    use v6fw_testkit::packets::MixedBatch;
 
     #[test]
     fn baselines_agree_with_v6fw_on_the_mixed_batch() {
@@ -316,8 +316,8 @@ mod tests {
             let b = base.decide(p, true, NOW_NS);
             // The baseline has no fragment memory: it drops later fragments
             // whose first fragment v6fw accepted.
-            if *kind != crate::packets::Kind::LaterFragment
-                && *kind != crate::packets::Kind::FirstFragment
+            if *kind != v6fw_testkit::packets::Kind::LaterFragment
+                && *kind != v6fw_testkit::packets::Kind::FirstFragment
             {
                 assert_eq!(a, b, "{kind:?}");
             }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use v6fw_engine::{Engine, PortPair, Protocol, Publisher};
 
 use crate::baseline::{BaselineDecider, BatchDecider, PortLookup, V6fwDecider};
-use crate::packets::MixedBatch;
+use v6fw_testkit::packets::MixedBatch;
 
 /// First port the writer toggles; it cycles over [`WRITER_PORTS`] ports from here.
 pub const WRITER_BASE_PORT: u16 = 20_000;

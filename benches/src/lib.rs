@@ -1,14 +1,10 @@
-//! v6fw-benches: what v6fw's benchmarks, throughput harness and fuzz targets
-//! share.
+//! v6fw-benches: v6fw's benchmarks, throughput harness and their baselines
+//! (the packets they measure come from `v6fw_testkit::packets`).
 //!
-//! - [`packets`]: every packet kind (built with etherparse's `PacketBuilder`)
-//!   and the deterministic mixed batch the headline figures are measured on.
 //! - [`baseline`]: the same job done the obvious way — etherparse
 //!   `SlicedPacket::from_ip` plus a `HashSet<(u16, u8)>` behind
 //!   `std::sync::RwLock`, `parking_lot::RwLock` or `arc_swap::ArcSwap`, with a
 //!   per-worker flow table like v6fw's — and v6fw's own batch decider.
-//! - [`fuzz_checks`]: the invariants the fuzz targets check, also run on every
-//!   committed corpus file by a stable test.
 //! - [`harness`]: the multi-threaded throughput and RSS measurements behind
 //!   the `throughput` binary.
 //! - [`capture`]: reading IPv6 packets out of pcap/pcapng files (fuzz seeds).
@@ -19,6 +15,4 @@
 
 pub mod baseline;
 pub mod capture;
-pub mod fuzz_checks;
 pub mod harness;
-pub mod packets;

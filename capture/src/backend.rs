@@ -59,7 +59,8 @@ pub enum CaptureError {
     Os {
         /// What was being done, and what to do about it.
         context: String,
-        /// The OS error (part of the message, so not also a `source`).
+        /// The OS error (also quoted in the message).
+        #[source]
         error: io::Error,
     },
     /// The OS answered something the backend cannot use.

@@ -9,14 +9,18 @@
 //!   [`rules`]: the ip6tables rules feeding NFQUEUE; [`offload`]: the counters
 //!   of their offload rules; [`privilege`]: the
 //!   rights check and the stop signal.
-//! - `netns` (Linux): fixtures for tests and benchmarks that build their own
-//!   network namespaces.
+//!
+//! The key design choice: a backend only moves batches ([`backend::Backend`]:
+//! receive a batch, hand back its verdicts). The one packet loop
+//! ([`backend::run_loop`]) pins one snapshot of the policy for the whole
+//! batch and decides each packet with no allocation, lock or syscall, so the
+//! OS is asked once per batch, not once per packet, and the decision is the
+//! engine's own call for a live queue and a capture file ([`replay`]) alike:
+//! what a replay shows is what the daemon does.
 
 pub mod backend;
 pub mod file;
 pub mod link;
-#[cfg(target_os = "linux")]
-pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod nfqueue;
 pub mod offload;

@@ -144,7 +144,7 @@ pub enum RuleError {
         "cannot run ip6tables ({0}): install the iptables package (e.g. `apt-get install \
          iptables`), or start with --no-rules and add the NFQUEUE rules yourself"
     )]
-    Spawn(io::Error),
+    Spawn(#[source] io::Error),
     /// ip6tables ran and refused.
     #[error(
         "`ip6tables {args}` failed: {stderr}\n(if the NFQUEUE target is unknown, the kernel \

@@ -28,60 +28,32 @@ pub use spec::{PortRun, Services};
 ///
 /// [`UnknownConnection`]: PolicyError::UnknownConnection
 /// [`DuplicateConnection`]: PolicyError::DuplicateConnection
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// Port 0 (or a number outside 1-65535) was given.
+    #[error("port {0} is not valid: ports are 1-65535")]
     InvalidPort(u32),
     /// A protocol other than TCP (6) or UDP (17) was given.
+    #[error("protocol {0} is not valid: use tcp (6) or udp (17)")]
     InvalidProtocol(String),
     /// A `PORT/PROTO` text could not be read.
+    #[error("{0:?} is not a port/protocol pair: write PORT/PROTO, e.g. 22/tcp or 53/udp")]
     InvalidPair(String),
     /// No connection has this id.
+    #[error("no connection {0:?}")]
     UnknownConnection(String),
     /// A connection with this id exists already.
+    #[error("connection {0:?} exists already")]
     DuplicateConnection(String),
-    /// A source scope entry is not an IPv6 prefix (the offending text).
-    InvalidPrefix(String),
+    /// A source scope entry is not an IPv6 prefix.
+    #[error(transparent)]
+    InvalidPrefix(#[from] PrefixError),
     /// A port range whose first port is above its last (`8:7/tcp`).
+    #[error("{0:?} is backwards: write a range as LOW:HIGH/PROTO, e.g. 6000:6007/tcp")]
     InvalidRange(String),
     /// A service name the service table does not have.
+    #[error("no service {0:?} in /etc/services: write PORT/PROTO, e.g. 22/tcp")]
     UnknownService(String),
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidPort(p) => write!(f, "port {p} is not valid: ports are 1-65535"),
-            Self::InvalidProtocol(p) => {
-                write!(f, "protocol {p} is not valid: use tcp (6) or udp (17)")
-            }
-            Self::InvalidPair(s) => write!(
-                f,
-                "{s:?} is not a port/protocol pair: write PORT/PROTO, e.g. 22/tcp or 53/udp"
-            ),
-            Self::UnknownConnection(id) => {
-                write!(f, "no connection {id:?}: list them with `v6fw connections`")
-            }
-            Self::DuplicateConnection(id) => write!(f, "connection {id:?} exists already"),
-            Self::InvalidPrefix(text) => PrefixError(text.clone()).fmt(f),
-            Self::InvalidRange(text) => write!(
-                f,
-                "{text:?} is backwards: write a range as LOW:HIGH/PROTO, e.g. 6000:6007/tcp"
-            ),
-            Self::UnknownService(text) => write!(
-                f,
-                "no service {text:?} in /etc/services: write PORT/PROTO, e.g. 22/tcp"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
-
-impl From<PrefixError> for PolicyError {
-    fn from(e: PrefixError) -> Self {
-        PolicyError::InvalidPrefix(e.0)
-    }
 }
 
 /// The two protocols a port/protocol pair may name.

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use v6fw_engine::Policy;
 
-use crate::control::protocol::PortsResult;
-use crate::fw::OpenPorts;
+use v6fw_api::control::protocol::PortsResult;
+use v6fw_api::fw::OpenPorts;
 
 /// Arguments of `v6fw check`.
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,7 @@ const MAX_ERRORS: usize = 100;
 /// aside, and the rest is read again, so that one typo does not hide the
 /// next. Line numbers stay those of the file.
 pub fn errors(path: &Path, text: &str) -> Vec<FileError> {
-    crate::fw::services::install();
+    v6fw_api::fw::services::install();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     while out.len() < MAX_ERRORS {
@@ -58,7 +58,7 @@ pub fn errors(path: &Path, text: &str) -> Vec<FileError> {
             });
             break;
         };
-        let (line, column) = crate::store::line_col(&joined, span.start);
+        let (line, column) = v6fw_api::store::line_col(&joined, span.start);
         out.push(FileError {
             line,
             column,
@@ -70,7 +70,7 @@ pub fn errors(path: &Path, text: &str) -> Vec<FileError> {
     }
     if out.is_empty() {
         // The TOML reads: the checks the store makes on the whole policy.
-        if let Err(e) = crate::store::parse(path, text) {
+        if let Err(e) = v6fw_api::store::parse(path, text) {
             out.push(FileError {
                 line: 0,
                 column: 0,
@@ -109,13 +109,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let errors = errors(file, &text);
     if !errors.is_empty() && args.json {
         // The one JSON error shape of every command, with each error listed.
-        let mut v = crate::output::error_json(&anyhow::Error::new(crate::fw::FwError::InvalidArg(
-            format!(
+        let mut v = crate::output::error_json(&anyhow::Error::new(
+            v6fw_api::fw::FwError::InvalidArg(format!(
                 "{} is not valid ({} errors); nothing was changed",
                 file.display(),
                 errors.len()
-            ),
-        )));
+            )),
+        ));
         if let Some(obj) = v.as_object_mut() {
             obj.insert("errors".into(), serde_json::json!(errors));
         }
@@ -138,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let policy = crate::store::parse(file, &text)?;
+    let policy = v6fw_api::store::parse(file, &text)?;
     print_effective(&policy, args.json, &format!("{} is valid", file.display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::cmd::ports::Where;
-use crate::control::client::decode;
-use crate::control::protocol::{ConnectionsResult, Request};
+use v6fw_api::control::client::decode;
+use v6fw_api::control::protocol::{ConnectionsResult, Request};
 
 /// Arguments of `v6fw connections`.
 #[derive(Debug, clap::Args)]

@@ -17,7 +17,7 @@ use v6fw_capture::replay::{Prefix, Replayed};
 use v6fw_engine::walk::{walk, Fragment, Outcome, Upper, Walk};
 use v6fw_engine::{Decision, Direction, IcmpErrors, Policy, Reason};
 
-pub use layers::{Field, Layer};
+pub use layers::Layer;
 
 /// What the explanation needs from the replay's policy.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::cmd::ports::{route_note, Where};
-use crate::control::client::decode;
-use crate::control::protocol::{ChangedResult, Request};
+use v6fw_api::control::client::decode;
+use v6fw_api::control::protocol::{ChangedResult, Request};
 
 /// Arguments of `v6fw firewall`.
 #[derive(Debug, clap::Args)]

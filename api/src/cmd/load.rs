@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::ports::{route_note, Where};
-use crate::control::client::{decode, Client};
-use crate::control::protocol::{ChangedResult, Request};
-use crate::fw::FwError;
+use v6fw_api::control::client::{decode, Client};
+use v6fw_api::control::protocol::{ChangedResult, Request};
+use v6fw_api::fw::FwError;
 
 /// Arguments of `v6fw load`.
 #[derive(Debug, clap::Args)]

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cmd::ports::{route_note, Where};
-use crate::control::client::decode;
-use crate::control::protocol::{ChangedResult, LogSettingsResult, Request};
-use crate::fw::FwError;
+use v6fw_api::control::client::decode;
+use v6fw_api::control::protocol::{ChangedResult, LogSettingsResult, Request};
+use v6fw_api::fw::FwError;
 
 /// `on` or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,7 +61,7 @@ pub enum Action {
         /// Size cap: bytes (4096) or with a unit (4KiB, 4MiB, 1GiB; K, M, G,
         /// KB, MB, GB mean the same powers of 1024); at least 1KiB. At the
         /// cap the file is renamed to FILE.old and a new one begun.
-        #[arg(long, value_name = "SIZE", value_parser = crate::log::parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = v6fw_api::log::parse_size)]
         max_size: Option<u64>,
         /// Daemon socket and state directory.
         #[command(flatten)]
@@ -80,7 +80,7 @@ pub enum Action {
 
 /// `path` made absolute against the current directory.
 fn absolute(path: &Path) -> Result<PathBuf, FwError> {
-    std::path::absolute(path).map_err(|e| FwError::io("make an absolute path of", path, &e))
+    std::path::absolute(path).map_err(|e| FwError::io("make an absolute path of", path, e))
 }
 
 /// Runs `v6fw log`.

@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use v6fw_engine::policy::spec;
 use v6fw_engine::{PortPair, PortRun};
 
-use crate::control::client::{decode, execute, Route};
-use crate::control::protocol::{
+use v6fw_api::control::client::{decode, execute, Route};
+use v6fw_api::control::protocol::{
     ChangedResult, ConnectionsResult, PortsResult, ProtoArg, Request, WirePort,
 };
-use crate::control::DEFAULT_SOCKET;
-use crate::fw::FwError;
+use v6fw_api::control::DEFAULT_SOCKET;
+use v6fw_api::fw::FwError;
 
 /// Where the daemon and the policy file are.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,7 +36,7 @@ impl Where {
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir
             .clone()
-            .unwrap_or_else(crate::store::default_state_dir)
+            .unwrap_or_else(v6fw_api::store::default_state_dir)
     }
 
     /// The control socket to try: `--socket`; else, with `--state-dir`,
@@ -46,7 +46,7 @@ impl Where {
     pub fn socket(&self) -> Option<PathBuf> {
         match (&self.socket, &self.state_dir) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(dir)) => crate::store::recorded_socket(dir),
+            (None, Some(dir)) => v6fw_api::store::recorded_socket(dir),
             (None, None) => Some(PathBuf::from(DEFAULT_SOCKET)),
         }
     }
@@ -59,7 +59,7 @@ impl Where {
             FwError::Fail(format!(
                 "no v6fw daemon has used the state directory {} (no {} there): start one with `v6fw run --state-dir {}`, or pass --socket",
                 dir.display(),
-                crate::store::SOCKET_FILE,
+                v6fw_api::store::SOCKET_FILE,
                 dir.display()
             ))
         })
@@ -243,21 +243,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads `PORT/PROTO`; a bad pair is `E_INVALIDARG`.
-pub fn parse_pair(s: &str) -> Result<PortPair, FwError> {
-    Ok(s.parse::<PortPair>()?)
-}
-
 /// Reads what an admin writes: `22/tcp`, `6000:6007/tcp`, `ssh`, `ssh/tcp`
 /// (names through `/etc/services`); errors are `E_INVALIDARG`.
 pub fn parse_runs(s: &str) -> Result<Vec<PortRun>, FwError> {
-    crate::fw::services::install();
+    v6fw_api::fw::services::install();
     Ok(spec::parse_spec(s)?)
 }
 
 /// Every pair `s` names (see [`parse_runs`]).
 pub fn parse_pairs(s: &str) -> Result<Vec<PortPair>, FwError> {
-    crate::fw::services::install();
+    v6fw_api::fw::services::install();
     Ok(spec::parse_pairs(s)?)
 }
 

@@ -17,7 +17,7 @@ use v6fw_engine::{
 };
 
 use crate::cmd::explain;
-use crate::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
+use v6fw_api::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
@@ -85,7 +85,7 @@ pub struct Args {
     /// With --log: the size cap, bytes (4096) or with a unit (4KiB, 4MiB,
     /// 1GiB; K, M, G, KB, MB, GB mean the same powers of 1024); at least
     /// 1KiB. The file is renamed to FILE.old at the cap.
-    #[arg(long, requires = "log", value_name = "SIZE", value_parser = crate::log::parse_size, default_value_t = LogSettings::DEFAULT_MAX_SIZE)]
+    #[arg(long, requires = "log", value_name = "SIZE", value_parser = v6fw_api::log::parse_size, default_value_t = LogSettings::DEFAULT_MAX_SIZE)]
     pub log_max_size: u64,
 }
 
@@ -130,7 +130,10 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
         policy.open_global_from(p.pair, "replay", p.from.clone());
     }
     policy.state.enabled &= !args.no_state;
-    let conn = policy.connection_mut(&id)?;
+    // The API's message: the engine's, with the command that lists them.
+    let conn = policy
+        .connection_mut(&id)
+        .map_err(|e| anyhow::anyhow!(v6fw_api::fw::FwError::from(e).message().to_string()))?;
     for p in &args.open {
         conn.open_port_from(p.pair, "replay", p.from.clone());
     }
@@ -146,7 +149,7 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the policy file", path.display()))?;
-    Ok(crate::store::parse(path, &text)?)
+    Ok(v6fw_api::store::parse(path, &text)?)
 }
 
 #[derive(Serialize)]

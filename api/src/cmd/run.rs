@@ -17,9 +17,9 @@
 //! - the connections are the host's interfaces (refreshed at start and every
 //!   [`REFRESH_INTERVAL`]); the interface index of a packet selects its
 //!   connection;
-//! - each worker has a [`LogHook`](crate::log::LogHook) that reads the log
+//! - each worker has a [`LogHook`](v6fw_api::log::LogHook) that reads the log
 //!   switches from its batch's snapshot; one writer thread follows the
-//!   policy's `logging` settings ([`crate::log::config_for`]).
+//!   policy's `logging` settings ([`v6fw_api::log::config_for`]).
 //!
 //! The failure model (docs/live.md has the table): SIGINT/SIGTERM stop
 //! cleanly (rules first, so no packet is queued to a process that is
@@ -57,9 +57,6 @@ use v6fw_capture::privilege;
 use v6fw_capture::rules::QueueRange;
 use v6fw_engine::{PortPair, Totals};
 
-use crate::control::DEFAULT_SOCKET;
-use crate::fw::{FirewallManager, FwError};
-use crate::log::{config_for, LogSender, LogWriter, QUEUE_CAPACITY};
 use backends::{describe, start, Live, Shared};
 use control::Control;
 use kernel::KernelDrops;
@@ -67,6 +64,9 @@ use notify::Notifier;
 use offload::{Offload, OffloadCounter};
 use supervise::{Budget, Health, MAX_RESTARTS, RESTART_WINDOW};
 use totals::{log_stats, print_totals, report};
+use v6fw_api::control::DEFAULT_SOCKET;
+use v6fw_api::fw::{FirewallManager, FwError};
+use v6fw_api::log::{config_for, LogSender, LogWriter, QUEUE_CAPACITY};
 
 /// How often the daemon re-reads the host's interfaces.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -78,6 +78,7 @@ pub const KERNEL_DROPS_INTERVAL: Duration = Duration::from_secs(1);
 pub const KERNEL_DROPS_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The mark bit of an accepted packet when v6fw installs its rules.
+#[cfg(target_os = "linux")] // the mark is NFQUEUE's
 pub const DEFAULT_MARK_BIT: u8 = 21;
 
 /// The exit code of a daemon that stopped on an internal fault and left its
@@ -101,7 +102,7 @@ pub struct Args {
     /// The firewall log (unless `v6fw log set --path`) is
     /// /var/log/v6fw/pfirewall.log with the default, DIR/pfirewall.log with
     /// another DIR.
-    #[arg(long, value_name = "DIR", default_value_os_t = crate::store::default_state_dir())]
+    #[arg(long, value_name = "DIR", default_value_os_t = v6fw_api::store::default_state_dir())]
     pub state_dir: PathBuf,
     /// The control socket `v6fw ports|log|stats ...` talk to.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
@@ -201,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         socket: args.socket.display().to_string(),
         queues: args.queues.to_string(),
     })?;
-    crate::store::check_moved(&args.state_dir)?;
+    v6fw_api::store::check_moved(&args.state_dir)?;
     let manager = FirewallManager::open(&args.state_dir).with_context(|| {
         format!(
             "cannot open the policy in {} (choose another with --state-dir)",
@@ -211,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
-    let options = crate::control::ServeOptions {
+    let options = v6fw_api::control::ServeOptions {
         admin_group: args.admin_group.clone(),
         ..Default::default()
     };
@@ -226,7 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
-    if let Err(e) = crate::store::record_socket(&args.state_dir, &args.socket) {
+    if let Err(e) = v6fw_api::store::record_socket(&args.state_dir, &args.socket) {
         tracing::warn!("v6fw run: clients given --state-dir will not find this daemon: {e}");
     }
     let sources = metrics::Sources::new(&manager);
@@ -287,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
     let m = Arc::clone(manager);
     let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
-    crate::log::create_default_dir(&dir)?;
+    v6fw_api::log::create_default_dir(&dir)?;
     LogWriter::spawn_watching(
         QUEUE_CAPACITY,
         Arc::clone(manager.log_counters()),
@@ -648,7 +649,7 @@ mod tests {
             PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
             "t",
         );
-        std::fs::write(store.path(), crate::store::render(&edited).unwrap()).unwrap();
+        std::fs::write(store.path(), v6fw_api::store::render(&edited).unwrap()).unwrap();
         reload(&mgr).unwrap();
         let open = |m: &FirewallManager| {
             m.is_global_port_open(9090, v6fw_engine::Protocol::Tcp)

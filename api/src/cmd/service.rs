@@ -46,6 +46,7 @@ pub enum Action {
 }
 
 /// Parses `run` as the arguments of `v6fw run`.
+#[cfg(any(windows, test))]
 pub fn parse_run_args(run: &[OsString]) -> anyhow::Result<super::run::Args> {
     use clap::{FromArgMatches, Parser};
 

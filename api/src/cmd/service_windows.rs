@@ -202,7 +202,7 @@ fn serve_as_service() {
         Ok(c) if c == ExitCode::SUCCESS => ServiceExitCode::Win32(0),
         Ok(_) => ServiceExitCode::ServiceSpecific(1),
         Err(e) => {
-            tracing::error!("v6fw service: {e:#}");
+            tracing::error!("v6fw service: {}", crate::output::describe(&e));
             ServiceExitCode::ServiceSpecific(1)
         }
     };
@@ -218,7 +218,7 @@ fn log_to_file(path: &std::path::Path) {
     use windows::Win32::System::Console::{SetStdHandle, STD_ERROR_HANDLE};
 
     if let Some(dir) = path.parent() {
-        let _ = crate::winacl::create_state_dir(dir);
+        let _ = v6fw_api::winacl::create_state_dir(dir);
     }
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)

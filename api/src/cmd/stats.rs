@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::ports::Where;
 use crate::cmd::run::offload::to_json;
-use crate::control::client::Client;
-use crate::control::protocol::{Request, StatsResult};
-use crate::fw::FwError;
 use crate::output::reason_counts;
+use v6fw_api::control::client::Client;
+use v6fw_api::control::protocol::{Request, StatsResult};
+use v6fw_api::fw::FwError;
 use v6fw_capture::offload::Offloaded;
 
 /// How often `--watch` refreshes.
@@ -377,7 +377,7 @@ fn list(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::protocol::ReasonCount;
+    use v6fw_api::control::protocol::ReasonCount;
 
     fn sample(counts: &[(&str, &str, u64)], at: Instant) -> Sample {
         let reasons: Vec<ReasonCount> = counts

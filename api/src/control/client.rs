@@ -27,7 +27,7 @@ pub struct Client {
 #[cfg(unix)]
 fn check_server(stream: &std::os::unix::net::UnixStream, socket: &Path) -> Result<(), FwError> {
     let peer =
-        super::peer::Peer::of(stream).map_err(|e| FwError::io("tell who serves", socket, &e))?;
+        super::peer::Peer::of(stream).map_err(|e| FwError::io("tell who serves", socket, e))?;
     let me = rustix::process::geteuid().as_raw();
     if peer.uid == 0 || peer.uid == me {
         return Ok(());
@@ -55,7 +55,7 @@ impl Client {
                 check_server(&s, socket)?;
                 s.set_read_timeout(Some(REPLY_TIMEOUT))
                     .and_then(|()| s.set_write_timeout(Some(REPLY_TIMEOUT)))
-                    .map_err(|e| FwError::io("configure the connection to", socket, &e))?;
+                    .map_err(|e| FwError::io("configure the connection to", socket, e))?;
                 Ok(Some(Client {
                     path: socket.to_path_buf(),
                     stream: std::io::BufReader::new(s),
@@ -64,7 +64,7 @@ impl Client {
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
                 Ok(None)
             }
-            Err(e) => Err(FwError::io("connect to the daemon at", socket, &e)),
+            Err(e) => Err(FwError::io("connect to the daemon at", socket, e)),
         }
     }
 
@@ -78,7 +78,7 @@ impl Client {
                 stream: std::io::BufReader::new(pipe),
             })),
             Ok(None) => Ok(None),
-            Err(e) => Err(FwError::io("connect to the daemon at", socket, &e)),
+            Err(e) => Err(FwError::io("connect to the daemon at", socket, e)),
         }
     }
 
@@ -104,7 +104,7 @@ impl Client {
         self.stream
             .get_mut()
             .write_all(&msg)
-            .map_err(|e| FwError::io("send a request to the daemon at", &daemon, &e))?;
+            .map_err(|e| FwError::io("send a request to the daemon at", &daemon, e))?;
         let mut reply = Vec::new();
         let limit = u64::try_from(super::protocol::MAX_REPLY_BYTES).unwrap_or(u64::MAX);
         let n = self
@@ -116,7 +116,7 @@ impl Client {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => FwError::Abort(
                     format!("the daemon at {} did not reply in time", daemon.display()),
                 ),
-                _ => FwError::io("read the reply of the daemon at", &daemon, &e),
+                _ => FwError::io("read the reply of the daemon at", &daemon, e),
             })?;
         if n == 0 || reply.last() != Some(&b'\n') {
             return Err(FwError::Fail(format!(
@@ -128,7 +128,7 @@ impl Client {
             FwError::NoInterface(format!(
                 "the daemon at {} sent a reply this v6fw does not understand ({e}): are both the same version?",
                 daemon.display()
-            ))
+            )).because(e)
         })
     }
 
@@ -142,8 +142,9 @@ impl Client {
 
     /// Sends a request; the result value or the daemon's error.
     pub fn call(&mut self, req: &Request) -> Result<Value, FwError> {
-        let line = serde_json::to_vec(req)
-            .map_err(|e| FwError::Unexpected(format!("cannot encode the request: {e}")))?;
+        let line = serde_json::to_vec(req).map_err(|e| {
+            FwError::Unexpected(format!("cannot encode the request: {e}")).because(e)
+        })?;
         self.send_line(&line)?.into_result()
     }
 
@@ -158,7 +159,7 @@ pub fn decode<T: DeserializeOwned>(v: Value) -> Result<T, FwError> {
     serde_json::from_value(v).map_err(|e| {
         FwError::NoInterface(format!(
             "unexpected result from the daemon ({e}): are the daemon and this command the same version?"
-        ))
+        )).because(e)
     })
 }
 

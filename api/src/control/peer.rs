@@ -108,7 +108,7 @@ impl AdminGroup {
             ))),
             Err(e) => Err(FwError::Fail(format!(
                 "cannot look up the group {name:?}: {e}; check /etc/group and nsswitch.conf"
-            ))),
+            )).because(e)),
         }
     }
 

@@ -467,11 +467,13 @@ pub(super) fn serve(
             "{} is not a pipe name ({e}): pass --socket \\\\.\\pipe\\NAME",
             socket.display()
         ))
+        .because(e)
     })?;
     let sd = SecurityDescriptor::from_sddl(PIPE_SDDL).map_err(|e| {
         FwError::Fail(format!(
             "cannot build the security descriptor of the control pipe: {e}"
         ))
+        .because(e)
     })?;
     let first = create_instance(&name, &sd, true).map_err(|e| {
         if is(&e, ERROR_ACCESS_DENIED) || is(&e, ERROR_PIPE_BUSY) {
@@ -480,13 +482,15 @@ pub(super) fn serve(
                 shown(&name)
             ))
         } else {
-            FwError::io("create the control pipe", socket, &e)
+            FwError::io("create the control pipe", socket, e)
         }
     })?;
     std::thread::Builder::new()
         .name("v6fw-control".into())
         .spawn(move || accept_loop(first, &name, &sd, &manager, &shutdown))
-        .map_err(|e| FwError::OutOfMemory(format!("cannot start the control thread: {e}")))
+        .map_err(|e| {
+            FwError::OutOfMemory(format!("cannot start the control thread: {e}")).because(e)
+        })
 }
 
 /// Waits for clients and hands each to [`admit`]. A new instance is created

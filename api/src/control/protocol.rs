@@ -423,7 +423,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, FwError> {
     serde_json::from_slice(line).map_err(|e| {
         FwError::InvalidArg(format!(
             "the request is not valid: {e}; send one JSON object per line, e.g. {{\"op\":\"ping\"}} (see docs/control-protocol.md)"
-        ))
+        )).because(e)
     })
 }
 
@@ -453,7 +453,7 @@ fn run(port: i64, last_port: Option<i64>, protocol: &ProtoArg) -> Result<PortRun
 
 fn to_value<T: Serialize>(t: &T) -> Result<Value, FwError> {
     serde_json::to_value(t)
-        .map_err(|e| FwError::Unexpected(format!("cannot encode the result: {e}")))
+        .map_err(|e| FwError::Unexpected(format!("cannot encode the result: {e}")).because(e))
 }
 
 fn changed(c: bool) -> Result<Value, FwError> {

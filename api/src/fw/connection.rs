@@ -101,13 +101,6 @@ impl FirewallConnection {
         self.change(|c| c.open_port_from(pair, name, from))
     }
 
-    /// [`open_port`](Self::open_port) from raw numbers as Netfwv6.h passes
-    /// them: port 1-65535, protocol 6 or 17, else `E_INVALIDARG`.
-    pub fn open_port_raw(&self, port: i64, protocol: i64, name: &str) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.open_port(pair.port(), pair.protocol(), name)
-    }
-
     /// Opens every pair of `run` on this connection for `from`, in one
     /// change. Returns whether anything changed.
     pub fn open_run(&self, run: PortRun, name: &str, from: &Scope) -> Result<bool, FwError> {
@@ -132,23 +125,11 @@ impl FirewallConnection {
         self.change(|c| c.close_port(pair))
     }
 
-    /// [`close_port`](Self::close_port) from raw numbers.
-    pub fn close_port_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.close_port(pair.port(), pair.protocol())
-    }
-
     /// Whether the pair is one of this connection's *own* open pairs
     /// (`IsPortOpen`); global pairs do not count.
     pub fn is_port_open(&self, port: u16, protocol: Protocol) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         self.read(|_, c| c.is_port_open(pair))
-    }
-
-    /// [`is_port_open`](Self::is_port_open) from raw numbers.
-    pub fn is_port_open_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.is_port_open(pair.port(), pair.protocol())
     }
 
     /// The effective set at the time of the call (`get_OpenPorts`): own pairs
@@ -177,23 +158,11 @@ impl FirewallConnection {
         self.change(|c| c.ignore_global(pair))
     }
 
-    /// [`ignore_global`](Self::ignore_global) from raw numbers.
-    pub fn ignore_global_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.ignore_global(pair.port(), pair.protocol())
-    }
-
     /// Observes a global pair again (`ObserveGlobalPort`). Returns whether
     /// anything changed.
     pub fn observe_global(&self, port: u16, protocol: Protocol) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         self.change(|c| c.observe_global(pair))
-    }
-
-    /// [`observe_global`](Self::observe_global) from raw numbers.
-    pub fn observe_global_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.observe_global(pair.port(), pair.protocol())
     }
 
     /// Whether a global pair is ignored here (`IsGlobalPortIgnored`).

@@ -122,7 +122,7 @@ fn check_log_path(path: &str, state_dir: Option<&Path>) -> Result<(), FwError> {
             "the log path {path:?} names a directory, not a file: give a full file path such as /var/log/v6fw/pfirewall.log"
         )));
     };
-    crate::log::check_log_place(p).map_err(|e| FwError::InvalidArg(e.to_string()))?;
+    crate::log::check_log_place(p).map_err(|e| FwError::caused(crate::fw::Code::InvalidArg, e))?;
     let Some(dir) = state_dir else {
         return Ok(());
     };

@@ -225,18 +225,6 @@ impl FirewallManager {
         self.change(|p| Ok(p.open_global_from(pair, name, from)))
     }
 
-    /// [`open_global_port`](Self::open_global_port) from raw numbers: port
-    /// 1-65535, protocol 6 or 17, else `E_INVALIDARG`.
-    pub fn open_global_port_raw(
-        &self,
-        port: i64,
-        protocol: i64,
-        name: &str,
-    ) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.open_global_port(pair.port(), pair.protocol(), name)
-    }
-
     /// Opens every pair of `run` globally for `from`, in one change (one
     /// durable write, one publish). Returns whether anything changed.
     pub fn open_global_run(&self, run: PortRun, name: &str, from: &Scope) -> Result<bool, FwError> {
@@ -260,22 +248,10 @@ impl FirewallManager {
         self.change(|p| Ok(p.close_global(pair)))
     }
 
-    /// [`close_global_port`](Self::close_global_port) from raw numbers.
-    pub fn close_global_port_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.close_global_port(pair.port(), pair.protocol())
-    }
-
     /// Whether a global pair is open.
     pub fn is_global_port_open(&self, port: u16, protocol: Protocol) -> Result<bool, FwError> {
         let pair = PortPair::new(port, protocol)?;
         Ok(self.policy().is_global_open(pair))
-    }
-
-    /// [`is_global_port_open`](Self::is_global_port_open) from raw numbers.
-    pub fn is_global_port_open_raw(&self, port: i64, protocol: i64) -> Result<bool, FwError> {
-        let pair = PortPair::from_raw(port, protocol)?;
-        self.is_global_port_open(pair.port(), pair.protocol())
     }
 
     /// The global pairs as they are now, as a snapshot that never changes.

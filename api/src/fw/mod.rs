@@ -23,7 +23,7 @@ pub mod services;
 pub use collection::{ConnectionInfo, OpenPort, OpenPorts, OpenPortsIter, PortScope};
 pub use connection::FirewallConnection;
 pub use error::{
-    FwError, E_ABORT, E_ACCESSDENIED, E_FAIL, E_INVALIDARG, E_NOINTERFACE, E_NOTIMPL,
+    Code, FwError, E_ABORT, E_ACCESSDENIED, E_FAIL, E_INVALIDARG, E_NOINTERFACE, E_NOTIMPL,
     E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED,
 };
 pub use logging::{check_log_settings, LogChange, MAX_LOG_SIZE};

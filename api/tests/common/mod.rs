@@ -5,15 +5,13 @@
 #[cfg(any(unix, windows))]
 mod daemon;
 #[cfg(target_os = "linux")]
-pub mod lab;
+pub use v6fw_testkit::lab;
 pub mod pcap;
 #[cfg(any(unix, windows))]
 mod root;
 pub mod sample;
 #[cfg(unix)]
 pub mod tmux;
-
-use etherparse::PacketBuilder;
 
 #[cfg(any(unix, windows))]
 pub use daemon::{Daemon, DaemonOptions};
@@ -24,17 +22,8 @@ pub use root::{is_root, root_or_skip};
 
 /// A TCP SYN 2001:db8::1 port 40000 → 2001:db8::2 port `dport`.
 pub fn tcp_syn(dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ipv6(
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-        64,
-    )
-    .tcp(40000, dport, 1, 1024)
-    .syn()
-    .write(&mut v, &[])
-    .unwrap();
-    v
+    use v6fw_testkit::builders::{tcp_syn_pkt, LOCAL, REMOTE};
+    tcp_syn_pkt(LOCAL, REMOTE, 40000, dport)
 }
 
 /// `out` itself if the command exited 0; otherwise fails with its stderr.

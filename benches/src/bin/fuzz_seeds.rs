@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use v6fw_benches::capture::read_ipv6;
-use v6fw_benches::packets::{self, Rng};
 use v6fw_engine::walk::walk;
+use v6fw_testkit::packets::{self, Rng};
 
 /// Write the fuzz seed corpora.
 #[derive(Parser)]

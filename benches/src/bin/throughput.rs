@@ -18,7 +18,7 @@ use v6fw_benches::baseline::{
     baseline_pairs, bench_writer, ArcSwapPorts, ParkingLotPorts, StdRwLockPorts,
 };
 use v6fw_benches::harness::{publish_rss, run_baseline, run_v6fw, RunConfig, RunResult};
-use v6fw_benches::packets::MixedBatch;
+use v6fw_testkit::packets::MixedBatch;
 
 /// Which baseline to race v6fw against.
 #[derive(Debug, Clone, Copy, ValueEnum)]

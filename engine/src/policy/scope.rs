@@ -21,20 +21,11 @@ pub struct Prefix {
 }
 
 /// Why a prefix could not be read: the offending text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an IPv6 prefix: write ADDRESS/LENGTH with a length of 0-128, e.g. fd00::/8 or 2001:db8::/32"
+)]
 pub struct PrefixError(pub String);
-
-impl fmt::Display for PrefixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not an IPv6 prefix: write ADDRESS/LENGTH with a length of 0-128, e.g. fd00::/8 or 2001:db8::/32",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for PrefixError {}
 
 impl Prefix {
     /// The prefix of `len` bits (at most 128) of `addr`.

@@ -13,7 +13,7 @@ use v6fw_engine::{Engine, Worker};
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
-use crate::log::{LogHook, LogSender};
+use v6fw_api::log::{LogHook, LogSender};
 
 /// The running backends: worker slots, and what must be undone.
 pub(super) struct Live {

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::supervise::{Budget, MAX_RESTARTS, RESTART_WINDOW};
-use crate::control::ServeOptions;
-use crate::fw::{FirewallManager, FwError};
+use v6fw_api::control::ServeOptions;
+use v6fw_api::fw::{FirewallManager, FwError};
 
 /// The control socket's server, started again when it dies.
 pub(super) struct Control {
@@ -46,7 +46,7 @@ impl Control {
     }
 
     fn serve(&self) -> Result<JoinHandle<()>, FwError> {
-        crate::control::serve_with(
+        v6fw_api::control::serve_with(
             Arc::clone(&self.manager),
             &self.socket,
             Arc::clone(&self.shutdown),
@@ -95,7 +95,7 @@ impl Control {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))] // its one test needs a Unix socket
 mod tests {
     use super::*;
     use std::time::Duration;

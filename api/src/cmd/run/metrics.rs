@@ -12,7 +12,7 @@ mod render;
 mod serve;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -21,8 +21,8 @@ use v6fw_capture::offload::Offloaded;
 use v6fw_engine::{Totals, WorkerCounters};
 
 use super::kernel::Dropped;
-use crate::fw::FirewallManager;
-use crate::log::LogStats;
+use v6fw_api::fw::FirewallManager;
+use v6fw_api::log::LogStats;
 
 pub use render::render;
 pub(super) use serve::MetricsServer;
@@ -87,8 +87,9 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 }
 
 /// The IPv6 loopback address and the default port.
-pub fn default_addr() -> SocketAddr {
-    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT)
+#[cfg(test)]
+fn default_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), DEFAULT_PORT)
 }
 
 /// One worker's counters in a reading.

@@ -123,7 +123,11 @@ impl Slot {
                 self.restarts += 1;
                 Ok(Health::Restarted(why))
             }
-            Err(e) => Err(format!("{}: {why}; cannot restart it: {e:#}", self.name)),
+            Err(e) => Err(format!(
+                "{}: {why}; cannot restart it: {}",
+                self.name,
+                crate::output::describe(&e)
+            )),
         }
     }
 

@@ -10,7 +10,7 @@ use super::kernel::KernelDrops;
 use super::offload::OffloadCounter;
 use super::Outcome;
 use crate::cmd::replay::{write_reason_table, write_verdict_counts, Summary};
-use crate::log::LogStats;
+use v6fw_api::log::LogStats;
 
 /// Writes one line to stderr; a closed or broken stderr is not an error
 /// (the daemon must not die of it).

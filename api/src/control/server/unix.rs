@@ -34,24 +34,26 @@ pub(super) fn serve(
         .recursive(true)
         .mode(0o755)
         .create(dir)
-        .map_err(|e| FwError::io("create the socket directory", dir, &e))?;
+        .map_err(|e| FwError::io("create the socket directory", dir, e))?;
     crate::private_dir::open_private_dir(
         dir,
         "socket directory",
         "choose a --socket in a directory only root can write, such as /run/v6fw",
     )
-    .map_err(|e| FwError::Fail(e.to_string()))?;
+    .map_err(|e| FwError::caused(crate::fw::Code::Fail, e))?;
     clear_stale(socket)?;
     let listener = bind_0666(socket)?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| FwError::io("configure", socket, &e))?;
+        .map_err(|e| FwError::io("configure", socket, e))?;
     let path = socket.to_path_buf();
     let clients = Clients::new(options.idle_timeout);
     std::thread::Builder::new()
         .name("v6fw-control".into())
         .spawn(move || accept_loop(&listener, &manager, &shutdown, &clients, group, &path))
-        .map_err(|e| FwError::OutOfMemory(format!("cannot start the control thread: {e}")))
+        .map_err(|e| {
+            FwError::OutOfMemory(format!("cannot start the control thread: {e}")).because(e)
+        })
 }
 
 /// Binds `socket` with mode 0666 (anyone may connect and read; only an
@@ -79,10 +81,12 @@ fn bind_0666(socket: &Path) -> Result<UnixListener, FwError> {
             umask(old);
             bound
         })
-        .map_err(|e| FwError::OutOfMemory(format!("cannot start a thread to bind: {e}")))?
+        .map_err(|e| {
+            FwError::OutOfMemory(format!("cannot start a thread to bind: {e}")).because(e)
+        })?
         .join()
         .map_err(|_| FwError::Unexpected("the bind thread panicked; please report this".into()))?;
-    bound.map_err(|e| FwError::io("listen on", socket, &e))
+    bound.map_err(|e| FwError::io("listen on", socket, e))
 }
 
 /// Removes a socket file nobody answers on; refuses to touch a live one
@@ -103,7 +107,7 @@ fn clear_stale(socket: &Path) -> Result<(), FwError> {
             socket.display()
         )));
     }
-    std::fs::remove_file(socket).map_err(|e| FwError::io("remove the stale socket", socket, &e))
+    std::fs::remove_file(socket).map_err(|e| FwError::io("remove the stale socket", socket, e))
 }
 
 fn accept_loop(

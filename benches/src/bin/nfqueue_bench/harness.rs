@@ -5,7 +5,7 @@ use std::fs;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use v6fw_capture::netns::{require_live, sh};
+use v6fw_testkit::netns::{require_live, sh};
 
 use crate::bulk::{run_bulk, Bulk, BulkMeasured};
 use crate::cli::Args;

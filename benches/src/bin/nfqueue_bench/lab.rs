@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use v6fw_capture::netns::{self, sh, VethPair};
+use v6fw_testkit::netns::{self, sh, VethPair};
 
 use crate::common::{interrupted, os_err, Result, INTERRUPTED, PORT, QUEUE, TCP_PORT};
 

@@ -234,7 +234,7 @@ mod tests {
                 },
             )]
             .into(),
-            log: crate::log::LogStats {
+            log: v6fw_api::log::LogStats {
                 written: 5,
                 rotations: 1,
                 lost: 4,

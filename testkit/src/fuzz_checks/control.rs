@@ -8,23 +8,10 @@
 //! never changes it either.
 
 use v6fw_api::control::protocol::{dispatch, parse_request, Reply};
-use v6fw_api::fw::FirewallManager;
+use v6fw_api::fw::{Code, FirewallManager};
 use v6fw_engine::{Connection, Policy};
 
 use super::Violation;
-
-/// The HRESULTs a reply may carry.
-const HRESULTS: [u32; 9] = [
-    0x8007_0057,
-    0x8007_0005,
-    0x8007_000E,
-    0x8000_4005,
-    0x8000_4004,
-    0x8000_4001,
-    0x8000_4003,
-    0x8000_4002,
-    0x8000_FFFF,
-];
 
 /// Most lines looked at per input.
 const MAX_LINES: usize = 64;
@@ -52,7 +39,11 @@ pub fn control_request(data: &[u8]) -> Result<(), Violation> {
         let back: Reply = serde_json::from_str(&text)
             .map_err(|e| format!("reply does not read back ({e}): {text:?}"))?;
         if let Some(err) = &back.error {
-            if !HRESULTS.contains(&err.hresult) {
+            // One of the API's codes, under its own name.
+            if !Code::ALL
+                .iter()
+                .any(|c| c.hresult() == err.hresult && c.name() == err.code)
+            {
                 return Err(format!("unknown HRESULT {:#x}: {text:?}", err.hresult));
             }
         }

@@ -2,7 +2,13 @@
 //! ([`VethPair`]: FW fd00::1, PEER fd00::2), Python servers and clients in
 //! them, `v6fw` commands run in FW, and every process started in them
 //! killed on drop; `v6fw run` started and stopped ([`Lab::start_run`]).
-//! Used by live_nfqueue.rs, live_safety.rs and live_offload.rs.
+//! Used by api's live_*.rs tests, which give it their `v6fw` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test fixture: a lab that cannot be built fails its test loudly"
+)]
 
 use std::fs;
 use std::path::PathBuf;
@@ -10,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use v6fw_capture::netns::{self, require_live, VethPair};
+use crate::netns::{self, require_live, VethPair};
 
 /// The filtered side.
 pub const FW_ADDR: &str = "fd00::1";
@@ -76,11 +82,13 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// Whether this process runs as root (the lab needs it).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether `cmd arg` can be run at all (e.g. `has("ip6tables", "-V")`).
 pub fn has(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
         .arg(arg)
@@ -95,6 +103,7 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     netns::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `args` (program first) for at most 10 s.
 pub fn sh(args: &[&str]) -> Output {
     run_bounded(
         Command::new(args[0]).args(&args[1..]),
@@ -109,17 +118,22 @@ pub struct Lab {
     pub net: VethPair,
     /// Processes to kill on drop.
     pub children: Vec<Child>,
+    /// The `v6fw` binary under test (`env!("CARGO_BIN_EXE_v6fw")`).
+    pub v6fw: &'static str,
 }
 
 impl Lab {
-    /// Builds the namespaces (named after `prefix`) and the directory.
-    pub fn new(prefix: &str) -> Result<Lab, String> {
+    /// Builds the namespaces (named after `prefix`) and the directory, to
+    /// run the binary `v6fw` in.
+    pub fn new(prefix: &str, v6fw: &'static str) -> Result<Lab, String> {
         Ok(Lab {
             net: VethPair::new(prefix, &format!("{prefix}-live"))?,
             children: Vec::new(),
+            v6fw,
         })
     }
 
+    /// `args` as a command to run in the namespace `ns`.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Command {
         let mut c = netns::exec_in(ns);
         c.args(args);
@@ -172,7 +186,7 @@ impl Lab {
             self.net.dir.join("control.sock"),
             self.net.dir.join("state"),
         );
-        let mut all: Vec<&str> = vec![env!("CARGO_BIN_EXE_v6fw")];
+        let mut all: Vec<&str> = vec![self.v6fw];
         all.extend_from_slice(args);
         all.extend_from_slice(&[
             "--socket",
@@ -190,6 +204,7 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The FW namespace's ip6tables rules, as `ip6tables-save` prints them.
     pub fn ip6tables_save(&self) -> String {
         let out = run_bounded(
             &mut self.exec(&self.net.fw, &["ip6tables-save"]),
@@ -229,7 +244,7 @@ impl Lab {
             out: self.net.dir.join("run.out"),
             err: self.net.dir.join("run.err"),
         };
-        let mut all: Vec<&str> = vec![env!("CARGO_BIN_EXE_v6fw"), "run"];
+        let mut all: Vec<&str> = vec![self.v6fw, "run"];
         all.extend_from_slice(args);
         all.extend_from_slice(&[
             "--state-dir",
@@ -293,6 +308,7 @@ impl Drop for Lab {
     }
 }
 
+/// Waits until `cond` holds, failing the test after `limit` (naming `what`).
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + limit;
     while !cond() {

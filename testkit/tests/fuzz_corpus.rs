@@ -1,5 +1,5 @@
 //! Replays every committed fuzz corpus file through the same checks the fuzz
-//! targets run (`v6fw_benches::fuzz_checks`), on stable, under
+//! targets run (`v6fw_testkit::fuzz_checks`), on stable, under
 //! `cargo test --workspace`. A crash the fuzzer found stays fixed once its
 //! reproducer is in `fuzz/corpus/<target>/`.
 
@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use v6fw_benches::fuzz_checks::{check_target, hex};
+use v6fw_testkit::fuzz_checks::{check_target, hex};
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
