@@ -95,7 +95,7 @@ impl Control {
     }
 }
 
-#[cfg(all(test, unix))] // its one test needs a Unix socket
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
