@@ -115,14 +115,14 @@ fn line(out: &mut String, tag: &str, packet: &[u8], meta: &PacketMeta, d: &Decis
         d.reason,
         col(d.proto.map(u16::from)),
         col(d.dport),
-        w.outcome,
-        w.hop_limit,
-        w.ext_headers,
-        w.proto,
-        w.fragment,
-        w.jumbo,
-        w.upper,
-        w.quote,
+        w.outcome(),
+        w.hop_limit(),
+        w.ext_headers(),
+        w.proto(),
+        w.fragment(),
+        w.jumbo(),
+        w.upper(),
+        w.quote(),
     );
     match LogRecord::new(packet, &w, d, meta.direction, meta.now_ns) {
         Some(r) => {

@@ -49,6 +49,7 @@ mod settings;
 pub mod state;
 pub mod table;
 pub mod walk;
+pub mod wire;
 
 pub use counters::{Counters, Totals, WorkerCounters};
 pub use decide::{Decision, Direction, Engine, PacketMeta, Worker};

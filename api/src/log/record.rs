@@ -76,7 +76,7 @@ impl LogRecord {
     /// with the addresses it holds whole and `-` for the rest.
     pub fn new(
         packet: &[u8],
-        walk: &Walk,
+        walk: &Walk<'_>,
         decision: &Decision,
         direction: Direction,
         time_ns: u64,
@@ -85,11 +85,11 @@ impl LogRecord {
             return None;
         }
         let (src, dst) = if packet.len() >= 40 {
-            (Some(walk.src), Some(walk.dst))
+            (Some(walk.src()), Some(walk.dst()))
         } else {
             (address_at(packet, 8), address_at(packet, 24))
         };
-        let (sport, dport, tcp, icmp) = match walk.upper {
+        let (sport, dport, tcp, icmp) = match walk.upper() {
             Upper::Tcp {
                 sport,
                 dport,

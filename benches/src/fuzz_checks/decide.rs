@@ -133,7 +133,7 @@ fn check_one(
         return Ok(());
     }
     if meta.if_index == DISABLED {
-        let expected = match walk(data, truncated).outcome {
+        let expected = match walk(data, truncated).outcome() {
             Outcome::Invalid(r) => r,
             Outcome::BadLength => Reason::Malformed,
             _ => Reason::FirewallDisabled,
@@ -178,7 +178,7 @@ fn check_one(
             if !ok {
                 return fail("port decision disagrees with the fixed policy");
             }
-            let syn_only = matches!(walk(data, truncated).upper, Upper::Tcp { flags, .. } if flags & 0x12 == 0x02);
+            let syn_only = matches!(walk(data, truncated).upper(), Upper::Tcp { flags, .. } if flags & 0x12 == 0x02);
             if d.reason == Reason::Established && syn_only {
                 return fail("a TCP SYN without ACK matched a flow");
             }
@@ -188,7 +188,7 @@ fn check_one(
                 return fail("an ICMPv6 decision without ICMPv6 columns");
             };
             let hop_limit = data.get(7).copied().unwrap_or(0);
-            let fragmented = walk(data, truncated).fragment.is_some();
+            let fragmented = walk(data, truncated).fragment().is_some();
             let allowed = u8::try_from(ty)
                 .is_ok_and(|ty| IcmpPolicy::default().allows(ty, hop_limit, fragmented));
             if allowed != (d.reason == Reason::IcmpAllowed) {
@@ -288,7 +288,7 @@ fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
     let Some(later) = later_fragment_of(data) else {
         return Ok(());
     };
-    if walk(&later, false).outcome != Outcome::LaterFragment {
+    if walk(&later, false).outcome() != Outcome::LaterFragment {
         return Ok(()); // a violation before the fragment header decides it
     }
     let mut worker = engine.worker();
@@ -297,9 +297,9 @@ fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
     let then = worker.decide(&snap, &later, &PacketMeta::inbound(CONN, 11));
     let w = walk(data, false);
     let remembered = w.is_first_fragment()
-        && matches!(w.outcome, Outcome::Complete | Outcome::Stop(_))
+        && matches!(w.outcome(), Outcome::Complete | Outcome::Stop(_))
         && first.reason != Reason::IncompleteChain;
-    let overlaps = w.fragment.is_some_and(|f| f.fragmentable_len > 8);
+    let overlaps = w.fragment().is_some_and(|f| f.fragmentable_len > 8);
     let expected = match (remembered, overlaps) {
         (false, _) => Reason::OrphanFragment,
         (true, true) => Reason::FragmentOverlap,
@@ -369,7 +369,7 @@ mod tests {
     fn later_fragment_is_built_from_a_first_fragment() {
         let first = packets::first_fragment(1, 53, 77);
         let later = later_fragment_of(&first).unwrap();
-        assert_eq!(walk(&later, false).outcome, Outcome::LaterFragment);
+        assert_eq!(walk(&later, false).outcome(), Outcome::LaterFragment);
         assert_eq!(later_fragment_of(&packets::tcp_syn(1, 2, 3)), None);
         let chain = packets::ext_chain3(1, 2, 22);
         assert_eq!(fragment_header_at(&chain), None);

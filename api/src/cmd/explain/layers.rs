@@ -160,7 +160,7 @@ pub fn link_layer(linktype: u32, frame: &[u8], link_len: usize) -> Layer {
 
 /// The fixed IPv6 header at frame offset `base` (cut, when the packet is
 /// shorter than 40 bytes).
-pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
+pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk<'_>) -> Layer {
     let Some(h) = pkt.first_chunk::<40>() else {
         let mut l = Layer::new("IPv6 header (cut)", base, pkt.len());
         l.field("Version", pkt.first().map_or(0, |b| b >> 4));
@@ -175,9 +175,9 @@ pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
     l.field("Payload length", u16::from_be_bytes([h[4], h[5]]));
     l.field("Next header", proto_name(h[6]));
     l.field("Hop limit", h[7]);
-    l.field("Source", Ipv6Addr::from(w.src));
-    l.field("Destination", Ipv6Addr::from(w.dst));
-    if let Some(j) = w.jumbo {
+    l.field("Source", Ipv6Addr::from(w.src()));
+    l.field("Destination", Ipv6Addr::from(w.dst()));
+    if let Some(j) = w.jumbo() {
         l.field("Jumbo payload length", j);
     }
     l
@@ -186,12 +186,12 @@ pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
 /// The extension headers the walk read (the last one may be one that did
 /// not fit: then it is missing here), and the offset in the packet where the
 /// upper layer starts.
-pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk) -> (Vec<Layer>, usize) {
+pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk<'_>) -> (Vec<Layer>, usize) {
     let mut layers = Vec::new();
     let mut upper_at = 40;
-    let walked = match w.outcome {
+    let walked = match w.outcome() {
         Outcome::Invalid(_) | Outcome::BadLength => 0,
-        _ => usize::from(w.ext_headers),
+        _ => usize::from(w.ext_headers()),
     };
     for h in ext_headers(pkt).take(walked) {
         upper_at = h.offset + h.bytes.len();
@@ -279,10 +279,10 @@ fn options(mut b: &[u8]) -> String {
 }
 
 /// The upper-layer header at packet offset `at`, once the walk reached it.
-pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk) -> Option<Layer> {
-    let proto = w.proto?;
+pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk<'_>) -> Option<Layer> {
+    let proto = w.proto()?;
     let l4 = pkt.get(at..).unwrap_or_default();
-    let l = match w.upper {
+    let l = match w.upper() {
         Upper::Tcp {
             sport,
             dport,
