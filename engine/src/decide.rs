@@ -200,13 +200,15 @@ impl Worker {
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, now)),
             Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
-            Outcome::Complete => match (w.ports(), w.icmp_type()) {
-                (Some((proto, sport, dport)), _) => {
+            Outcome::Complete => {
+                if let Some((proto, sport, dport)) = w.ports() {
                     self.port_reason(snap, conn, w, proto, sport, dport, now)
+                } else if let Some(ty) = w.icmp_type() {
+                    self.icmp_reason(snap, w, ty, now)
+                } else {
+                    Reason::UnsupportedProtocol
                 }
-                (None, Some(ty)) => self.icmp_reason(snap, w, ty, now),
-                (None, None) => Reason::UnsupportedProtocol,
-            },
+            }
         };
         if let Some(frag) = w.fragment().filter(|f| f.is_first()) {
             self.remember_first_fragment(w, frag, reason, now);

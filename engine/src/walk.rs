@@ -11,7 +11,7 @@
 use crate::wire::next_header::{
     is_extension, DEST_OPTS, FRAGMENT, HOP_BY_HOP, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
 };
-use crate::wire::{self, version_of, Icmpv6Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use crate::wire::{self, version_of, Icmpv6Packet, Ipv6Packet, TcpPacket, UdpPacket, IPV6_VERSION};
 use crate::Reason;
 
 /// The fixed header's length.
@@ -410,7 +410,7 @@ fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
 /// judged on the bytes it has.
 #[inline]
 pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
-    if version_of(pkt) != Some(6) {
+    if version_of(pkt) != Some(IPV6_VERSION) {
         return Walk::new(pkt, Outcome::Invalid(Reason::NotIpv6));
     }
     let Ok(ip) = Ipv6Packet::new_checked(pkt) else {

@@ -20,6 +20,7 @@ use etherparse::err::packet::SliceError;
 use etherparse::err::{ip_auth, ipv6_exts, Layer};
 use etherparse::{Ipv6ExtensionSlice, NetSlice, SlicedPacket, TransportSlice};
 use v6fw_engine::walk::{walk, Outcome, Upper};
+use v6fw_engine::wire::Ipv6Packet;
 use v6fw_engine::Reason;
 
 use super::Violation;
@@ -78,10 +79,7 @@ pub fn parse_vs_etherparse(data: &[u8]) -> Result<(), Violation> {
     // the slice as the payload; SPEC.md requires a Jumbo Payload option in a
     // hop-by-hop header right after the fixed header and ends the packet at
     // its length, else `malformed`. Such packets are not compared.
-    let payload_len = data
-        .get(4..)
-        .and_then(<[u8]>::first_chunk::<2>)
-        .map_or(0, |b| u16::from_be_bytes(*b));
+    let payload_len = Ipv6Packet::new_checked(data).map_or(0, |ip| ip.payload_len());
     if payload_len == 0 {
         return Ok(());
     }

@@ -141,6 +141,18 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> ExtHeader<T> {
+    /// Sets a fragment header's offset (8-octet units, 13 bits) and M flag,
+    /// clearing the reserved bits; does nothing to another kind of header.
+    #[inline]
+    pub fn set_fragment_offset(&mut self, offset: u16, more: bool) {
+        if self.kind == FRAGMENT {
+            let v = (offset << 3) | u16::from(more);
+            super::set_be16(self.buffer.as_mut(), field::FRAG_OFFSET_M, v);
+        }
+    }
+}
+
 impl<'a> ExtHeader<&'a [u8]> {
     /// Its bytes, borrowed from the buffer for as long as the buffer lives.
     #[inline]
@@ -319,6 +331,14 @@ mod tests {
             (362, false, 1)
         );
         truncations(&f, FRAGMENT, 8);
+        let mut g = f.clone();
+        let mut h = ExtHeader::new_checked(&mut g[..], FRAGMENT).unwrap();
+        h.set_fragment_offset(1, true);
+        let frag = h.fragment().unwrap();
+        assert_eq!(
+            (frag.offset(), frag.more_fragments(), frag.ident()),
+            (1, true, 1)
+        );
 
         let d = hex(DSTOPTS);
         let h = ExtHeader::new_checked(&d[..], DEST_OPTS).unwrap();

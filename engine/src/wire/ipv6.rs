@@ -34,11 +34,21 @@ mod field {
     pub const HEADER_LEN: usize = 40;
 }
 
+/// The version nibble of an IPv6 packet.
+pub const IPV6_VERSION: u8 = 6;
+
 /// The version nibble of whatever `buffer` starts with (`None` when empty):
 /// for telling IPv6 from IPv4 before the length is known.
 #[inline]
 pub fn version_of(buffer: &[u8]) -> Option<u8> {
     buffer.get(field::VER_TC_FLOW).map(|b| b >> 4)
+}
+
+/// The source and destination address a fixed header cut short still holds
+/// whole (for logging a packet under 40 bytes).
+pub fn addresses_of_cut(buffer: &[u8]) -> (Option<[u8; 16]>, Option<[u8; 16]>) {
+    let at = |a: usize| buffer.get(a..).and_then(<[u8]>::first_chunk::<16>).copied();
+    (at(field::SRC_ADDR), at(field::DST_ADDR))
 }
 
 /// A view of an IPv6 packet: the fixed header and what follows it.
@@ -65,6 +75,19 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn version(&self) -> u8 {
         byte(self.buffer.as_ref(), field::VER_TC_FLOW) >> 4
+    }
+
+    /// The traffic class.
+    #[inline]
+    pub fn traffic_class(&self) -> u8 {
+        let w = super::be32(self.buffer.as_ref(), field::VER_TC_FLOW);
+        ((w >> 20) & 0xff) as u8
+    }
+
+    /// The flow label (20 bits).
+    #[inline]
+    pub fn flow_label(&self) -> u32 {
+        super::be32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0xf_ffff
     }
 
     /// The payload length field (0 when a Jumbo Payload option carries it).
@@ -166,7 +189,11 @@ mod tests {
     fn reads_a_real_header() {
         let bytes = hex(UDP_DNS);
         let p = Ipv6Packet::new_checked(&bytes[..]).unwrap();
-        assert_eq!(p.version(), 6);
+        assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0, 0));
+        let mut marked = bytes.clone();
+        marked[..4].copy_from_slice(&[0x6b, 0x81, 0x23, 0x45]);
+        let m = Ipv6Packet::new_checked(&marked[..]).unwrap();
+        assert_eq!((m.traffic_class(), m.flow_label()), (0xb8, 0x1_2345));
         assert_eq!(p.payload_len(), 37);
         assert_eq!(p.next_header(), 17);
         assert_eq!(p.hop_limit(), 64);
@@ -187,6 +214,12 @@ mod tests {
     #[test]
     fn truncated_at_every_boundary_is_an_error() {
         let bytes = hex(UDP_DNS);
+        let whole = Ipv6Packet::new_checked(&bytes[..]).unwrap();
+        for n in 0..40 {
+            let (src, dst) = addresses_of_cut(&bytes[..n]);
+            assert_eq!(src, (n >= 24).then(|| whole.src_addr()), "{n}");
+            assert_eq!(dst, (n >= 40).then(|| whole.dst_addr()), "{n}");
+        }
         for n in 0..40 {
             assert_eq!(
                 Ipv6Packet::new_checked(&bytes[..n]),

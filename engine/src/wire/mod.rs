@@ -24,7 +24,7 @@ mod udp;
 
 pub use ext::{ExtHeader, FragmentHeader, Ipv6Option, Ipv6Options};
 pub use icmpv6::{Icmpv6Packet, Quoted};
-pub use ipv6::{version_of, Ipv6Packet};
+pub use ipv6::{addresses_of_cut, version_of, Ipv6Packet, IPV6_VERSION};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 

@@ -7,6 +7,7 @@ use std::net::Ipv6Addr;
 use serde::Serialize;
 use v6fw_capture::link;
 use v6fw_engine::walk::{ext_headers, Outcome, Upper, Walk};
+use v6fw_engine::wire::{version_of, Ipv6Packet};
 
 /// One field of a layer: its name and its value as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,20 +162,19 @@ pub fn link_layer(linktype: u32, frame: &[u8], link_len: usize) -> Layer {
 /// The fixed IPv6 header at frame offset `base` (cut, when the packet is
 /// shorter than 40 bytes).
 pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk<'_>) -> Layer {
-    let Some(h) = pkt.first_chunk::<40>() else {
+    let Ok(h) = Ipv6Packet::new_checked(pkt) else {
         let mut l = Layer::new("IPv6 header (cut)", base, pkt.len());
-        l.field("Version", pkt.first().map_or(0, |b| b >> 4));
+        l.field("Version", version_of(pkt).unwrap_or(0));
         l.field("Captured bytes", pkt.len());
         return l;
     };
-    let mut l = Layer::new("IPv6 header", base, 40);
-    let word = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
-    l.field("Version", h[0] >> 4);
-    l.field("Traffic class", format!("0x{:02x}", (word >> 20) & 0xff));
-    l.field("Flow label", format!("0x{:05x}", word & 0xf_ffff));
-    l.field("Payload length", u16::from_be_bytes([h[4], h[5]]));
-    l.field("Next header", proto_name(h[6]));
-    l.field("Hop limit", h[7]);
+    let mut l = Layer::new("IPv6 header", base, Ipv6Packet::<&[u8]>::HEADER_LEN);
+    l.field("Version", h.version());
+    l.field("Traffic class", format!("0x{:02x}", h.traffic_class()));
+    l.field("Flow label", format!("0x{:05x}", h.flow_label()));
+    l.field("Payload length", h.payload_len());
+    l.field("Next header", proto_name(h.next_header()));
+    l.field("Hop limit", h.hop_limit());
     l.field("Source", Ipv6Addr::from(w.src()));
     l.field("Destination", Ipv6Addr::from(w.dst()));
     if let Some(j) = w.jumbo() {
