@@ -175,7 +175,8 @@ impl<'a> Walk<'a> {
     fn ip(&self) -> Option<Ipv6Packet<&'a [u8]>> {
         match self.outcome {
             Outcome::Invalid(_) => None,
-            _ => Ipv6Packet::new_checked(self.data).ok(),
+            // Every other outcome passed `new_checked` on these bytes.
+            _ => Some(Ipv6Packet::new_unchecked(self.data)),
         }
     }
 
@@ -245,7 +246,8 @@ impl<'a> Walk<'a> {
         })
     }
 
-    /// The upper-layer header's bytes, once it passed its length check.
+    /// The upper-layer header's bytes, once it passed its length check
+    /// (the views on them need no second check: the walk made it).
     #[inline]
     fn l4(&self) -> Option<&'a [u8]> {
         match self.outcome {
@@ -260,39 +262,38 @@ impl<'a> Walk<'a> {
             return Upper::None;
         };
         match self.proto {
-            Some(TCP) => match TcpPacket::new_checked(l4) {
-                Ok(t) => Upper::Tcp {
+            Some(TCP) => {
+                let t = TcpPacket::new_unchecked(l4);
+                Upper::Tcp {
                     sport: t.src_port(),
                     dport: t.dst_port(),
                     flags: t.flags(),
                     window: t.window_len(),
                     seq: t.seq_number(),
                     ack: t.ack_number(),
-                },
-                Err(_) => Upper::None,
-            },
-            Some(UDP) => match UdpPacket::new_checked(l4) {
-                Ok(u) => Upper::Udp {
+                }
+            }
+            Some(UDP) => {
+                let u = UdpPacket::new_unchecked(l4);
+                Upper::Udp {
                     sport: u.src_port(),
                     dport: u.dst_port(),
-                },
-                Err(_) => Upper::None,
-            },
-            Some(ICMPV6) => match Icmpv6Packet::new_checked(l4) {
-                Ok(m) => Upper::Icmp {
+                }
+            }
+            Some(ICMPV6) => {
+                let m = Icmpv6Packet::new_unchecked(l4);
+                Upper::Icmp {
                     ty: m.msg_type(),
                     code: m.msg_code(),
-                },
-                Err(_) => Upper::None,
-            },
+                }
+            }
             _ => Upper::Other,
         }
     }
 
     /// For an ICMPv6 error (types 1-4) that passed its length check: what it quotes.
     pub fn quote(&self) -> Option<Quote> {
-        let m = Icmpv6Packet::new_checked(self.l4()?)
-            .ok()
+        let m = Some(Icmpv6Packet::new_unchecked(self.l4()?))
             .filter(|m| self.proto == Some(ICMPV6) && m.is_error())?;
         Some(m.quoted().map_or(Quote::Short, |q| Quote::Packet {
             src: q.src,
@@ -316,9 +317,7 @@ impl<'a> Walk<'a> {
     #[inline]
     pub fn icmp_type(&self) -> Option<u8> {
         match self.proto? {
-            ICMPV6 => Icmpv6Packet::new_checked(self.l4()?)
-                .ok()
-                .map(|m| m.msg_type()),
+            ICMPV6 => Some(Icmpv6Packet::new_unchecked(self.l4()?).msg_type()),
             _ => None,
         }
     }
@@ -336,12 +335,14 @@ impl<'a> Walk<'a> {
         let proto = self.proto?;
         let l4 = self.l4()?;
         match proto {
-            TCP => TcpPacket::new_checked(l4)
-                .ok()
-                .map(|t| (TCP, t.src_port(), t.dst_port())),
-            UDP => UdpPacket::new_checked(l4)
-                .ok()
-                .map(|u| (UDP, u.src_port(), u.dst_port())),
+            TCP => {
+                let t = TcpPacket::new_unchecked(l4);
+                Some((TCP, t.src_port(), t.dst_port()))
+            }
+            UDP => {
+                let u = UdpPacket::new_unchecked(l4);
+                Some((UDP, u.src_port(), u.dst_port()))
+            }
             _ => None,
         }
     }
@@ -350,7 +351,7 @@ impl<'a> Walk<'a> {
     #[inline]
     pub fn tcp_flags(&self) -> Option<u8> {
         match self.proto? {
-            TCP => TcpPacket::new_checked(self.l4()?).ok().map(|t| t.flags()),
+            TCP => Some(TcpPacket::new_unchecked(self.l4()?).flags()),
             _ => None,
         }
     }

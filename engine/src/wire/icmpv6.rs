@@ -39,6 +39,14 @@ pub struct Icmpv6Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
+    /// Views `buffer` that the caller already checked with
+    /// [`Icmpv6Packet::new_checked`] (the walk, which keeps only offsets). Safe
+    /// on any buffer: an accessor past its end reads zeros, never panics.
+    #[inline(always)]
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
+        Icmpv6Packet { buffer }
+    }
+
     /// Views `buffer`, which must hold type, code and checksum (4 bytes).
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {

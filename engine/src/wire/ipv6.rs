@@ -61,6 +61,14 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// The fixed header's length (40).
     pub const HEADER_LEN: usize = field::HEADER_LEN;
 
+    /// Views `buffer` that the caller already checked with
+    /// [`Ipv6Packet::new_checked`] (the walk, which keeps only offsets). Safe
+    /// on any buffer: an accessor past its end reads zeros, never panics.
+    #[inline(always)]
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
+        Ipv6Packet { buffer }
+    }
+
     /// Views `buffer`, which must hold the 40-byte fixed header (anything
     /// else, version included, is the caller's to judge).
     #[inline]

@@ -52,6 +52,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// The flag bit ACK.
     pub const ACK: u8 = 0x10;
 
+    /// Views `buffer` that the caller already checked with
+    /// [`TcpPacket::new_checked`] (the walk, which keeps only offsets). Safe
+    /// on any buffer: an accessor past its end reads zeros, never panics.
+    #[inline(always)]
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
+        TcpPacket { buffer }
+    }
+
     /// Views `buffer`, which must hold the header as long as its data offset
     /// says: [`Error::Truncated`] when it is shorter than 20 bytes or than
     /// the data offset, [`Error::Malformed`] when the data offset is under 5.

@@ -34,6 +34,14 @@ pub struct UdpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Views `buffer` that the caller already checked with
+    /// [`UdpPacket::new_checked`] (the walk, which keeps only offsets). Safe
+    /// on any buffer: an accessor past its end reads zeros, never panics.
+    #[inline(always)]
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+
     /// Views `buffer`, which must hold the 8-byte header (the length field
     /// is only read, not checked).
     #[inline]
