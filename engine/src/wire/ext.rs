@@ -11,7 +11,9 @@ use super::{be16, be32, byte, Error};
 ///
 /// ```text
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-/// |  Next Header  |  Hdr Ext Len  |  (routing: Routing Type, ...) |
+/// |  Next Header  |  Hdr Ext Len  | Routing Type  | Segments Left |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |   (AH: Security Parameters Index, then Sequence Number)       |
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+                               +
 /// .            Options / type-specific data                       .
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
@@ -42,6 +44,12 @@ mod field {
     pub const LENGTH: usize = 1;
     /// Routing type (routing header only).
     pub const ROUTING_TYPE: usize = 2;
+    /// Segments left (routing header only).
+    pub const SEGMENTS_LEFT: usize = 3;
+    /// Security parameters index (AH only).
+    pub const AUTH_SPI: usize = 4;
+    /// Sequence number (AH only).
+    pub const AUTH_SEQ: usize = 8;
     /// Where the options of hop-by-hop and destination options start.
     pub const OPTIONS: usize = 2;
     /// Fragment offset (13 bits) and M flag (fragment header).
@@ -114,6 +122,24 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         byte(self.buffer.as_ref(), field::ROUTING_TYPE)
     }
 
+    /// Segments left (meaningful for a routing header).
+    #[inline]
+    pub fn segments_left(&self) -> u8 {
+        byte(self.buffer.as_ref(), field::SEGMENTS_LEFT)
+    }
+
+    /// The security parameters index (meaningful for AH).
+    #[inline]
+    pub fn auth_spi(&self) -> u32 {
+        be32(self.buffer.as_ref(), field::AUTH_SPI)
+    }
+
+    /// The sequence number (meaningful for AH).
+    #[inline]
+    pub fn auth_sequence(&self) -> u32 {
+        be32(self.buffer.as_ref(), field::AUTH_SEQ)
+    }
+
     /// The options of a hop-by-hop or destination-options header.
     #[inline]
     pub fn options(&self) -> Ipv6Options<'_> {
@@ -127,9 +153,10 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     /// an option before it runs past the header.
     #[inline]
     pub fn jumbo_payload_len(&self) -> Option<u32> {
-        let opt = self.options().find(|o| o.ty == field::OPT_JUMBO)?;
+        let mut opts = self.options();
+        let opt = opts.find(|o| o.ty == field::OPT_JUMBO || o.is_cut())?;
         let v = u32::from_be_bytes(*opt.data.first_chunk::<4>()?);
-        (opt.data.len() == 4 && v > 65_535).then_some(v)
+        (opt.ty == field::OPT_JUMBO && opt.len == Some(4) && v > 65_535).then_some(v)
     }
 
     /// The header as a fragment header (a fragment header's kind only).
@@ -192,11 +219,26 @@ impl FragmentHeader<'_> {
 pub struct Ipv6Option<'a> {
     /// Option type.
     pub ty: u8,
-    /// Option data (empty for Pad1).
+    /// Its data length field: `None` for Pad1, and for an option cut before
+    /// its length byte.
+    pub len: Option<u8>,
+    /// Option data, as much as the header holds (shorter than `len` when the
+    /// option runs past the header, which ends the options).
     pub data: &'a [u8],
 }
 
-/// The options of a header in order, up to the first that runs past it.
+impl Ipv6Option<'_> {
+    /// Whether the option runs past its header (the last one yielded, then).
+    pub fn is_cut(&self) -> bool {
+        match self.len {
+            None => self.ty != field::OPT_PAD1,
+            Some(len) => self.data.len() < usize::from(len),
+        }
+    }
+}
+
+/// The options of a header in order; one cut short by the end of the
+/// header is yielded last.
 #[derive(Debug, Clone)]
 pub struct Ipv6Options<'a> {
     rest: &'a [u8],
@@ -209,22 +251,29 @@ impl<'a> Iterator for Ipv6Options<'a> {
         let (&ty, rest) = self.rest.split_first()?;
         if ty == field::OPT_PAD1 {
             self.rest = rest;
-            return Some(Ipv6Option { ty, data: &[] });
+            return Some(Ipv6Option {
+                ty,
+                len: None,
+                data: &[],
+            });
         }
-        let parsed = rest.split_first().and_then(|(&len, rest)| {
-            let (data, rest) = rest.split_at_checked(usize::from(len))?;
-            Some((Ipv6Option { ty, data }, rest))
-        });
-        match parsed {
-            Some((opt, rest)) => {
-                self.rest = rest;
-                Some(opt)
-            }
-            None => {
-                self.rest = &[];
-                None
-            }
-        }
+        let Some((&len, rest)) = rest.split_first() else {
+            self.rest = &[];
+            return Some(Ipv6Option {
+                ty,
+                len: None,
+                data: &[],
+            });
+        };
+        let (data, rest) = rest
+            .split_at_checked(usize::from(len))
+            .unwrap_or((rest, &[]));
+        self.rest = rest;
+        Some(Ipv6Option {
+            ty,
+            len: Some(len),
+            data,
+        })
     }
 }
 
@@ -273,6 +322,7 @@ mod tests {
         assert_eq!(opts.len(), 2);
         assert_eq!((opts[0].ty, opts[0].data), (5, &[0u8, 0][..]));
         assert_eq!((opts[1].ty, opts[1].data), (1, &[][..]));
+        assert!(!opts[0].is_cut() && !opts[1].is_cut());
         assert_eq!(h.jumbo_payload_len(), None);
         truncations(&b, HOP_BY_HOP, 8);
     }
@@ -298,11 +348,22 @@ mod tests {
                 .jumbo_payload_len(),
             None
         );
-        // An option that overflows the header ends the options.
+        // An option that overflows the header is the last, cut.
         let over = hex("060001ffc2040001");
         let h = ExtHeader::new_checked(&over[..], 0).unwrap();
-        assert_eq!(h.options().count(), 0);
+        let opts: Vec<_> = h.options().collect();
+        assert_eq!(opts.len(), 1);
+        assert!(opts[0].is_cut());
+        assert_eq!(
+            (opts[0].ty, opts[0].len, opts[0].data.len()),
+            (1, Some(0xff), 4)
+        );
         assert_eq!(h.jumbo_payload_len(), None);
+        // Cut before its length byte.
+        let no_len = hex("0600010001000001");
+        let h = ExtHeader::new_checked(&no_len[..], 0).unwrap();
+        let last = h.options().last().unwrap();
+        assert_eq!((last.ty, last.len, last.is_cut()), (1, None, true));
         truncations(&b, HOP_BY_HOP, 8);
     }
 
@@ -319,6 +380,7 @@ mod tests {
         let a = hex(AH);
         let h = ExtHeader::new_checked(&a[..], AUTH).unwrap();
         assert_eq!((h.next_header(), h.header_len()), (89, 24));
+        assert_eq!((h.auth_spi(), h.auth_sequence()), (0x100, 0x13));
         assert_eq!(h.fragment(), None);
         truncations(&a, AUTH, 24);
 
