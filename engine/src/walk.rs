@@ -147,9 +147,15 @@ pub struct Walk<'a> {
     outcome: Outcome,
     /// Extension headers walked (59 not counted).
     ext_headers: u8,
-    /// The upper-layer protocol number, once the walk reached it.
-    proto: Option<u8>,
+    /// The upper-layer protocol number in the low byte, with [`PROTO_SET`]
+    /// once the walk reached it: one 16-bit word, written and read whole
+    /// (an `Option<u8>` was stored byte by byte and read back as one word,
+    /// a store-forwarding stall on every packet).
+    proto: u16,
 }
+
+/// The bit of [`Walk::proto`]'s word that says the upper layer was reached.
+const PROTO_SET: u16 = 0x100;
 
 impl<'a> Walk<'a> {
     const fn new(data: &'a [u8], outcome: Outcome) -> Walk<'a> {
@@ -160,7 +166,7 @@ impl<'a> Walk<'a> {
             frag_len: 0,
             outcome,
             ext_headers: 0,
-            proto: None,
+            proto: 0,
         }
     }
 
@@ -226,7 +232,11 @@ impl<'a> Walk<'a> {
     /// The upper-layer protocol number, once the walk reached it.
     #[inline]
     pub const fn proto(&self) -> Option<u8> {
-        self.proto
+        if self.proto & PROTO_SET == 0 {
+            None
+        } else {
+            Some((self.proto & 0xff) as u8)
+        }
     }
 
     /// The fragment header, once it was read whole.
@@ -261,7 +271,7 @@ impl<'a> Walk<'a> {
         let Some(l4) = self.l4() else {
             return Upper::None;
         };
-        match self.proto {
+        match self.proto() {
             Some(TCP) => {
                 let t = TcpPacket::new_unchecked(l4);
                 Upper::Tcp {
@@ -294,7 +304,7 @@ impl<'a> Walk<'a> {
     /// For an ICMPv6 error (types 1-4) that passed its length check: what it quotes.
     pub fn quote(&self) -> Option<Quote> {
         let m = Some(Icmpv6Packet::new_unchecked(self.l4()?))
-            .filter(|m| self.proto == Some(ICMPV6) && m.is_error())?;
+            .filter(|m| self.proto() == Some(ICMPV6) && m.is_error())?;
         Some(m.quoted().map_or(Quote::Short, |q| Quote::Packet {
             src: q.src,
             dst: q.dst,
@@ -306,7 +316,7 @@ impl<'a> Walk<'a> {
     /// The `dport` column: TCP/UDP destination port, ICMPv6 type.
     #[inline]
     pub fn dport_column(&self) -> Option<u16> {
-        match self.proto? {
+        match self.proto()? {
             TCP | UDP => self.ports().map(|(_, _, dport)| dport),
             ICMPV6 => self.icmp_type().map(u16::from),
             _ => None,
@@ -316,7 +326,7 @@ impl<'a> Walk<'a> {
     /// The ICMPv6 type, once that header passed its length check.
     #[inline]
     pub fn icmp_type(&self) -> Option<u8> {
-        match self.proto? {
+        match self.proto()? {
             ICMPV6 => Some(Icmpv6Packet::new_unchecked(self.l4()?).msg_type()),
             _ => None,
         }
@@ -332,7 +342,7 @@ impl<'a> Walk<'a> {
     /// passed its length check (so may start a flow).
     #[inline]
     pub fn ports(&self) -> Option<(u8, u16, u16)> {
-        let proto = self.proto?;
+        let proto = self.proto()?;
         let l4 = self.l4()?;
         match proto {
             TCP => {
@@ -350,7 +360,7 @@ impl<'a> Walk<'a> {
     /// The TCP flags byte (`None` unless TCP that passed its length check).
     #[inline]
     pub fn tcp_flags(&self) -> Option<u8> {
-        match self.proto? {
+        match self.proto()? {
             TCP => Some(TcpPacket::new_unchecked(self.l4()?).flags()),
             _ => None,
         }
@@ -409,11 +419,7 @@ fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
 /// Walks one packet. `snap_truncated` says the capture cut the frame short:
 /// then the payload-length check of step 2 is skipped and the packet is
 /// judged on the bytes it has.
-///
-/// Always inlined: the decision then keeps the [`Walk`] in registers, instead
-/// of reading back, in wider loads, fields just stored byte by byte (a
-/// store-forwarding stall that cost more than the walk itself).
-#[inline(always)]
+#[inline]
 pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
     if version_of(pkt) != Some(IPV6_VERSION) {
         return Walk::new(pkt, Outcome::Invalid(Reason::NotIpv6));
@@ -460,7 +466,7 @@ fn walk_chain(w: &mut Walk<'_>, declared_end: usize, mut next: u8) -> Outcome {
             if next == NO_NEXT {
                 return Outcome::Stop(Reason::NoUpperLayer);
             }
-            w.proto = Some(next);
+            w.proto = PROTO_SET | u16::from(next);
             w.l4 = u32::try_from(off).unwrap_or(u32::MAX);
             return upper_layer(w, data.get(off..).unwrap_or_default(), next);
         }
