@@ -7,6 +7,8 @@
 //! Every other link type carries, as far as replay is concerned, no IPv6
 //! packet.
 
+use v6fw_engine::wire::{version_of, IPV6_VERSION};
+
 /// `LINKTYPE_NULL`: BSD loopback, a 4-byte address family in the byte order of
 /// the capturing host.
 pub const LINKTYPE_NULL: u32 = 0;
@@ -111,7 +113,7 @@ fn mpls_labels(mut rest: &[u8]) -> Option<&[u8]> {
             break;
         }
     }
-    (rest.first()? >> 4 == 6).then_some(rest)
+    (version_of(rest)? == IPV6_VERSION).then_some(rest)
 }
 
 /// `rest` starts with the tag control of a VLAN tag: skips it and any further

@@ -42,6 +42,7 @@ pub mod sessions;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use v6fw_engine::wire::{next_header, Ipv6Packet, IPV6_VERSION};
 use v6fw_engine::{Direction, Verdict};
 
 use crate::backend::{Backend, CaptureError, Packet, MAX_BATCH};
@@ -357,14 +358,17 @@ pub fn fix_gso_length(bytes: &mut [u8], skb_info: u32, full_len: usize) -> bool 
     if skb_info & netlink::SKB_GSO == 0 {
         return false;
     }
-    let Some(fixed) = bytes.first_chunk_mut::<40>() else {
+    let Ok(mut ip) = Ipv6Packet::new_checked(bytes) else {
         return false;
     };
-    if fixed[0] >> 4 != 6 || fixed[4] != 0 || fixed[5] != 0 || fixed[6] == 0 {
+    if ip.version() != IPV6_VERSION
+        || ip.payload_len() != 0
+        || ip.next_header() == next_header::HOP_BY_HOP
+    {
         return false;
     }
-    let len = u16::try_from(full_len.saturating_sub(40)).unwrap_or(u16::MAX);
-    fixed[4..6].copy_from_slice(&len.to_be_bytes());
+    let payload = full_len.saturating_sub(Ipv6Packet::<&[u8]>::HEADER_LEN);
+    ip.set_payload_len(u16::try_from(payload).unwrap_or(u16::MAX));
     true
 }
 

@@ -8,6 +8,7 @@
 
 use std::ops::ControlFlow;
 
+use v6fw_engine::wire::{Ipv6Packet, IPV6_VERSION};
 use v6fw_engine::{Decision, Direction, Engine, PacketMeta, Totals};
 
 use crate::file::{CaptureError, CaptureFile};
@@ -30,10 +31,10 @@ impl ReplayOptions {
     pub fn direction(&self, packet: &[u8]) -> Direction {
         // A version-6 packet under 40 bytes has no source: it cannot be placed
         // as outbound (SPEC.md) and is judged inbound.
-        let src = packet
-            .first_chunk::<40>()
-            .filter(|h| h[0] >> 4 == 6)
-            .and_then(|h| <[u8; 16]>::try_from(h.get(8..24)?).ok());
+        let src = Ipv6Packet::new_checked(packet)
+            .ok()
+            .filter(|ip| ip.version() == IPV6_VERSION)
+            .map(|ip| ip.src_addr());
         match src {
             Some(src) => {
                 if self.local.iter().any(|p| p.contains(&src)) {

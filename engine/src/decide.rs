@@ -14,7 +14,9 @@ use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
 use crate::table::{Admit, ConnTables, PortTable, Publisher, Snapshot};
-use crate::walk::{walk, Outcome, Quote, Upper, Walk};
+use crate::walk::{walk, Fragment, Outcome, Quote, Walk};
+use crate::wire::icmpv6;
+use crate::wire::next_header::{TCP, UDP};
 use crate::{Policy, Reason, Verdict};
 
 /// Which way a packet goes.
@@ -84,10 +86,10 @@ impl Decision {
         }
     }
 
-    fn with_columns(reason: Reason, w: &Walk) -> Self {
+    fn with_columns(reason: Reason, w: &Walk<'_>) -> Self {
         Decision {
             reason,
-            proto: w.proto,
+            proto: w.proto(),
             dport: w.dport_column(),
         }
     }
@@ -170,100 +172,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Decides one packet on a pinned snapshot and counts it.
+    /// Decides one packet on a pinned snapshot and counts it: one walk, one
+    /// decision, for every packet.
     #[inline]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
-        let d = match self.plain(snap, packet, meta) {
-            Some(d) => d,
-            None => self.decide_walked(snap, &walk(packet, meta.truncated), meta),
-        };
+        let d = self.decide_walked(snap, &walk(packet, meta.truncated), meta);
         self.counters.bump(d.reason);
         d
     }
 
-    /// The common case straight from the bytes: a TCP, UDP or ICMPv6 header
-    /// right after the fixed header, with every length consistent, inbound
-    /// on an enabled connection or outbound. Gives exactly what the full walk
-    /// and [`Worker::decide_walked`] would give, because both end in the same
-    /// [`Worker::port_reason`], [`Worker::icmp_reason`] and
-    /// [`Worker::record`] (no extension header, so no fragment memory);
-    /// `None` sends every other packet down the full path. The `decide` fuzz
-    /// check compares both paths on every input.
-    #[inline]
-    fn plain(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Option<Decision> {
-        let h = packet.first_chunk::<48>()?;
-        let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
-        if h[0] >> 4 != 6 || payload_len == 0 || 40 + payload_len > packet.len() {
-            return None;
-        }
-        let proto = h[6];
-        let (sport, dport) = (
-            u16::from_be_bytes([h[40], h[41]]),
-            u16::from_be_bytes([h[42], h[43]]),
-        );
-        let (src, dst) = addresses(h);
-        let tcp = match proto {
-            6 => {
-                let data_offset = usize::from(packet.get(52)? >> 4) * 4;
-                if payload_len < 20 || data_offset < 20 || data_offset > payload_len {
-                    return None;
-                }
-                Some(*packet.get(53)?)
-            }
-            17 if payload_len >= 8 => None,
-            58 if payload_len >= 4 && meta.direction == Direction::Inbound => {
-                let ty = h[40];
-                // Errors judged by what they quote take the full walk.
-                let quoted = snap.icmp_errors() == IcmpErrors::Related && is_icmp_error(ty);
-                if quoted || !snap.connection(meta.if_index).enabled {
-                    return None;
-                }
-                let reason = self.icmp_reason(snap, ty, h[7], false, None, dst, meta.now_ns);
-                return Some(Decision {
-                    reason,
-                    proto: Some(proto),
-                    dport: Some(u16::from(ty)),
-                });
-            }
-            _ => return None,
-        };
-        let reason = match meta.direction {
-            Direction::Outbound => {
-                if snap.state() {
-                    self.record(
-                        flow_key(proto, (src, sport), (dst, dport)),
-                        tcp,
-                        meta.now_ns,
-                    );
-                }
-                Reason::Outbound
-            }
-            Direction::Inbound => {
-                let conn = snap.connection(meta.if_index);
-                if !conn.enabled {
-                    return None;
-                }
-                self.port_reason(
-                    snap,
-                    conn,
-                    (src, sport),
-                    (dst, dport),
-                    proto,
-                    tcp,
-                    meta.now_ns,
-                )
-            }
-        };
-        Some(Decision {
-            reason,
-            proto: Some(proto),
-            dport: Some(dport),
-        })
-    }
-
     /// Decides a packet that was already walked (does not count it).
-    pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk, meta: &PacketMeta) -> Decision {
-        match w.outcome {
+    #[inline]
+    pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk<'_>, meta: &PacketMeta) -> Decision {
+        match w.outcome() {
             // `not_ipv6`, or a version-6 frame under 40 bytes: it has no
             // addresses, so it "cannot be placed as outbound" (SPEC.md).
             Outcome::Invalid(reason) => return Decision::bare(reason),
@@ -277,8 +198,8 @@ impl Worker {
         if meta.direction == Direction::Outbound {
             if snap.state() {
                 if let Some((proto, sport, dport)) = w.ports() {
-                    let key = flow_key(proto, (w.src, sport), (w.dst, dport));
-                    self.record(key, tcp_flags_of(w), meta.now_ns);
+                    let key = flow_key(proto, (w.src(), sport), (w.dst(), dport));
+                    self.record(key, w.tcp_flags(), meta.now_ns);
                 }
             }
             return Decision::with_columns(Reason::Outbound, w);
@@ -288,72 +209,77 @@ impl Worker {
             return Decision::with_columns(Reason::FirewallDisabled, w);
         }
         let now = meta.now_ns;
-        let reason = match w.outcome {
+        let reason = match w.outcome() {
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, now)),
             Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
-            Outcome::Complete => match w.upper {
-                Upper::Tcp { sport, dport, .. } | Upper::Udp { sport, dport } => {
-                    let proto = w.proto.unwrap_or(0);
-                    let (src, dst) = ((w.src, sport), (w.dst, dport));
-                    self.port_reason(snap, conn, src, dst, proto, tcp_flags_of(w), now)
+            Outcome::Complete => {
+                if let Some((proto, sport, dport)) = w.ports() {
+                    self.port_reason(snap, conn, w, proto, sport, dport, now)
+                } else if let Some(ty) = w.icmp_type() {
+                    self.icmp_reason(snap, w, ty, now)
+                } else {
+                    Reason::UnsupportedProtocol
                 }
-                Upper::Icmp { ty, .. } => {
-                    let fragmented = w.fragment.is_some();
-                    self.icmp_reason(snap, ty, w.hop_limit, fragmented, w.quote, w.dst, now)
-                }
-                Upper::Other | Upper::None => Reason::UnsupportedProtocol,
-            },
-        };
-        if let Some(frag) = w.fragment.filter(|f| f.is_first()) {
-            let key = FragKey {
-                id: frag.id,
-                src: w.src,
-                dst: w.dst,
-            };
-            if reason == Reason::IncompleteChain {
-                // Not remembered, and it replaces what an earlier first
-                // fragment with this key left: its later fragments are orphans.
-                self.frags.remove(&key);
-            } else {
-                let until = now.saturating_add(self.config.frag_timeout_ns);
-                let memo = FragMemo {
-                    reason,
-                    len: frag.fragmentable_len,
-                };
-                self.frags.insert(key, memo, now, until, |_| true);
             }
+        };
+        if let Some(frag) = w.fragment().filter(|f| f.is_first()) {
+            self.remember_first_fragment(w, frag, reason, now);
         }
         Decision::with_columns(reason, w)
     }
 
-    /// Step 6 for an inbound TCP or UDP packet from `src` to `dst` (address,
-    /// port), in SPEC.md's order: the connection's own pairs, the global
+    /// Step 5 for a first fragment decided `reason`: remembered for its later
+    /// fragments, unless it was `incomplete_chain`.
+    #[inline(never)]
+    fn remember_first_fragment(&mut self, w: &Walk<'_>, frag: Fragment, reason: Reason, now: u64) {
+        let key = FragKey {
+            id: frag.id,
+            src: w.src(),
+            dst: w.dst(),
+        };
+        if reason == Reason::IncompleteChain {
+            // Not remembered, and it replaces what an earlier first
+            // fragment with this key left: its later fragments are orphans.
+            self.frags.remove(&key);
+        } else {
+            let until = now.saturating_add(self.config.frag_timeout_ns);
+            let memo = FragMemo {
+                reason,
+                len: frag.fragmentable_len,
+            };
+            self.frags.insert(key, memo, now, until, |_| true);
+        }
+    }
+
+    /// Step 6 for an inbound TCP or UDP packet (`proto`, ports `sport` to
+    /// `dport`), in SPEC.md's order: the connection's own pairs, the global
     /// pairs (each only when its scope holds the source), the reverse of a
-    /// tracked flow (never for a TCP SYN without ACK; `tcp` is the flags
-    /// byte), then `out_of_scope` when a pair was open for other sources
-    /// only, else closed. Unscoped pairs cost one bit test each.
+    /// tracked flow (never for a TCP SYN without ACK), then `out_of_scope`
+    /// when a pair was open for other sources only, else closed. Unscoped
+    /// pairs cost one bit test each; the addresses are read from the packet
+    /// (borrowed, not copied) only for a scope or a flow lookup.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
     fn port_reason(
         &mut self,
         snap: &Snapshot,
         conn: &ConnTables,
-        src: ([u8; 16], u16),
-        dst: ([u8; 16], u16),
+        w: &Walk<'_>,
         proto: u8,
-        tcp: Option<u8>,
+        sport: u16,
+        dport: u16,
         now: u64,
     ) -> Reason {
-        let own = conn.own.admits(proto, dst.1, &src.0);
+        let src = w.src_ref();
+        let own = conn.own.admits(proto, dport, src);
         if own == Admit::Open {
             return Reason::OpenPort;
         }
-        let global = conn.global.admits(proto, dst.1, &src.0);
+        let global = conn.global.admits(proto, dport, src);
         if global == Admit::Open {
             Reason::GlobalPort
-        } else if snap.state() && self.flows.reply(flow_key(proto, dst, src), tcp, now) {
-            // The reply's destination is the local end of the flow.
+        } else if snap.state() && self.is_reply(w, proto, sport, dport, now) {
             Reason::Established
         } else if own == Admit::OutOfScope || global == Admit::OutOfScope {
             Reason::OutOfScope
@@ -362,26 +288,25 @@ impl Worker {
         }
     }
 
-    /// Step 6 for an inbound ICMPv6 message of type `ty` to `dst`: the
-    /// type's policy with the NDP and MLD conditions, then, for errors with
+    /// Whether the packet is the reply of a tracked flow (its destination is
+    /// the local end of the flow).
+    #[inline]
+    fn is_reply(&mut self, w: &Walk<'_>, proto: u8, sport: u16, dport: u16, now: u64) -> bool {
+        let key = flow_key(proto, (w.dst(), dport), (w.src(), sport));
+        self.flows.reply(key, w.tcp_flags(), now)
+    }
+
+    /// Step 6 for an inbound ICMPv6 message of type `ty`: the type's policy
+    /// with the NDP and MLD conditions, then, for errors with
     /// `icmp_errors = "related"`, what the error quotes.
     #[inline]
-    #[allow(clippy::too_many_arguments)] // the packet's fields, passed by value on the hot path
-    fn icmp_reason(
-        &mut self,
-        snap: &Snapshot,
-        ty: u8,
-        hop_limit: u8,
-        fragmented: bool,
-        quote: Option<Quote>,
-        dst: [u8; 16],
-        now: u64,
-    ) -> Reason {
-        if !snap.icmp().allows(ty, hop_limit, fragmented) {
+    fn icmp_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, ty: u8, now: u64) -> Reason {
+        let fragmented = w.fragment().is_some();
+        if !snap.icmp().allows(ty, w.hop_limit(), fragmented) {
             Reason::IcmpPolicy
         } else if snap.icmp_errors() == IcmpErrors::Related
-            && is_icmp_error(ty)
-            && !self.quotes_own_packet(snap, quote, dst, now)
+            && icmpv6::is_error(ty)
+            && !self.quotes_own_packet(snap, w.quote(), w.dst(), now)
         {
             Reason::IcmpUnrelated
         } else {
@@ -419,14 +344,15 @@ impl Worker {
     /// Step 5 for a non-first fragment: its first fragment's remembered
     /// reason, `fragment_overlap` when it starts inside that fragment's
     /// fragmentable part (RFC 5722), `orphan_fragment` when none is remembered.
-    fn later_fragment(&mut self, w: &Walk, now: u64) -> Reason {
-        let Some(frag) = w.fragment else {
+    #[inline(never)]
+    fn later_fragment(&mut self, w: &Walk<'_>, now: u64) -> Reason {
+        let Some(frag) = w.fragment() else {
             return Reason::OrphanFragment;
         };
         let key = FragKey {
             id: frag.id,
-            src: w.src,
-            dst: w.dst,
+            src: w.src(),
+            dst: w.dst(),
         };
         match self.frags.get(&key, now) {
             None => Reason::OrphanFragment,
@@ -446,7 +372,7 @@ impl Worker {
 
     /// Records the flow between `local` and `remote` (address, port) as
     /// confirmed, as if its handshake had been seen: for sessions that
-    /// existed before v6fw started. `proto` is 6 (TCP) or 17 (UDP). Returns
+    /// existed before v6fw started. `proto` is TCP or UDP. Returns
     /// `false` if it could not be recorded (another protocol, or every slot
     /// it could take holds a confirmed flow).
     pub fn adopt_flow(
@@ -456,7 +382,7 @@ impl Worker {
         remote: ([u8; 16], u16),
         now_ns: u64,
     ) -> bool {
-        matches!(proto, 6 | 17) && self.flows.adopt(flow_key(proto, local, remote), now_ns)
+        matches!(proto, TCP | UDP) && self.flows.adopt(flow_key(proto, local, remote), now_ns)
     }
 
     /// Live flows at `now` (a scan; for tests and stats).
@@ -491,34 +417,8 @@ impl Worker {
     }
 }
 
-/// ICMPv6 error messages: destination unreachable, packet too big, time
-/// exceeded, parameter problem (RFC 4443).
-#[inline]
-const fn is_icmp_error(ty: u8) -> bool {
-    matches!(ty, 1..=4)
-}
-
-/// The TCP flags byte of a walked packet (`None` unless TCP).
-#[inline]
-const fn tcp_flags_of(w: &Walk) -> Option<u8> {
-    match w.upper {
-        Upper::Tcp { flags, .. } => Some(flags),
-        _ => None,
-    }
-}
-
 /// The flow between the `local` and `remote` (address, port) ends.
 #[inline]
 const fn flow_key(proto: u8, local: ([u8; 16], u16), remote: ([u8; 16], u16)) -> FlowKey {
     FlowKey::new(proto, local, remote)
-}
-
-/// Source and destination address of a fixed header.
-#[inline]
-fn addresses(h: &[u8; 48]) -> ([u8; 16], [u8; 16]) {
-    let mut src = [0; 16];
-    let mut dst = [0; 16];
-    src.copy_from_slice(h.get(8..24).unwrap_or(&[0; 16]));
-    dst.copy_from_slice(h.get(24..40).unwrap_or(&[0; 16]));
-    (src, dst)
 }

@@ -1,7 +1,11 @@
 //! v6fw-engine: what v6fw decides for every IPv6 packet, with no I/O at all.
 //!
+//! - [`wire`]: smoltcp-style views of IPv6, its extension headers, TCP, UDP
+//!   and ICMPv6; the only place that knows a byte offset. Each view has one
+//!   checked constructor, after which no accessor can panic.
 //! - [`walk`]: a zero-copy, allocation-free, panic-free walk of the IPv6 header
-//!   chain that yields what the decision needs, or SPEC.md's reason to stop.
+//!   chain on those views that yields what the decision needs (a small
+//!   [`walk::Walk`] borrowing the packet), or SPEC.md's reason to stop.
 //! - [`policy`]: the Netfwv6.h model — global pairs, connections with their
 //!   own and ignored pairs, the ICMPv6 policy, the state switch.
 //! - [`table`]: the port table. Writers build an immutable [`Snapshot`] and
@@ -13,7 +17,8 @@
 //!   state; flows are kept as conntrack keeps them, so a flood of unconfirmed
 //!   flows never pushes out a confirmed one.
 //! - [`Engine`] / [`Worker`]: the decision of SPEC.md (inbound and outbound,
-//!   fragment memory, flow state) and per-worker counters.
+//!   fragment memory, flow state) and per-worker counters: one path, one
+//!   walk, for every packet.
 //!
 //! Time is always a parameter (nanoseconds of the caller's clock), so tests
 //! and replays are deterministic.
@@ -28,13 +33,12 @@
 //! let engine = Engine::new(policy);
 //! let mut worker = engine.worker();
 //!
-//! let mut syn = vec![0u8; 60];
-//! syn[0] = 0x60;
-//! syn[5] = 20; // payload length
-//! syn[6] = 6; // TCP
-//! syn[7] = 64;
-//! syn[42..44].copy_from_slice(&22u16.to_be_bytes());
-//! syn[52] = 5 << 4; // data offset
+//! let mut syn = Vec::new();
+//! etherparse::PacketBuilder::ipv6([0xfe; 16], [0xfd; 16], 64)
+//!     .tcp(40_000, 22, 0, 1024)
+//!     .syn()
+//!     .write(&mut syn, &[])
+//!     .unwrap();
 //! let snap = engine.table().pin();
 //! let d = worker.decide(&snap, &syn, &PacketMeta::inbound(2, 0));
 //! assert_eq!(d.reason, Reason::OpenPort);
@@ -50,6 +54,7 @@ pub mod state;
 mod sync;
 pub mod table;
 pub mod walk;
+pub mod wire;
 
 pub use counters::{Counters, Totals, WorkerCounters};
 pub use decide::{Decision, Direction, Engine, PacketMeta, Worker};

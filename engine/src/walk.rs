@@ -1,61 +1,25 @@
 //! A zero-copy, allocation-free, panic-free walk of the IPv6 header chain.
 //!
-//! [`walk`] reads a packet once, front to back, and stops at the first
-//! violation SPEC.md names (steps 1, 2, 4, 5 and the length checks of step 6).
-//! It never copies the payload and never indexes past the bytes it was given:
-//! every access is a `get` on the slice or a constant index into a fixed-size
-//! array obtained with `first_chunk`, so arbitrary bytes cannot make it panic.
-//!
-//! ```text
-//!  0                   1                   2                   3
-//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
-//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |Version| Traffic Class |           Flow Label                  |
-//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |         Payload Length        |  Next Header  |   Hop Limit   |
-//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |                 Source Address (16 octets)                    |
-//! |              Destination Address (16 octets)                  |
-//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! ```
+//! [`walk`] reads a packet once, front to back, through the views of
+//! [`crate::wire`], and stops at the first violation SPEC.md names (steps 1,
+//! 2, 4, 5 and the length checks of step 6). It copies nothing: the [`Walk`]
+//! it returns borrows the packet and holds only where the upper layer starts
+//! and what the decision needs that the bytes do not say directly (how the
+//! walk ended, the fragment header's place); addresses, ports and flags are
+//! read from the packet when asked for.
 
+use crate::wire::next_header::{
+    is_extension, DEST_OPTS, FRAGMENT, HOP_BY_HOP, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
+};
+use crate::wire::{self, version_of, Icmpv6Packet, Ipv6Packet, TcpPacket, UdpPacket, IPV6_VERSION};
 use crate::Reason;
 
-/// Offsets and protocol numbers of the headers the walk reads.
-mod field {
-    /// Fixed IPv6 header length.
-    pub const FIXED_LEN: usize = 40;
-    /// Hop-by-hop options.
-    pub const HOP_BY_HOP: u8 = 0;
-    /// Routing header.
-    pub const ROUTING: u8 = 43;
-    /// Fragment header.
-    pub const FRAGMENT: u8 = 44;
-    /// Authentication header.
-    pub const AUTH: u8 = 51;
-    /// Destination options.
-    pub const DEST_OPTS: u8 = 60;
-    /// No next header.
-    pub const NO_NEXT: u8 = 59;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-    /// Jumbo Payload option type (RFC 2675).
-    pub const OPT_JUMBO: u8 = 0xC2;
-    /// Most extension headers a chain may have.
-    pub const MAX_EXT_HEADERS: u8 = 8;
-    /// Most destination-options headers a chain may have.
-    pub const MAX_DEST_OPTS: u8 = 2;
-    /// Minimum TCP header.
-    pub const TCP_MIN: usize = 20;
-    /// UDP header.
-    pub const UDP_LEN: usize = 8;
-    /// ICMPv6 type, code, checksum.
-    pub const ICMP_MIN: usize = 4;
-}
+/// The fixed header's length.
+const FIXED_LEN: usize = Ipv6Packet::<&[u8]>::HEADER_LEN;
+/// Most extension headers a chain may have.
+const MAX_EXT_HEADERS: u8 = 8;
+/// Most destination-options headers a chain may have.
+const MAX_DEST_OPTS: u8 = 2;
 
 /// An IPv6 fragment header's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,67 +128,240 @@ pub enum Outcome {
     Complete,
 }
 
-/// Everything the decision needs from one packet.
+/// What the decision needs from one packet: how the walk ended and where
+/// the headers it needs lie, borrowing the packet (the bytes up to the end
+/// its lengths declare, or what was captured of them). Field values are
+/// read from the packet on demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Walk {
+pub struct Walk<'a> {
+    /// The bytes judged: the packet up to its declared end (the whole
+    /// packet when the walk did not get that far).
+    data: &'a [u8],
+    /// Where the upper-layer header starts (valid once `proto` is set).
+    l4: u32,
+    /// Where the fragment header starts, 0 when none was read whole.
+    frag_at: u32,
+    /// The fragment's fragmentable part (see [`Fragment::fragmentable_len`]).
+    frag_len: u32,
     /// How the walk ended.
-    pub outcome: Outcome,
-    /// Source address.
-    pub src: [u8; 16],
-    /// Destination address.
-    pub dst: [u8; 16],
-    /// Hop limit.
-    pub hop_limit: u8,
-    /// Jumbo Payload length, when payload length was 0 and the option valid.
-    pub jumbo: Option<u32>,
+    outcome: Outcome,
     /// Extension headers walked (59 not counted).
-    pub ext_headers: u8,
-    /// The fragment header, once it was read whole.
-    pub fragment: Option<Fragment>,
-    /// The upper-layer protocol number, once the walk reached it.
-    pub proto: Option<u8>,
-    /// The upper-layer header, once it passed its length check.
-    pub upper: Upper,
-    /// For an ICMPv6 error (types 1-4) that passed its length check: what it quotes.
-    pub quote: Option<Quote>,
+    ext_headers: u8,
+    /// The upper-layer protocol number in the low byte, with [`PROTO_SET`]
+    /// once the walk reached it: one 16-bit word, written and read whole
+    /// (an `Option<u8>` was stored byte by byte and read back as one word,
+    /// a store-forwarding stall on every packet).
+    proto: u16,
 }
 
-impl Walk {
-    const fn invalid(reason: Reason) -> Walk {
+/// The bit of [`Walk::proto`]'s word that says the upper layer was reached.
+const PROTO_SET: u16 = 0x100;
+
+impl<'a> Walk<'a> {
+    const fn new(data: &'a [u8], outcome: Outcome) -> Walk<'a> {
         Walk {
-            outcome: Outcome::Invalid(reason),
-            src: [0; 16],
-            dst: [0; 16],
-            hop_limit: 0,
-            jumbo: None,
+            data,
+            l4: 0,
+            frag_at: 0,
+            frag_len: 0,
+            outcome,
             ext_headers: 0,
-            fragment: None,
-            proto: None,
-            upper: Upper::None,
-            quote: None,
+            proto: 0,
         }
     }
 
+    /// How the walk ended.
+    #[inline]
+    pub const fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The fixed header, unless the walk ended before it ([`Outcome::Invalid`]).
+    #[inline]
+    fn ip(&self) -> Option<Ipv6Packet<&'a [u8]>> {
+        match self.outcome {
+            Outcome::Invalid(_) => None,
+            // Every other outcome passed `new_checked` on these bytes.
+            _ => Some(Ipv6Packet::new_unchecked(self.data)),
+        }
+    }
+
+    /// Source address (zeros for [`Outcome::Invalid`]).
+    #[inline]
+    pub fn src(&self) -> [u8; 16] {
+        *self.src_ref()
+    }
+
+    /// Destination address (zeros for [`Outcome::Invalid`]).
+    #[inline]
+    pub fn dst(&self) -> [u8; 16] {
+        *self.dst_ref()
+    }
+
+    /// Source address, borrowed from the packet.
+    #[inline]
+    pub fn src_ref(&self) -> &'a [u8; 16] {
+        self.ip().map_or(&[0; 16], |ip| ip.src_addr_ref())
+    }
+
+    /// Destination address, borrowed from the packet.
+    #[inline]
+    pub fn dst_ref(&self) -> &'a [u8; 16] {
+        self.ip().map_or(&[0; 16], |ip| ip.dst_addr_ref())
+    }
+
+    /// Hop limit (0 for [`Outcome::Invalid`]).
+    #[inline]
+    pub fn hop_limit(&self) -> u8 {
+        self.ip().map_or(0, |ip| ip.hop_limit())
+    }
+
+    /// Jumbo Payload length, when payload length was 0 and the option valid.
+    pub fn jumbo(&self) -> Option<u32> {
+        self.ip()
+            .filter(|ip| ip.payload_len() == 0)
+            .and_then(|ip| jumbo_length(&ip))
+    }
+
+    /// Extension headers walked (59 not counted).
+    #[inline]
+    pub const fn ext_headers(&self) -> u8 {
+        self.ext_headers
+    }
+
+    /// The upper-layer protocol number, once the walk reached it.
+    #[inline]
+    pub const fn proto(&self) -> Option<u8> {
+        if self.proto & PROTO_SET == 0 {
+            None
+        } else {
+            Some((self.proto & 0xff) as u8)
+        }
+    }
+
+    /// The fragment header, once it was read whole.
+    #[inline]
+    pub fn fragment(&self) -> Option<Fragment> {
+        if self.frag_at == 0 {
+            return None;
+        }
+        let at = usize::try_from(self.frag_at).ok()?;
+        let h = wire::ExtHeader::new_checked(self.data.get(at..)?, FRAGMENT).ok()?;
+        let f = h.fragment()?;
+        Some(Fragment {
+            offset: f.offset(),
+            more: f.more_fragments(),
+            id: f.ident(),
+            fragmentable_len: self.frag_len,
+        })
+    }
+
+    /// The upper-layer header's bytes, once it passed its length check
+    /// (the views on them need no second check: the walk made it).
+    #[inline]
+    fn l4(&self) -> Option<&'a [u8]> {
+        match self.outcome {
+            Outcome::Complete => self.data.get(usize::try_from(self.l4).ok()?..),
+            _ => None,
+        }
+    }
+
+    /// The upper-layer header, once it passed its length check.
+    pub fn upper(&self) -> Upper {
+        let Some(l4) = self.l4() else {
+            return Upper::None;
+        };
+        match self.proto() {
+            Some(TCP) => {
+                let t = TcpPacket::new_unchecked(l4);
+                Upper::Tcp {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    flags: t.flags(),
+                    window: t.window_len(),
+                    seq: t.seq_number(),
+                    ack: t.ack_number(),
+                }
+            }
+            Some(UDP) => {
+                let u = UdpPacket::new_unchecked(l4);
+                Upper::Udp {
+                    sport: u.src_port(),
+                    dport: u.dst_port(),
+                }
+            }
+            Some(ICMPV6) => {
+                let m = Icmpv6Packet::new_unchecked(l4);
+                Upper::Icmp {
+                    ty: m.msg_type(),
+                    code: m.msg_code(),
+                }
+            }
+            _ => Upper::Other,
+        }
+    }
+
+    /// For an ICMPv6 error (types 1-4) that passed its length check: what it quotes.
+    pub fn quote(&self) -> Option<Quote> {
+        let m = Some(Icmpv6Packet::new_unchecked(self.l4()?))
+            .filter(|m| self.proto() == Some(ICMPV6) && m.is_error())?;
+        Some(m.quoted().map_or(Quote::Short, |q| Quote::Packet {
+            src: q.src,
+            dst: q.dst,
+            next_header: q.next_header,
+            ports: q.ports,
+        }))
+    }
+
     /// The `dport` column: TCP/UDP destination port, ICMPv6 type.
-    pub const fn dport_column(&self) -> Option<u16> {
-        match self.upper {
-            Upper::Tcp { dport, .. } | Upper::Udp { dport, .. } => Some(dport),
-            Upper::Icmp { ty, .. } => Some(ty as u16),
-            Upper::None | Upper::Other => None,
+    #[inline]
+    pub fn dport_column(&self) -> Option<u16> {
+        match self.proto()? {
+            TCP | UDP => self.ports().map(|(_, _, dport)| dport),
+            ICMPV6 => self.icmp_type().map(u16::from),
+            _ => None,
+        }
+    }
+
+    /// The ICMPv6 type, once that header passed its length check.
+    #[inline]
+    pub fn icmp_type(&self) -> Option<u8> {
+        match self.proto()? {
+            ICMPV6 => Some(Icmpv6Packet::new_unchecked(self.l4()?).msg_type()),
+            _ => None,
         }
     }
 
     /// Whether this packet is the first of several fragments.
+    #[inline]
     pub fn is_first_fragment(&self) -> bool {
-        self.fragment.is_some_and(Fragment::is_first)
+        self.fragment().is_some_and(Fragment::is_first)
     }
 
-    /// Whether this packet's upper-layer header may start a flow: it passed
-    /// its length check and the packet is not a non-first fragment.
-    pub const fn ports(&self) -> Option<(u8, u16, u16)> {
-        match self.upper {
-            Upper::Tcp { sport, dport, .. } => Some((field::TCP, sport, dport)),
-            Upper::Udp { sport, dport } => Some((field::UDP, sport, dport)),
+    /// Protocol, source and destination port of a TCP or UDP header that
+    /// passed its length check (so may start a flow).
+    #[inline]
+    pub fn ports(&self) -> Option<(u8, u16, u16)> {
+        let proto = self.proto()?;
+        let l4 = self.l4()?;
+        match proto {
+            TCP => {
+                let t = TcpPacket::new_unchecked(l4);
+                Some((TCP, t.src_port(), t.dst_port()))
+            }
+            UDP => {
+                let u = UdpPacket::new_unchecked(l4);
+                Some((UDP, u.src_port(), u.dst_port()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The TCP flags byte (`None` unless TCP that passed its length check).
+    #[inline]
+    pub fn tcp_flags(&self) -> Option<u8> {
+        match self.proto()? {
+            TCP => Some(TcpPacket::new_unchecked(self.l4()?).flags()),
             _ => None,
         }
     }
@@ -248,180 +385,135 @@ pub struct ExtHeader<'a> {
 /// checks no order or count, so take [`Walk::ext_headers`] of them to see
 /// what the walk saw.
 pub fn ext_headers(pkt: &[u8]) -> impl Iterator<Item = ExtHeader<'_>> {
-    let mut next = pkt.get(6).copied().unwrap_or(field::NO_NEXT);
-    let mut off = field::FIXED_LEN;
+    let mut next = Ipv6Packet::new_checked(pkt).map_or(NO_NEXT, |ip| ip.next_header());
+    let mut off = FIXED_LEN;
     std::iter::from_fn(move || {
-        if !matches!(
-            next,
-            field::HOP_BY_HOP | field::ROUTING | field::FRAGMENT | field::AUTH | field::DEST_OPTS
-        ) {
+        if !is_extension(next) {
             return None;
         }
-        let bytes = ext_header(pkt, off, next)?;
-        let h = ExtHeader {
+        let h = wire::ExtHeader::new_checked(pkt.get(off..)?, next).ok()?;
+        let bytes = h.header_bytes();
+        let item = ExtHeader {
             kind: next,
             offset: off,
             bytes,
         };
-        next = bytes.first().copied().unwrap_or(field::NO_NEXT);
+        next = h.next_header();
         off += bytes.len();
-        Some(h)
+        Some(item)
     })
-}
-
-#[inline]
-fn be16(b: [u8; 2]) -> u16 {
-    u16::from_be_bytes(b)
 }
 
 /// Reads the Jumbo Payload option from a hop-by-hop header right after the
 /// fixed header. `None` if there is no such header, no such option, or the
 /// option is invalid (length not 4, or a value under 65,536 — RFC 2675).
-fn jumbo_length(pkt: &[u8], next_header: u8) -> Option<u32> {
-    if next_header != field::HOP_BY_HOP {
+fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
+    if ip.next_header() != HOP_BY_HOP {
         return None;
     }
-    let hbh = pkt.get(field::FIXED_LEN..)?;
-    let len = (usize::from(*hbh.get(1)?) + 1) * 8;
-    let mut opts = hbh.get(2..len)?;
-    while let Some((&ty, rest)) = opts.split_first() {
-        if ty == 0 {
-            opts = rest; // Pad1
-            continue;
-        }
-        let (&olen, rest) = rest.split_first()?;
-        let (value, rest) = rest.split_at_checked(usize::from(olen))?;
-        if ty == field::OPT_JUMBO {
-            let v = u32::from_be_bytes(*value.first_chunk::<4>()?);
-            return (olen == 4 && v > 65_535).then_some(v);
-        }
-        opts = rest;
-    }
-    None
+    wire::ExtHeader::new_checked(ip.payload(), HOP_BY_HOP)
+        .ok()?
+        .jumbo_payload_len()
 }
 
 /// Walks one packet. `snap_truncated` says the capture cut the frame short:
 /// then the payload-length check of step 2 is skipped and the packet is
 /// judged on the bytes it has.
-pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk {
-    match pkt.first() {
-        Some(b) if b >> 4 == 6 => {}
-        _ => return Walk::invalid(Reason::NotIpv6),
+#[inline]
+pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
+    if version_of(pkt) != Some(IPV6_VERSION) {
+        return Walk::new(pkt, Outcome::Invalid(Reason::NotIpv6));
     }
-    let Some(fixed) = pkt.first_chunk::<{ field::FIXED_LEN }>() else {
-        return Walk::invalid(Reason::Malformed);
+    let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
+        return Walk::new(pkt, Outcome::Invalid(Reason::Malformed));
     };
-    let payload_len = be16([fixed[4], fixed[5]]);
-    let first_next = fixed[6];
-    let mut w = Walk::invalid(Reason::Malformed);
-    w.outcome = Outcome::BadLength;
-    w.hop_limit = fixed[7];
-    if let (Some(src), Some(dst)) = (fixed.get(8..24), fixed.get(24..40)) {
-        w.src.copy_from_slice(src);
-        w.dst.copy_from_slice(dst);
-    }
-
-    let declared_end = if payload_len == 0 {
-        let Some(j) = jumbo_length(pkt, first_next) else {
-            return w; // malformed: payload length 0 without a Jumbo option
+    let bad_length = Walk::new(pkt, Outcome::BadLength);
+    let declared_end = if ip.payload_len() == 0 {
+        let Some(j) = jumbo_length(&ip) else {
+            return bad_length; // malformed: payload length 0 without a Jumbo option
         };
-        w.jumbo = Some(j);
         usize::try_from(j)
             .ok()
-            .and_then(|j| j.checked_add(field::FIXED_LEN))
+            .and_then(|j| j.checked_add(FIXED_LEN))
             .unwrap_or(usize::MAX)
     } else {
-        field::FIXED_LEN + usize::from(payload_len)
+        ip.declared_end()
     };
     let end = if declared_end <= pkt.len() {
         declared_end
     } else if snap_truncated {
         pkt.len()
     } else {
-        return w; // malformed: says more bytes than the packet has
+        return bad_length; // malformed: says more bytes than the packet has
     };
     let Some(data) = pkt.get(..end) else {
-        return w;
+        return bad_length;
     };
-    w.outcome = walk_chain(&mut w, data, declared_end, first_next);
+    let mut w = Walk::new(data, Outcome::Complete);
+    w.outcome = walk_chain(&mut w, declared_end, ip.next_header());
     w
 }
 
-/// Steps 4-6 over `data` (the packet up to its declared end, or what was
+/// Steps 4-6 over `w.data` (the packet up to its declared end, or what was
 /// captured of it; `declared_end` is where the lengths say it ends).
-fn walk_chain(w: &mut Walk, data: &[u8], declared_end: usize, mut next: u8) -> Outcome {
-    let mut off = field::FIXED_LEN;
+#[inline]
+fn walk_chain(w: &mut Walk<'_>, declared_end: usize, mut next: u8) -> Outcome {
+    let data = w.data;
+    let mut off = FIXED_LEN;
     let mut dest_opts = 0u8;
     loop {
-        match next {
-            field::HOP_BY_HOP
-            | field::ROUTING
-            | field::FRAGMENT
-            | field::AUTH
-            | field::DEST_OPTS => {}
-            field::NO_NEXT => return Outcome::Stop(Reason::NoUpperLayer),
-            proto => {
-                w.proto = Some(proto);
-                return upper_layer(w, data.get(off..).unwrap_or_default(), proto);
+        if !is_extension(next) {
+            if next == NO_NEXT {
+                return Outcome::Stop(Reason::NoUpperLayer);
             }
+            w.proto = PROTO_SET | u16::from(next);
+            w.l4 = u32::try_from(off).unwrap_or(u32::MAX);
+            return upper_layer(w, data.get(off..).unwrap_or_default(), next);
         }
-        if (next == field::HOP_BY_HOP && w.ext_headers > 0)
-            || (next == field::FRAGMENT && w.fragment.is_some())
-            || (next == field::DEST_OPTS && dest_opts == field::MAX_DEST_OPTS)
+        if (next == HOP_BY_HOP && w.ext_headers > 0)
+            || (next == FRAGMENT && w.frag_at != 0)
+            || (next == DEST_OPTS && dest_opts == MAX_DEST_OPTS)
         {
             return Outcome::Stop(Reason::BadExtensionOrder);
         }
-        if next == field::DEST_OPTS {
+        if next == DEST_OPTS {
             dest_opts += 1;
         }
         w.ext_headers += 1;
-        if w.ext_headers > field::MAX_EXT_HEADERS {
+        if w.ext_headers > MAX_EXT_HEADERS {
             return Outcome::Stop(Reason::ChainTooLong);
         }
-        let Some(header) = ext_header(data, off, next) else {
+        let header = data
+            .get(off..)
+            .and_then(|rest| wire::ExtHeader::new_checked(rest, next).ok());
+        let Some(header) = header else {
             return Outcome::Stop(short_reason(w));
         };
         match next {
-            field::ROUTING if header.get(2) == Some(&0) => {
+            ROUTING if header.routing_type() == 0 => {
                 return Outcome::Stop(Reason::RoutingHeader0);
             }
-            field::FRAGMENT => {
-                let Some(h) = header.first_chunk::<8>() else {
+            FRAGMENT => {
+                let Some(frag) = header.fragment() else {
                     return Outcome::Stop(short_reason(w));
                 };
-                let frag = Fragment {
-                    offset: be16([h[2], h[3]]) >> 3,
-                    more: h[3] & 1 == 1,
-                    id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-                    fragmentable_len: u32::try_from(declared_end.saturating_sub(off + 8))
-                        .unwrap_or(u32::MAX),
-                };
-                w.fragment = Some(frag);
-                if frag.offset > 0 {
+                w.frag_at = u32::try_from(off).unwrap_or(0);
+                let after = off + header.header_len();
+                w.frag_len = u32::try_from(declared_end.saturating_sub(after)).unwrap_or(u32::MAX);
+                if frag.offset() > 0 {
                     return Outcome::LaterFragment;
                 }
             }
             _ => {}
         }
-        next = header.first().copied().unwrap_or(field::NO_NEXT);
-        off += header.len();
+        next = header.next_header();
+        off += header.header_len();
     }
-}
-
-/// One extension header's bytes, or `None` if it runs past the end.
-fn ext_header(data: &[u8], off: usize, kind: u8) -> Option<&[u8]> {
-    let rest = data.get(off..)?;
-    let len = match kind {
-        field::FRAGMENT => 8,
-        field::AUTH => (usize::from(*rest.get(1)?) + 2) * 4,
-        _ => (usize::from(*rest.get(1)?) + 1) * 8,
-    };
-    rest.get(..len)
 }
 
 /// What a header that does not fit is: `incomplete_chain` in a first
 /// fragment (RFC 7112), `malformed` anywhere else.
-fn short_reason(w: &Walk) -> Reason {
+fn short_reason(w: &Walk<'_>) -> Reason {
     if w.is_first_fragment() {
         Reason::IncompleteChain
     } else {
@@ -429,81 +521,19 @@ fn short_reason(w: &Walk) -> Reason {
     }
 }
 
-/// Step 6's length checks; fills `w.upper` when the header passes.
-fn upper_layer(w: &mut Walk, l4: &[u8], proto: u8) -> Outcome {
-    let ports = |h: &[u8; 4]| (be16([h[0], h[1]]), be16([h[2], h[3]]));
-    w.upper = match proto {
-        field::TCP => {
-            let Some(h) = l4.first_chunk::<{ field::TCP_MIN }>() else {
-                return Outcome::Stop(short_reason(w));
-            };
-            let data_offset = usize::from(h[12] >> 4) * 4;
-            if data_offset < field::TCP_MIN {
-                return Outcome::Stop(Reason::Malformed);
-            }
-            if data_offset > l4.len() {
-                return Outcome::Stop(short_reason(w));
-            }
-            let (sport, dport) = ports(&[h[0], h[1], h[2], h[3]]);
-            Upper::Tcp {
-                sport,
-                dport,
-                flags: h[13],
-                window: be16([h[14], h[15]]),
-                seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-                ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-            }
-        }
-        field::UDP => {
-            let Some(h) = l4.first_chunk::<{ field::UDP_LEN }>() else {
-                return Outcome::Stop(short_reason(w));
-            };
-            let (sport, dport) = ports(&[h[0], h[1], h[2], h[3]]);
-            Upper::Udp { sport, dport }
-        }
-        field::ICMPV6 => {
-            let Some(h) = l4.first_chunk::<{ field::ICMP_MIN }>() else {
-                return Outcome::Stop(short_reason(w));
-            };
-            if (1..=4).contains(&h[0]) {
-                w.quote = Some(quote(l4.get(8..).unwrap_or_default()));
-            }
-            Upper::Icmp {
-                ty: h[0],
-                code: h[1],
-            }
-        }
-        _ => Upper::Other,
+/// Step 6's length checks on the upper-layer header `l4`.
+#[inline]
+fn upper_layer(w: &Walk<'_>, l4: &[u8], proto: u8) -> Outcome {
+    let fits = match proto {
+        TCP => TcpPacket::new_checked(l4).map(drop),
+        UDP => UdpPacket::new_checked(l4).map(drop),
+        ICMPV6 => Icmpv6Packet::new_checked(l4).map(drop),
+        _ => Ok(()),
     };
-    Outcome::Complete
-}
-
-/// Reads the packet an ICMPv6 error quotes (`q`: the message from byte 8 on).
-fn quote(q: &[u8]) -> Quote {
-    let Some(h) = q.first_chunk::<{ field::FIXED_LEN }>() else {
-        return Quote::Short;
-    };
-    let mut src = [0; 16];
-    let mut dst = [0; 16];
-    if let (Some(s), Some(d)) = (h.get(8..24), h.get(24..40)) {
-        src.copy_from_slice(s);
-        dst.copy_from_slice(d);
-    }
-    let next_header = h[6];
-    let ports = match next_header {
-        field::TCP | field::UDP => {
-            let Some(p) = q.get(field::FIXED_LEN..).and_then(<[u8]>::first_chunk::<4>) else {
-                return Quote::Short;
-            };
-            Some((be16([p[0], p[1]]), be16([p[2], p[3]])))
-        }
-        _ => None,
-    };
-    Quote::Packet {
-        src,
-        dst,
-        next_header,
-        ports,
+    match fits {
+        Ok(()) => Outcome::Complete,
+        Err(wire::Error::Malformed) => Outcome::Stop(Reason::Malformed),
+        Err(wire::Error::Truncated) => Outcome::Stop(short_reason(w)),
     }
 }
 
@@ -537,7 +567,7 @@ mod tests {
             .collect();
         assert_eq!(got, [(0, 40, 8), (51, 48, 16), (44, 64, 8)]);
         let w = walk(&p, false);
-        assert_eq!(usize::from(w.ext_headers), got.len());
+        assert_eq!(usize::from(w.ext_headers()), got.len());
         assert_eq!(w.dport_column(), Some(22));
         // A header that runs past the end is not listed.
         let cut = packet(60, &[6, 1, 0, 0]);

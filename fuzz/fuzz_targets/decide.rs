@@ -1,6 +1,8 @@
 //! Fuzz target `decide`: Arbitrary bytes as inbound and outbound packets, truncated or not, through
-//! `Engine`/`Worker` with a fixed policy: never panics, and every decision keeps
-//! SPEC.md's verdict and column invariants (see `v6fw_testkit::fuzz_checks::decide`).
+//! `Engine`/`Worker` with a fixed policy: never panics, every decision keeps
+//! SPEC.md's verdict and column invariants, and equals an etherparse-based
+//! reference decision wherever that one decides (see
+//! `v6fw_testkit::fuzz_checks::decide`).
 //!
 //! The target only hands bytes to the check: the check lives in
 //! v6fw-testkit so that a stable test (`testkit/tests/fuzz_corpus.rs`)

@@ -347,19 +347,25 @@ mod tests {
     #[test]
     fn generators_build_what_they_say() {
         assert_eq!(
-            walk(&tcp_syn(1, 1000, 22), false).outcome,
+            walk(&tcp_syn(1, 1000, 22), false).outcome(),
             Outcome::Complete
         );
-        assert_eq!(walk(&udp(1, 1000, 53), false).outcome, Outcome::Complete);
-        assert_eq!(walk(&icmpv6_ndp(1), false).hop_limit, 255);
-        let chain = walk(&ext_chain3(1, 1000, 22), false);
-        assert_eq!((chain.outcome, chain.ext_headers), (Outcome::Complete, 3));
-        let first = walk(&first_fragment(1, 53, 7), false);
+        assert_eq!(walk(&udp(1, 1000, 53), false).outcome(), Outcome::Complete);
+        assert_eq!(walk(&icmpv6_ndp(1), false).hop_limit(), 255);
+        let chain = ext_chain3(1, 1000, 22);
+        let chain = walk(&chain, false);
+        assert_eq!(
+            (chain.outcome(), chain.ext_headers()),
+            (Outcome::Complete, 3)
+        );
+        let first = first_fragment(1, 53, 7);
+        let first = walk(&first, false);
         assert!(first.is_first_fragment());
-        assert_eq!(first.outcome, Outcome::Complete);
-        let later = walk(&udp_fragment(1, 53, 7, 9), false);
-        assert_eq!(later.outcome, Outcome::LaterFragment);
-        assert_eq!(walk(&malformed(1, 22), false).outcome, Outcome::BadLength);
+        assert_eq!(first.outcome(), Outcome::Complete);
+        let later = udp_fragment(1, 53, 7, 9);
+        let later = walk(&later, false);
+        assert_eq!(later.outcome(), Outcome::LaterFragment);
+        assert_eq!(walk(&malformed(1, 22), false).outcome(), Outcome::BadLength);
     }
 
     #[test]

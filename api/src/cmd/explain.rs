@@ -95,7 +95,7 @@ pub fn explain(r: &Replayed<'_>, ctx: &Context, not_recorded: bool) -> Explanati
         all.extend(ext);
         upper_at = at;
     }
-    if !matches!(w.outcome, Outcome::Invalid(_) | Outcome::BadLength) {
+    if !matches!(w.outcome(), Outcome::Invalid(_) | Outcome::BadLength) {
         all.extend(layers::upper_layer(r.packet, base, upper_at, &w));
     }
     let d = r.decision;
@@ -122,15 +122,15 @@ fn addr(a: [u8; 16]) -> Ipv6Addr {
     Ipv6Addr::from(a)
 }
 
-fn direction(r: &Replayed<'_>, ctx: &Context, w: &Walk) -> String {
+fn direction(r: &Replayed<'_>, ctx: &Context, w: &Walk<'_>) -> String {
     let prefixes: Vec<String> = ctx.local.iter().map(ToString::to_string).collect();
     match r.meta.direction {
         Direction::Outbound => format!(
             "outbound: the source {} is inside --local {}",
-            addr(w.src),
+            addr(w.src()),
             prefixes.join(", ")
         ),
-        Direction::Inbound if matches!(w.outcome, Outcome::Invalid(_)) => {
+        Direction::Inbound if matches!(w.outcome(), Outcome::Invalid(_)) => {
             "inbound: a frame without an IPv6 source cannot be placed as outbound".to_string()
         }
         Direction::Inbound if prefixes.is_empty() => {
@@ -138,20 +138,26 @@ fn direction(r: &Replayed<'_>, ctx: &Context, w: &Walk) -> String {
         }
         Direction::Inbound => format!(
             "inbound: the source {} is outside --local {}",
-            addr(w.src),
+            addr(w.src()),
             prefixes.join(", ")
         ),
     }
 }
 
 /// Decided before the connection's pairs and state were consulted.
-fn before_lookups(d: &Decision, w: &Walk) -> bool {
-    !matches!(w.outcome, Outcome::Complete | Outcome::LaterFragment)
+fn before_lookups(d: &Decision, w: &Walk<'_>) -> bool {
+    !matches!(w.outcome(), Outcome::Complete | Outcome::LaterFragment)
         || d.reason == Reason::FirewallDisabled
         || d.reason == Reason::IncompleteChain
 }
 
-fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorded: bool) -> String {
+fn state_note(
+    d: &Decision,
+    w: &Walk<'_>,
+    ctx: &Context,
+    dir: Direction,
+    not_recorded: bool,
+) -> String {
     let ports = w.ports();
     if dir == Direction::Outbound {
         return match ports {
@@ -164,9 +170,9 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
                     "records or refreshes"
                 },
                 layers::proto_name(p),
-                addr(w.src),
+                addr(w.src()),
                 sport,
-                addr(w.dst),
+                addr(w.dst()),
                 dport
             ),
             _ => "no flow is recorded: only a TCP or UDP header that passed its length check starts one".to_string(),
@@ -175,7 +181,7 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
     if before_lookups(d, w) {
         return "not consulted: decided before the pairs and the flow table".to_string();
     }
-    if w.outcome == Outcome::LaterFragment {
+    if w.outcome() == Outcome::LaterFragment {
         return "not consulted: a later fragment is decided by its first fragment's memory"
             .to_string();
     }
@@ -187,16 +193,16 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
             Some((p, sport, dport)) => format!(
                 "the reverse of this packet, {} [{}]:{} -> [{}]:{}, is a tracked flow: established (the flow is now confirmed)",
                 layers::proto_name(p),
-                addr(w.dst),
+                addr(w.dst()),
                 dport,
-                addr(w.src),
+                addr(w.src()),
                 sport
             ),
             None => "the first fragment's flow was tracked".to_string(),
         },
         Reason::PortClosed if !ctx.state => "state is off: no flow lookup".to_string(),
         Reason::PortClosed
-            if matches!(w.upper, Upper::Tcp { flags, .. } if flags & 0x12 == 0x02) =>
+            if matches!(w.upper(), Upper::Tcp { flags, .. } if flags & 0x12 == 0x02) =>
         {
             "not matched: a TCP SYN without ACK never matches a flow (a new connection attempt)"
                 .to_string()
@@ -208,7 +214,7 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
             "the packet this error quotes is not one the host sent (no tracked flow, or another source)"
                 .to_string()
         }
-        Reason::IcmpAllowed if matches!(w.upper, Upper::Icmp { ty: 1..=4, .. }) => {
+        Reason::IcmpAllowed if matches!(w.upper(), Upper::Icmp { ty: 1..=4, .. }) => {
             match ctx.icmp_errors {
                 IcmpErrors::Related => {
                     "the packet this error quotes is one the host sent".to_string()
@@ -226,17 +232,17 @@ fn state_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction, not_recorde
     }
 }
 
-fn frag_key(w: &Walk, f: Fragment) -> String {
+fn frag_key(w: &Walk<'_>, f: Fragment) -> String {
     format!(
         "(source {}, destination {}, identification 0x{:08x})",
-        addr(w.src),
-        addr(w.dst),
+        addr(w.src()),
+        addr(w.dst()),
         f.id
     )
 }
 
-fn fragment_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction) -> String {
-    let Some(f) = w.fragment else {
+fn fragment_note(d: &Decision, w: &Walk<'_>, ctx: &Context, dir: Direction) -> String {
+    let Some(f) = w.fragment() else {
         return "no fragment header".to_string();
     };
     if f.is_atomic() {
@@ -279,7 +285,7 @@ fn fragment_note(d: &Decision, w: &Walk, ctx: &Context, dir: Direction) -> Strin
 }
 
 /// The step of SPEC.md that decided, and why.
-fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static str, String) {
+fn step(d: &Decision, w: &Walk<'_>, no_packet: bool, dir: Direction) -> (&'static str, String) {
     const INBOUND_1: &str = "Inbound decision, step 1";
     const INBOUND_2: &str = "Inbound decision, step 2";
     const INBOUND_3: &str = "Inbound decision, step 3";
@@ -293,13 +299,13 @@ fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static st
             s("the frame carries no IPv6 packet (another ethertype or address family, an unknown link type or a short link header): not_ipv6, as step 1 lets IPv4 through"),
         ),
         Reason::NotIpv6 => (INBOUND_1, s("the version nibble is not 6")),
-        Reason::Malformed => match w.outcome {
+        Reason::Malformed => match w.outcome() {
             Outcome::Invalid(_) => (INBOUND_2, s("fewer than 40 bytes")),
-            Outcome::BadLength if w.jumbo.is_none() && dir == Direction::Inbound => (
+            Outcome::BadLength if w.jumbo().is_none() && dir == Direction::Inbound => (
                 INBOUND_2,
                 s("the payload length says more bytes than the packet has, or is 0 without a valid Jumbo Payload option"),
             ),
-            _ if w.proto.is_some() => (
+            _ if w.proto().is_some() => (
                 INBOUND_6,
                 s("the upper-layer header is shorter than its minimum (TCP 20 bytes and a data offset of at least 5 that fits, UDP 8, ICMPv6 4)"),
             ),
@@ -322,7 +328,7 @@ fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static st
             INBOUND_5,
             s("a later fragment that starts inside its first fragment's fragmentable part (RFC 5722)"),
         ),
-        _ if matches!(w.outcome, Outcome::LaterFragment) && dir == Direction::Inbound => (
+        _ if matches!(w.outcome(), Outcome::LaterFragment) && dir == Direction::Inbound => (
             INBOUND_5,
             format!("a later fragment gets its first fragment's remembered verdict: {}", d.reason),
         ),
@@ -342,8 +348,8 @@ fn step(d: &Decision, w: &Walk, no_packet: bool, dir: Direction) -> (&'static st
     }
 }
 
-fn port_why(d: &Decision, w: &Walk, what: &str) -> String {
-    let proto = match w.proto {
+fn port_why(d: &Decision, w: &Walk<'_>, what: &str) -> String {
+    let proto = match w.proto() {
         Some(6) => "tcp",
         Some(17) => "udp",
         _ => "?",

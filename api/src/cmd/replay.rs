@@ -175,10 +175,10 @@ struct Wide {
 impl Wide {
     fn of(packet: &[u8], truncated: bool) -> Wide {
         let w = walk(packet, truncated);
-        let placed = !matches!(w.outcome, Outcome::Invalid(_));
+        let placed = !matches!(w.outcome(), Outcome::Invalid(_));
         Wide {
-            src: placed.then(|| Ipv6Addr::from(w.src)),
-            dst: placed.then(|| Ipv6Addr::from(w.dst)),
+            src: placed.then(|| Ipv6Addr::from(w.src())),
+            dst: placed.then(|| Ipv6Addr::from(w.dst())),
             sport: w.ports().map(|(_, sport, _)| sport),
         }
     }

@@ -128,7 +128,7 @@ pub struct LogFilter {
 impl LogFilter {
     /// Whether this decision is logged.
     #[inline]
-    pub fn wants(&self, decision: &Decision, walk: &Walk) -> bool {
+    pub fn wants(&self, decision: &Decision, walk: &Walk<'_>) -> bool {
         match decision.verdict() {
             Verdict::Drop => self.dropped,
             Verdict::Accept => {
@@ -137,7 +137,7 @@ impl LogFilter {
                         decision.reason,
                         Reason::OpenPort | Reason::GlobalPort | Reason::Outbound
                     )
-                    && match walk.upper {
+                    && match walk.upper() {
                         // SYN without ACK: a new TCP connection.
                         Upper::Tcp { flags, .. } => flags & 0x12 == 0x02,
                         // UDP: the writer logs a flow once a minute.

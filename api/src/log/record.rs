@@ -18,6 +18,7 @@ use std::fmt::{self, Write as _};
 use std::net::Ipv6Addr;
 
 use v6fw_engine::walk::{Upper, Walk};
+use v6fw_engine::wire::addresses_of_cut;
 use v6fw_engine::{Decision, Direction, Reason, Verdict};
 
 /// The header lines, ending with the `#Fields:` line.
@@ -76,7 +77,7 @@ impl LogRecord {
     /// with the addresses it holds whole and `-` for the rest.
     pub fn new(
         packet: &[u8],
-        walk: &Walk,
+        walk: &Walk<'_>,
         decision: &Decision,
         direction: Direction,
         time_ns: u64,
@@ -85,11 +86,11 @@ impl LogRecord {
             return None;
         }
         let (src, dst) = if packet.len() >= 40 {
-            (Some(walk.src), Some(walk.dst))
+            (Some(walk.src()), Some(walk.dst()))
         } else {
-            (address_at(packet, 8), address_at(packet, 24))
+            addresses_of_cut(packet)
         };
-        let (sport, dport, tcp, icmp) = match walk.upper {
+        let (sport, dport, tcp, icmp) = match walk.upper() {
             Upper::Tcp {
                 sport,
                 dport,
@@ -130,12 +131,6 @@ impl LogRecord {
 }
 
 /// The 16 bytes at `at`, if the packet holds them all.
-fn address_at(packet: &[u8], at: usize) -> Option<[u8; 16]> {
-    packet
-        .get(at..at.checked_add(16)?)
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-}
-
 fn protocol_name(p: u8) -> Option<&'static str> {
     match p {
         6 => Some("TCP"),

@@ -315,7 +315,10 @@ fn capture_packets(dir: &Path, max: usize) -> Vec<(String, Vec<u8>)> {
             let w = walk(&p.bytes, p.truncated);
             let shape = format!(
                 "{:?}/{:?}/{}/{}",
-                w.outcome, w.proto, w.ext_headers, p.truncated
+                w.outcome(),
+                w.proto(),
+                w.ext_headers(),
+                p.truncated
             );
             let seen = shapes.entry(shape.clone()).or_insert(0);
             if local.contains(&shape) || *seen >= 2 {

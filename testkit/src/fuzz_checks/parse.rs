@@ -20,6 +20,7 @@ use etherparse::err::packet::SliceError;
 use etherparse::err::{ip_auth, ipv6_exts, Layer};
 use etherparse::{Ipv6ExtensionSlice, NetSlice, SlicedPacket, TransportSlice};
 use v6fw_engine::walk::{walk, Outcome, Upper};
+use v6fw_engine::wire::Ipv6Packet;
 use v6fw_engine::Reason;
 
 use super::Violation;
@@ -78,10 +79,7 @@ pub fn parse_vs_etherparse(data: &[u8]) -> Result<(), Violation> {
     // the slice as the payload; SPEC.md requires a Jumbo Payload option in a
     // hop-by-hop header right after the fixed header and ends the packet at
     // its length, else `malformed`. Such packets are not compared.
-    let payload_len = data
-        .get(4..)
-        .and_then(<[u8]>::first_chunk::<2>)
-        .map_or(0, |b| u16::from_be_bytes(*b));
+    let payload_len = Ipv6Packet::new_checked(data).map_or(0, |ip| ip.payload_len());
     if payload_len == 0 {
         return Ok(());
     }
@@ -93,8 +91,8 @@ pub fn parse_vs_etherparse(data: &[u8]) -> Result<(), Violation> {
     if let Ok(sliced) = &ep {
         if let Some(theirs) = sliced.transport.as_ref().and_then(ports_of) {
             let chain = chain_of(sliced);
-            match w.outcome {
-                Outcome::Complete if v6fw_ports(w.upper) == Some(theirs) => {}
+            match w.outcome() {
+                Outcome::Complete if v6fw_ports(w.upper()) == Some(theirs) => {}
                 Outcome::Complete => return fail("same packet, different protocol or ports"),
                 // DIFFERENCE (RFC 5095): etherparse parses a type 0 routing header.
                 Outcome::Stop(Reason::RoutingHeader0) if chain.routing0 => {}
@@ -110,16 +108,16 @@ pub fn parse_vs_etherparse(data: &[u8]) -> Result<(), Violation> {
     }
 
     // v6fw → etherparse
-    let Some(ours) = v6fw_ports(w.upper) else {
+    let Some(ours) = v6fw_ports(w.upper()) else {
         return Ok(());
     };
-    if w.outcome != Outcome::Complete {
+    if w.outcome() != Outcome::Complete {
         return fail("v6fw filled the upper layer without completing");
     }
     // DIFFERENCE (fragments): etherparse slices no transport header in any
     // fragmented packet (offset > 0 or M = 1); v6fw decides first fragments
     // (RFC 7112). Atomic fragments are compared.
-    if w.fragment.is_some_and(|f| !f.is_atomic()) {
+    if w.fragment().is_some_and(|f| !f.is_atomic()) {
         return Ok(());
     }
     match &ep {

@@ -7,6 +7,7 @@ use std::net::Ipv6Addr;
 use serde::Serialize;
 use v6fw_capture::link;
 use v6fw_engine::walk::{ext_headers, Outcome, Upper, Walk};
+use v6fw_engine::wire::{self, next_header, version_of, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// One field of a layer: its name and its value as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,10 +113,6 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(*b.get(at..)?.first_chunk::<2>()?))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(*b.get(at..)?.first_chunk::<4>()?))
-}
-
 /// The link layer: its type and the header before the IPv6 packet
 /// (`link_len` bytes; the whole frame when it carries no IPv6 packet).
 pub fn link_layer(linktype: u32, frame: &[u8], link_len: usize) -> Layer {
@@ -160,24 +157,23 @@ pub fn link_layer(linktype: u32, frame: &[u8], link_len: usize) -> Layer {
 
 /// The fixed IPv6 header at frame offset `base` (cut, when the packet is
 /// shorter than 40 bytes).
-pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
-    let Some(h) = pkt.first_chunk::<40>() else {
+pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk<'_>) -> Layer {
+    let Ok(h) = Ipv6Packet::new_checked(pkt) else {
         let mut l = Layer::new("IPv6 header (cut)", base, pkt.len());
-        l.field("Version", pkt.first().map_or(0, |b| b >> 4));
+        l.field("Version", version_of(pkt).unwrap_or(0));
         l.field("Captured bytes", pkt.len());
         return l;
     };
-    let mut l = Layer::new("IPv6 header", base, 40);
-    let word = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
-    l.field("Version", h[0] >> 4);
-    l.field("Traffic class", format!("0x{:02x}", (word >> 20) & 0xff));
-    l.field("Flow label", format!("0x{:05x}", word & 0xf_ffff));
-    l.field("Payload length", u16::from_be_bytes([h[4], h[5]]));
-    l.field("Next header", proto_name(h[6]));
-    l.field("Hop limit", h[7]);
-    l.field("Source", Ipv6Addr::from(w.src));
-    l.field("Destination", Ipv6Addr::from(w.dst));
-    if let Some(j) = w.jumbo {
+    let mut l = Layer::new("IPv6 header", base, Ipv6Packet::<&[u8]>::HEADER_LEN);
+    l.field("Version", h.version());
+    l.field("Traffic class", format!("0x{:02x}", h.traffic_class()));
+    l.field("Flow label", format!("0x{:05x}", h.flow_label()));
+    l.field("Payload length", h.payload_len());
+    l.field("Next header", proto_name(h.next_header()));
+    l.field("Hop limit", h.hop_limit());
+    l.field("Source", Ipv6Addr::from(w.src()));
+    l.field("Destination", Ipv6Addr::from(w.dst()));
+    if let Some(j) = w.jumbo() {
         l.field("Jumbo payload length", j);
     }
     l
@@ -186,12 +182,12 @@ pub fn fixed_header(pkt: &[u8], base: usize, w: &Walk) -> Layer {
 /// The extension headers the walk read (the last one may be one that did
 /// not fit: then it is missing here), and the offset in the packet where the
 /// upper layer starts.
-pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk) -> (Vec<Layer>, usize) {
+pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk<'_>) -> (Vec<Layer>, usize) {
     let mut layers = Vec::new();
-    let mut upper_at = 40;
-    let walked = match w.outcome {
+    let mut upper_at = Ipv6Packet::<&[u8]>::HEADER_LEN;
+    let walked = match w.outcome() {
         Outcome::Invalid(_) | Outcome::BadLength => 0,
-        _ => usize::from(w.ext_headers),
+        _ => usize::from(w.ext_headers()),
     };
     for h in ext_headers(pkt).take(walked) {
         upper_at = h.offset + h.bytes.len();
@@ -205,32 +201,40 @@ pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk) -> (Vec<Layer>, usiz
             "Next header",
             proto_name(b.first().copied().unwrap_or_default()),
         );
+        let Ok(v) = wire::ExtHeader::new_checked(b, h.kind) else {
+            layers.push(l);
+            continue;
+        };
         match h.kind {
-            44 => {
-                let off = be16(b, 2).unwrap_or_default();
+            next_header::FRAGMENT => {
+                let f = v.fragment();
+                let off = f.map_or(0, |f| f.offset());
                 l.field(
                     "Fragment offset",
-                    format!("{} ({} bytes)", off >> 3, (off >> 3) * 8),
+                    format!("{off} ({} bytes)", u32::from(off) * 8),
                 );
-                l.field("More fragments", off & 1);
+                l.field(
+                    "More fragments",
+                    f.map_or(0, |f| u8::from(f.more_fragments())),
+                );
                 l.field(
                     "Identification",
-                    format!("0x{:08x}", be32(b, 4).unwrap_or_default()),
+                    format!("0x{:08x}", f.map_or(0, |f| f.ident())),
                 );
             }
-            43 => {
+            next_header::ROUTING => {
                 l.field("Length", b.len());
-                l.field("Routing type", b.get(2).copied().unwrap_or_default());
-                l.field("Segments left", b.get(3).copied().unwrap_or_default());
+                l.field("Routing type", v.routing_type());
+                l.field("Segments left", v.segments_left());
             }
-            51 => {
+            next_header::AUTH => {
                 l.field("Length", b.len());
-                l.field("SPI", format!("0x{:08x}", be32(b, 4).unwrap_or_default()));
-                l.field("Sequence", be32(b, 8).unwrap_or_default());
+                l.field("SPI", format!("0x{:08x}", v.auth_spi()));
+                l.field("Sequence", v.auth_sequence());
             }
             _ => {
                 l.field("Length", b.len());
-                l.field("Options", options(b.get(2..).unwrap_or_default()));
+                l.field("Options", options(v.options()));
             }
         }
         layers.push(l);
@@ -250,26 +254,24 @@ fn ext_name(kind: u8) -> &'static str {
 
 /// The options of a hop-by-hop or destination-options header, e.g.
 /// `PadN (4 bytes)`.
-fn options(mut b: &[u8]) -> String {
+fn options(opts: wire::Ipv6Options<'_>) -> String {
     let mut names = Vec::new();
-    while let Some((&ty, rest)) = b.split_first() {
-        if ty == 0 {
-            names.push("Pad1".to_string());
-            b = rest;
+    for o in opts {
+        let Some(len) = o.len else {
+            names.push(if o.ty == 0 {
+                "Pad1".to_string()
+            } else {
+                format!("type 0x{:02x} (cut)", o.ty)
+            });
             continue;
-        }
-        let Some((&len, rest)) = rest.split_first() else {
-            names.push(format!("type 0x{ty:02x} (cut)"));
-            break;
         };
-        let name = match ty {
+        let name = match o.ty {
             1 => "PadN".to_string(),
             0xc2 => "Jumbo payload".to_string(),
             5 => "Router alert".to_string(),
-            _ => format!("type 0x{ty:02x}"),
+            ty => format!("type 0x{ty:02x}"),
         };
         names.push(format!("{name} ({len} bytes)"));
-        b = rest.get(usize::from(len)..).unwrap_or_default();
     }
     if names.is_empty() {
         "none".to_string()
@@ -279,10 +281,10 @@ fn options(mut b: &[u8]) -> String {
 }
 
 /// The upper-layer header at packet offset `at`, once the walk reached it.
-pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk) -> Option<Layer> {
-    let proto = w.proto?;
+pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk<'_>) -> Option<Layer> {
+    let proto = w.proto()?;
     let l4 = pkt.get(at..).unwrap_or_default();
-    let l = match w.upper {
+    let l = match w.upper() {
         Upper::Tcp {
             sport,
             dport,
@@ -291,7 +293,7 @@ pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk) -> Option<Layer
             seq,
             ack,
         } => {
-            let data_offset = usize::from(l4.get(12).copied().unwrap_or_default() >> 4) * 4;
+            let data_offset = TcpPacket::new_checked(l4).map_or(0, |t| t.header_len());
             let mut l = Layer::new("TCP header", base + at, data_offset);
             l.field("Source port", sport);
             l.field("Destination port", dport);
@@ -306,7 +308,7 @@ pub fn upper_layer(pkt: &[u8], base: usize, at: usize, w: &Walk) -> Option<Layer
             let mut l = Layer::new("UDP header", base + at, 8);
             l.field("Source port", sport);
             l.field("Destination port", dport);
-            l.field("Length", be16(l4, 4).unwrap_or_default());
+            l.field("Length", UdpPacket::new_checked(l4).map_or(0, |u| u.len()));
             l
         }
         Upper::Icmp { ty, code } => {
