@@ -159,3 +159,56 @@ impl<'de> Deserialize<'de> for Connections {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three() -> Connections {
+        (0..3u32)
+            .map(|i| {
+                (
+                    format!("veth{i}"),
+                    Connection::new(format!("veth{i}"), "veth", i),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_shares_until_one_connection_changes() {
+        let a = three();
+        let mut b = a.clone();
+        assert!(Arc::ptr_eq(&a.0, &b.0), "a copy is a pointer");
+        assert_eq!(a, b);
+        assert!(b.get_mut("nope").is_none());
+        assert!(Arc::ptr_eq(&a.0, &b.0), "an unknown id copies nothing");
+        if let Some(c) = b.get_mut("veth1") {
+            c.enabled = false;
+        }
+        assert_ne!(a, b);
+        assert!(a["veth1"].enabled && !b["veth1"].enabled);
+        let shared: Vec<bool> = a
+            .shared()
+            .zip(b.shared())
+            .map(|((_, x), (_, y))| Arc::ptr_eq(x, y))
+            .collect();
+        assert_eq!(shared, [true, false, true], "only the changed one copied");
+    }
+
+    #[test]
+    fn written_and_read_as_a_plain_map() {
+        let conns = three();
+        let plain: BTreeMap<String, Connection> =
+            conns.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+        let text = toml::to_string(&conns).unwrap();
+        assert_eq!(text, toml::to_string(&plain).unwrap());
+        assert_eq!(format!("{conns:?}"), format!("{plain:?}"));
+        let back: Connections = toml::from_str(&text).unwrap();
+        assert_eq!(back, conns);
+        assert_eq!(
+            back.values().map(|c| c.if_index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+}
