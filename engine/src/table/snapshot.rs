@@ -6,7 +6,7 @@
 //! the set of all globals. A connection that ignores globals shares its set
 //! with every connection ignoring the same globals. Building the next
 //! snapshot reuses the previous one's sets where their pairs did not change
-//! ([`Sets`]), so a publish costs what changed plus a pass over the
+//! (`Sets`), so a publish costs what changed plus a pass over the
 //! connections, not 32 KiB of bitsets per interface.
 
 use std::collections::{BTreeMap, HashMap};
