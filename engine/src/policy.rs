@@ -19,6 +19,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::settings::StateSettings;
+pub use connections::Connections;
 pub use scope::{Opening, Prefix, PrefixError, Scope, ScopedPair};
 pub use spec::{PortRun, Services};
 
@@ -193,6 +194,7 @@ impl<'de> Deserialize<'de> for PortPair {
     }
 }
 
+mod connections;
 mod icmp;
 mod scope;
 pub mod spec;
@@ -352,9 +354,9 @@ pub struct Policy {
     /// Global open pairs with their names and scopes.
     #[serde(default, deserialize_with = "unique::pair_map")]
     pub globals: BTreeMap<PortPair, Opening>,
-    /// Connections by id.
+    /// Connections by id, shared between policy versions ([`Connections`]).
     #[serde(default)]
-    pub connections: BTreeMap<String, Connection>,
+    pub connections: Connections,
     /// Inbound ICMPv6 policy.
     #[serde(default)]
     pub icmp: IcmpPolicy,

@@ -1,7 +1,8 @@
 //! The port table: immutable snapshots published with one atomic swap.
 //!
 //! Writers are serialized by a mutex; each change edits a copy of the
-//! [`Policy`], builds the next [`Snapshot`] (per connection a 65,536-bit set
+//! [`Policy`] (a few pointers: its connections are shared between versions,
+//! [`crate::policy::Connections`]), builds the next [`Snapshot`] (per connection a 65,536-bit set
 //! per protocol for its own pairs and one for the global pairs in effect,
 //! equal sets shared: [`snapshot`]), publishes it with a single swap of a
 //! [`crossbeam_epoch::Atomic`] and retires the old one with `defer_destroy`.

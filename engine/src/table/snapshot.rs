@@ -6,7 +6,7 @@
 //! the set of all globals. A connection that ignores globals shares its set
 //! with every connection ignoring the same globals. Building the next
 //! snapshot reuses the previous one's sets where their pairs did not change
-//! ([`Sets`]), so a publish costs what changed plus a pass over the
+//! (`Sets`), so a publish costs what changed plus a pass over the
 //! connections, not 32 KiB of bitsets per interface.
 
 use std::collections::{BTreeMap, HashMap};
@@ -150,18 +150,19 @@ impl Snapshot {
         // The previous connections in key order, beside their own sets, to
         // walk in step with the new ones.
         let mut before = prev
-            .map(|(p, s)| p.connections.iter().zip(&s.own))
+            .map(|(p, s)| p.connections.shared().zip(&s.own))
             .into_iter()
             .flatten()
             .peekable();
         let conns: Box<[ConnTables]> = policy
             .connections
-            .iter()
+            .shared()
             .map(|(key, c)| {
                 while before.next_if(|((k, _), _)| *k < key).is_some() {}
+                // An unchanged connection is the same `Arc`: no comparing.
                 let reused = before
                     .next_if(|((k, _), _)| *k == key)
-                    .filter(|((_, old), _)| same_pairs(&old.open, &c.open))
+                    .filter(|((_, old), _)| Arc::ptr_eq(old, c) || same_pairs(&old.open, &c.open))
                     .map(|(_, own)| Arc::clone(own));
                 let own = match reused {
                     _ if c.open.is_empty() => Arc::clone(&sets.empty),

@@ -62,7 +62,7 @@ impl Model {
             conns: CONNS
                 .iter()
                 .map(|id| {
-                    policy.connections.get(*id).map_or(
+                    policy.connections.get(id).map_or(
                         ConnModel {
                             open: BTreeMap::new(),
                             ignored: BTreeSet::new(),
