@@ -364,9 +364,27 @@ impl FirewallManager {
 
 /// Brings the connections of `p` up to date with `interfaces`; see
 /// [`FirewallManager::refresh_from`].
+///
+/// Only the connections whose index or name changed are written (a policy
+/// version shares the others with the one before), so a refresh on a host
+/// with a thousand interfaces costs what changed.
 fn adopt(p: &mut Policy, interfaces: &[Interface]) -> Result<(), FwError> {
-    for conn in p.connections.values_mut() {
-        let same = interfaces.iter().find(|i| i.id == conn.id);
+    let by_id: std::collections::HashMap<&str, &Interface> =
+        interfaces.iter().map(|i| (i.id.as_str(), i)).collect();
+    let stale: Vec<String> = p
+        .connections
+        .iter()
+        .filter(|(_, c)| match by_id.get(c.id.as_str()) {
+            Some(i) => c.if_index != i.index || c.name != i.name,
+            None => c.if_index != 0,
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in stale {
+        let Some(conn) = p.connections.get_mut(&id) else {
+            continue;
+        };
+        let same = by_id.get(conn.id.as_str()).copied();
         conn.if_index = same.map_or(0, |i| i.index);
         if let Some(i) = same {
             conn.name.clone_from(&i.name);
