@@ -147,6 +147,13 @@ pub struct Walk<'a> {
     outcome: Outcome,
     /// Extension headers walked (59 not counted).
     ext_headers: u8,
+    /// The TCP flags byte, once a TCP header passed its length check.
+    tcp_flags: u8,
+    /// The first word of an upper-layer header that passed its length
+    /// check, read once by the walk: source and destination port (TCP,
+    /// UDP), or type, code and checksum (ICMPv6). The facts every decision
+    /// reads; everything else is read from the packet on demand.
+    l4_word: u32,
     /// The upper-layer protocol number in the low byte, with [`PROTO_SET`]
     /// once the walk reached it: one 16-bit word, written and read whole
     /// (an `Option<u8>` was stored byte by byte and read back as one word,
@@ -166,6 +173,8 @@ impl<'a> Walk<'a> {
             frag_len: 0,
             outcome,
             ext_headers: 0,
+            tcp_flags: 0,
+            l4_word: 0,
             proto: 0,
         }
     }
@@ -327,7 +336,7 @@ impl<'a> Walk<'a> {
     #[inline]
     pub fn icmp_type(&self) -> Option<u8> {
         match self.proto()? {
-            ICMPV6 => Some(Icmpv6Packet::new_unchecked(self.l4()?).msg_type()),
+            ICMPV6 if self.outcome == Outcome::Complete => Some((self.l4_word >> 24) as u8),
             _ => None,
         }
     }
@@ -342,16 +351,9 @@ impl<'a> Walk<'a> {
     /// passed its length check (so may start a flow).
     #[inline]
     pub fn ports(&self) -> Option<(u8, u16, u16)> {
-        let proto = self.proto()?;
-        let l4 = self.l4()?;
-        match proto {
-            TCP => {
-                let t = TcpPacket::new_unchecked(l4);
-                Some((TCP, t.src_port(), t.dst_port()))
-            }
-            UDP => {
-                let u = UdpPacket::new_unchecked(l4);
-                Some((UDP, u.src_port(), u.dst_port()))
+        match self.proto()? {
+            proto @ (TCP | UDP) if self.outcome == Outcome::Complete => {
+                Some((proto, (self.l4_word >> 16) as u16, self.l4_word as u16))
             }
             _ => None,
         }
@@ -361,7 +363,7 @@ impl<'a> Walk<'a> {
     #[inline]
     pub fn tcp_flags(&self) -> Option<u8> {
         match self.proto()? {
-            TCP => Some(TcpPacket::new_unchecked(self.l4()?).flags()),
+            TCP if self.outcome == Outcome::Complete => Some(self.tcp_flags),
             _ => None,
         }
     }
@@ -427,10 +429,9 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
     let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
         return Walk::new(pkt, Outcome::Invalid(Reason::Malformed));
     };
-    let bad_length = Walk::new(pkt, Outcome::BadLength);
     let declared_end = if ip.payload_len() == 0 {
         let Some(j) = jumbo_length(&ip) else {
-            return bad_length; // malformed: payload length 0 without a Jumbo option
+            return Walk::new(pkt, Outcome::BadLength); // malformed: payload length 0 without a Jumbo option
         };
         usize::try_from(j)
             .ok()
@@ -444,13 +445,31 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
     } else if snap_truncated {
         pkt.len()
     } else {
-        return bad_length; // malformed: says more bytes than the packet has
+        return Walk::new(pkt, Outcome::BadLength); // malformed: says more bytes than the packet has
     };
     let Some(data) = pkt.get(..end) else {
-        return bad_length;
+        return Walk::new(pkt, Outcome::BadLength);
     };
+    let next = ip.next_header();
+    if !is_extension(next) && next != NO_NEXT {
+        // The common case, no extension header: the upper layer right after
+        // the fixed header, and the result built in one piece.
+        let l4 = data.get(FIXED_LEN..).unwrap_or_default();
+        let (outcome, tcp_flags, l4_word) = upper_facts(l4, next, false);
+        return Walk {
+            data,
+            l4: FIXED_LEN as u32,
+            frag_at: 0,
+            frag_len: 0,
+            outcome,
+            ext_headers: 0,
+            tcp_flags,
+            l4_word,
+            proto: PROTO_SET | u16::from(next),
+        };
+    }
     let mut w = Walk::new(data, Outcome::Complete);
-    w.outcome = walk_chain(&mut w, declared_end, ip.next_header());
+    w.outcome = walk_chain(&mut w, declared_end, next);
     w
 }
 
@@ -521,19 +540,46 @@ fn short_reason(w: &Walk<'_>) -> Reason {
     }
 }
 
-/// Step 6's length checks on the upper-layer header `l4`.
+/// Step 6's length checks on the upper-layer header `l4`; a header that
+/// passes leaves its first word (and TCP's flags) in `w`.
 #[inline]
-fn upper_layer(w: &Walk<'_>, l4: &[u8], proto: u8) -> Outcome {
+fn upper_layer(w: &mut Walk<'_>, l4: &[u8], proto: u8) -> Outcome {
+    let (outcome, flags, word) = upper_facts(l4, proto, w.is_first_fragment());
+    w.tcp_flags = flags;
+    w.l4_word = word;
+    outcome
+}
+
+/// Step 6's length checks on the upper-layer header `l4` of protocol
+/// `proto` (in a first fragment or not): how the walk ends, and for a
+/// header that passed, TCP's flags and its first word (see
+/// [`Walk::l4_word`]).
+#[inline(always)]
+fn upper_facts(l4: &[u8], proto: u8, first_fragment: bool) -> (Outcome, u8, u32) {
     let fits = match proto {
-        TCP => TcpPacket::new_checked(l4).map(drop),
-        UDP => UdpPacket::new_checked(l4).map(drop),
-        ICMPV6 => Icmpv6Packet::new_checked(l4).map(drop),
-        _ => Ok(()),
+        TCP => TcpPacket::new_checked(l4).map(|t| {
+            (
+                t.flags(),
+                (u32::from(t.src_port()) << 16) | u32::from(t.dst_port()),
+            )
+        }),
+        UDP => UdpPacket::new_checked(l4)
+            .map(|u| (0, (u32::from(u.src_port()) << 16) | u32::from(u.dst_port()))),
+        ICMPV6 => Icmpv6Packet::new_checked(l4).map(|m| {
+            let word = (u32::from(m.msg_type()) << 24)
+                | (u32::from(m.msg_code()) << 16)
+                | u32::from(m.checksum());
+            (0, word)
+        }),
+        _ => Ok((0, 0)),
     };
     match fits {
-        Ok(()) => Outcome::Complete,
-        Err(wire::Error::Malformed) => Outcome::Stop(Reason::Malformed),
-        Err(wire::Error::Truncated) => Outcome::Stop(short_reason(w)),
+        Ok((flags, word)) => (Outcome::Complete, flags, word),
+        Err(wire::Error::Malformed) => (Outcome::Stop(Reason::Malformed), 0, 0),
+        Err(wire::Error::Truncated) if first_fragment => {
+            (Outcome::Stop(Reason::IncompleteChain), 0, 0)
+        }
+        Err(wire::Error::Truncated) => (Outcome::Stop(Reason::Malformed), 0, 0),
     }
 }
 
