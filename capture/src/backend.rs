@@ -336,17 +336,25 @@ mod tests {
         }
     }
 
+    /// A TCP segment with no flags from `::src_last` port `sport` to `::1`
+    /// port `dport`.
     fn tcp(src_last: u8, sport: u16, dport: u16) -> Vec<u8> {
-        let mut p = vec![0u8; 60];
-        p[0] = 0x60;
-        p[5] = 20;
-        p[6] = 6;
-        p[7] = 64;
-        p[23] = src_last;
-        p[39] = 1;
-        p[40..42].copy_from_slice(&sport.to_be_bytes());
-        p[42..44].copy_from_slice(&dport.to_be_bytes());
-        p[52] = 5 << 4;
+        tcp_between(host(src_last), host(1), sport, dport)
+    }
+
+    /// The address `::last`.
+    fn host(last: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[15] = last;
+        a
+    }
+
+    fn tcp_between(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = Vec::new();
+        etherparse::PacketBuilder::ipv6(src, dst, 64)
+            .tcp(sport, dport, 0, 0)
+            .write(&mut p, &[])
+            .unwrap();
         p
     }
 
@@ -396,13 +404,8 @@ mod tests {
         let engine = Engine::new(Policy::default());
         let mut worker = engine.worker();
         let out = tcp(1, 9090, 5555);
-        let mut back = tcp(1, 5555, 9090);
-        // Swap addresses so the reply comes from the remote (::1 → ::2 becomes ::2 → ::1).
-        back[23] = 1;
-        back[39] = 1;
-        let mut reply = back.clone();
-        reply[8..24].copy_from_slice(&out[24..40]);
-        reply[24..40].copy_from_slice(&out[8..24]);
+        // The reply: the outbound segment's addresses and ports swapped.
+        let reply = tcp_between(host(1), host(1), 5555, 9090);
         let b = Memory {
             batches: Vec::new(),
             current: vec![(out, Direction::Outbound), (reply, Direction::Inbound)],

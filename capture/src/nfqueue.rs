@@ -476,21 +476,41 @@ mod tests {
 
     use super::*;
 
+    /// A GSO super-packet's first 60 bytes as the kernel queues it: a TCP
+    /// header after the fixed one, payload length 0.
+    fn gso_tcp() -> Vec<u8> {
+        let mut p = Vec::new();
+        etherparse::PacketBuilder::ipv6([0; 16], [0; 16], 64)
+            .tcp(1, 2, 0, 0)
+            .write(&mut p, &[])
+            .unwrap();
+        Ipv6Packet::new_checked(&mut p[..])
+            .unwrap()
+            .set_payload_len(0);
+        p
+    }
+
+    fn payload_len(p: &[u8]) -> u16 {
+        Ipv6Packet::new_checked(p).unwrap().payload_len()
+    }
+
     #[test]
     fn gso_length_is_fixed_only_for_gso_without_hop_by_hop() {
-        let mut p = [0u8; 60];
-        p[0] = 0x60;
-        p[6] = 6;
+        let mut p = gso_tcp();
         assert!(!fix_gso_length(&mut p, 0, 100_000));
         assert!(fix_gso_length(&mut p, netlink::SKB_GSO, 100_000));
-        assert_eq!(&p[4..6], &[0xff, 0xff]);
-        let mut small = p;
-        small[4] = 0;
-        small[5] = 0;
+        assert_eq!(payload_len(&p), 0xffff);
+        let mut small = gso_tcp();
         assert!(fix_gso_length(&mut small, netlink::SKB_GSO, 1040));
-        assert_eq!(u16::from_be_bytes([small[4], small[5]]), 1000);
-        let mut hbh = [0u8; 60];
-        hbh[0] = 0x60;
+        assert_eq!(payload_len(&small), 1000);
+        let mut hbh = Vec::new();
+        etherparse::PacketBuilder::ipv6([0; 16], [0; 16], 64)
+            .udp(1, 2)
+            .write(&mut hbh, &[])
+            .unwrap();
+        let mut hbh_ip = Ipv6Packet::new_checked(&mut hbh[..]).unwrap();
+        hbh_ip.set_payload_len(0);
+        hbh_ip.set_next_header(next_header::HOP_BY_HOP);
         assert!(!fix_gso_length(&mut hbh, netlink::SKB_GSO, 100_000));
         assert!(!fix_gso_length(&mut [0x60; 10], netlink::SKB_GSO, 100_000));
     }

@@ -180,6 +180,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     pub fn set_payload_len(&mut self, len: u16) {
         set_be16(self.buffer.as_mut(), field::PAYLOAD_LEN, len);
     }
+
+    /// Sets the next-header field.
+    #[inline]
+    pub fn set_next_header(&mut self, next: u8) {
+        if let Some(b) = self.buffer.as_mut().get_mut(field::NEXT_HEADER) {
+            *b = next;
+        }
+    }
 }
 
 #[cfg(test)]
