@@ -20,6 +20,11 @@
 
 use std::ops::Range;
 
+use v6fw_engine::wire::Ipv6Packet;
+
+/// The fixed IPv6 header's length.
+const FIXED_LEN: usize = Ipv6Packet::<&[u8]>::HEADER_LEN;
+
 /// Splits a WinDivert batch buffer holding `count` concatenated IPv6
 /// packets into their byte ranges, writing them to `out` and returning how
 /// many were found. A packet's length is 40 + its payload length, cut at the
@@ -34,17 +39,18 @@ pub fn split_batch(buf: &[u8], count: usize, out: &mut [Range<usize>]) -> usize 
         if rest == 0 {
             break;
         }
+        // Under a fixed header's length, every case below takes the rest.
         let declared = buf
-            .get(at + 4..)
-            .and_then(|b| b.first_chunk::<2>())
-            .map(|b| u16::from_be_bytes(*b))
+            .get(at..)
+            .and_then(|b| Ipv6Packet::new_checked(b).ok())
+            .map(|ip| ip.payload_len())
             .filter(|&pl| pl > 0)
-            .map(|pl| 40 + usize::from(pl));
+            .map(|pl| FIXED_LEN + usize::from(pl));
         let last = i + 1 == count;
         let len = match declared {
             Some(l) => l.min(rest),
             None if last => rest,
-            None => rest.min(40),
+            None => rest.min(FIXED_LEN),
         };
         *slot = at..at + len;
         at += len;
@@ -299,10 +305,18 @@ mod tests {
 
     use super::*;
 
+    /// An IPv6 packet of `payload` zero bytes (next header 59).
     fn pkt(payload: u16) -> Vec<u8> {
-        let mut p = vec![0u8; 40 + usize::from(payload)];
-        p[0] = 0x60;
-        p[4..6].copy_from_slice(&payload.to_be_bytes());
+        let mut p = Vec::new();
+        etherparse::Ipv6Header {
+            payload_length: payload,
+            next_header: etherparse::IpNumber(59),
+            hop_limit: 64,
+            ..Default::default()
+        }
+        .write(&mut p)
+        .unwrap();
+        p.resize(p.len() + usize::from(payload), 0);
         p
     }
 
