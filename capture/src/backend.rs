@@ -431,7 +431,9 @@ mod tests {
             snapshot.policy().logging.dropped
         }
         fn decided(&mut self, packet: &Packet<'_>, decision: &Decision) {
-            let dport = u16::from_be_bytes([packet.bytes[42], packet.bytes[43]]);
+            let dport = v6fw_engine::walk::walk(packet.bytes, false)
+                .ports()
+                .map_or(0, |(_, _, dport)| dport);
             self.decisions.push((dport, decision.reason));
         }
     }

@@ -160,15 +160,31 @@ mod tests {
             local: vec!["fd00::/8".parse().unwrap()],
             if_index: 0,
         };
-        let mut pkt = [0u8; 40];
-        pkt[0] = 0x60;
-        pkt[8] = 0xfd;
+        // A fixed header (no payload) from `src`.
+        let from = |src: [u8; 16]| {
+            let mut pkt = Vec::new();
+            etherparse::Ipv6Header {
+                next_header: etherparse::IpNumber(59),
+                hop_limit: 64,
+                source: src,
+                ..Default::default()
+            }
+            .write(&mut pkt)
+            .unwrap();
+            pkt
+        };
+        let mut local = [0u8; 16];
+        local[0] = 0xfd;
+        let mut outside = [0u8; 16];
+        outside[0] = 0x20;
+        let pkt = from(local);
         assert_eq!(opts.direction(&pkt), Direction::Outbound);
-        pkt[8] = 0x20;
-        assert_eq!(opts.direction(&pkt), Direction::Inbound);
-        pkt[8] = 0xfd;
+        assert_eq!(opts.direction(&from(outside)), Direction::Inbound);
         assert_eq!(opts.direction(&pkt[..39]), Direction::Inbound);
-        pkt[0] = 0x40;
-        assert_eq!(opts.direction(&pkt), Direction::Inbound);
+        // An IPv4 header, padded to IPv6's length: never from fd00::/8.
+        let mut v4 = Vec::new();
+        etherparse::Ipv4Header::default().write(&mut v4).unwrap();
+        v4.resize(pkt.len(), 0xfd);
+        assert_eq!(opts.direction(&v4), Direction::Inbound);
     }
 }

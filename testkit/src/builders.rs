@@ -45,10 +45,18 @@ pub const TCP_ACK: u8 = 0x10;
 /// A TCP segment with exactly these flags (the checksum is not fixed up:
 /// v6fw does not validate it).
 pub fn tcp_flags_pkt(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let b = PacketBuilder::ipv6(src, dst, 64).tcp(sport, dport, 1, 1024);
+    let mut h = etherparse::TcpHeader::new(sport, dport, 1, 1024);
+    h.fin = flags & 0x01 != 0;
+    h.syn = flags & 0x02 != 0;
+    h.rst = flags & 0x04 != 0;
+    h.psh = flags & 0x08 != 0;
+    h.ack = flags & 0x10 != 0;
+    h.urg = flags & 0x20 != 0;
+    h.ece = flags & 0x40 != 0;
+    h.cwr = flags & 0x80 != 0;
+    let b = PacketBuilder::ipv6(src, dst, 64).tcp_header(h);
     let mut v = Vec::with_capacity(b.size(4));
     b.write(&mut v, &[1, 2, 3, 4]).unwrap();
-    v[53] = flags;
     v
 }
 
@@ -356,8 +364,11 @@ impl Chain {
 
 /// Sets the payload length to the bytes after the fixed header.
 pub fn set_payload_length(v: &mut [u8]) {
-    let len = u16::try_from(v.len() - 40).unwrap();
-    v[4..6].copy_from_slice(&len.to_be_bytes());
+    let header = v6fw_engine::wire::Ipv6Packet::<&[u8]>::HEADER_LEN;
+    let len = u16::try_from(v.len() - header).unwrap();
+    v6fw_engine::wire::Ipv6Packet::new_checked(v)
+        .unwrap()
+        .set_payload_len(len);
 }
 
 /// Eight headers of allowed kinds: hop-by-hop, 2 destination options,
