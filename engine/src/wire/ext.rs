@@ -58,10 +58,19 @@ mod field {
     pub const FRAG_ID: usize = 4;
     /// The fragment header's length.
     pub const FRAGMENT_LEN: usize = 8;
-    /// The Jumbo Payload option's type.
-    pub const OPT_JUMBO: u8 = 0xC2;
-    /// The Pad1 option's type (one byte, no length).
-    pub const OPT_PAD1: u8 = 0;
+}
+
+/// Option types of hop-by-hop and destination-options headers (IANA's
+/// "Destination Options and Hop-by-Hop Options" registry).
+pub mod option_type {
+    /// Pad1 (RFC 8200): one byte, no length.
+    pub const PAD1: u8 = 0;
+    /// PadN (RFC 8200).
+    pub const PADN: u8 = 1;
+    /// Router Alert (RFC 2711).
+    pub const ROUTER_ALERT: u8 = 5;
+    /// Jumbo Payload (RFC 2675).
+    pub const JUMBO: u8 = 0xC2;
 }
 
 /// One extension header: hop-by-hop, routing, fragment, destination options
@@ -154,9 +163,9 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     #[inline]
     pub fn jumbo_payload_len(&self) -> Option<u32> {
         let mut opts = self.options();
-        let opt = opts.find(|o| o.ty == field::OPT_JUMBO || o.is_cut())?;
+        let opt = opts.find(|o| o.ty == option_type::JUMBO || o.is_cut())?;
         let v = u32::from_be_bytes(*opt.data.first_chunk::<4>()?);
-        (opt.ty == field::OPT_JUMBO && opt.len == Some(4) && v > 65_535).then_some(v)
+        (opt.ty == option_type::JUMBO && opt.len == Some(4) && v > 65_535).then_some(v)
     }
 
     /// The header as a fragment header (a fragment header's kind only).
@@ -231,7 +240,7 @@ impl Ipv6Option<'_> {
     /// Whether the option runs past its header (the last one yielded, then).
     pub fn is_cut(&self) -> bool {
         match self.len {
-            None => self.ty != field::OPT_PAD1,
+            None => self.ty != option_type::PAD1,
             Some(len) => self.data.len() < usize::from(len),
         }
     }
@@ -249,7 +258,7 @@ impl<'a> Iterator for Ipv6Options<'a> {
 
     fn next(&mut self) -> Option<Ipv6Option<'a>> {
         let (&ty, rest) = self.rest.split_first()?;
-        if ty == field::OPT_PAD1 {
+        if ty == option_type::PAD1 {
             self.rest = rest;
             return Some(Ipv6Option {
                 ty,

@@ -22,7 +22,7 @@ mod ipv6;
 mod tcp;
 mod udp;
 
-pub use ext::{ExtHeader, FragmentHeader, Ipv6Option, Ipv6Options};
+pub use ext::{option_type, ExtHeader, FragmentHeader, Ipv6Option, Ipv6Options};
 pub use icmpv6::{Icmpv6Packet, Quoted};
 pub use ipv6::{addresses_of_cut, version_of, Ipv6Packet, IPV6_VERSION};
 pub use tcp::TcpPacket;

@@ -244,10 +244,10 @@ pub fn extension_headers(pkt: &[u8], base: usize, w: &Walk<'_>) -> (Vec<Layer>, 
 
 fn ext_name(kind: u8) -> &'static str {
     match kind {
-        0 => "hop-by-hop options",
-        43 => "routing",
-        44 => "fragment",
-        51 => "authentication",
+        next_header::HOP_BY_HOP => "hop-by-hop options",
+        next_header::ROUTING => "routing",
+        next_header::FRAGMENT => "fragment",
+        next_header::AUTH => "authentication",
         _ => "destination options",
     }
 }
@@ -258,7 +258,7 @@ fn options(opts: wire::Ipv6Options<'_>) -> String {
     let mut names = Vec::new();
     for o in opts {
         let Some(len) = o.len else {
-            names.push(if o.ty == 0 {
+            names.push(if o.ty == wire::option_type::PAD1 {
                 "Pad1".to_string()
             } else {
                 format!("type 0x{:02x} (cut)", o.ty)
@@ -266,9 +266,9 @@ fn options(opts: wire::Ipv6Options<'_>) -> String {
             continue;
         };
         let name = match o.ty {
-            1 => "PadN".to_string(),
-            0xc2 => "Jumbo payload".to_string(),
-            5 => "Router alert".to_string(),
+            wire::option_type::PADN => "PadN".to_string(),
+            wire::option_type::JUMBO => "Jumbo payload".to_string(),
+            wire::option_type::ROUTER_ALERT => "Router alert".to_string(),
             ty => format!("type 0x{ty:02x}"),
         };
         names.push(format!("{name} ({len} bytes)"));
