@@ -230,7 +230,7 @@ fn sets() -> Vec<(String, String)> {
             .or_else(|_| f.strip_prefix(ROOT))
             .unwrap()
             .to_string_lossy()
-            .replace('/', "__");
+            .replace(['/', '\\'], "__");
         sets.push((rel, replay_lines(f)));
     }
     for corpus in ["capture_file"] {
@@ -266,13 +266,16 @@ fn write_gz(path: &Path, text: &str) {
 }
 
 /// `text` with the checkout's directory taken out of every path an error
-/// line names (`/work/x/api/../fuzz/corpus/...` is `fuzz/corpus/...`): the
-/// lines were recorded in another checkout.
+/// line names (`/work/x/api/../fuzz/corpus/...` is `fuzz/corpus/...`, with
+/// `/` between its parts on Windows too): the lines were recorded in another
+/// checkout, on Linux.
 fn checkout_free(text: &str) -> String {
     text.lines()
-        .map(|l| match (l.find(" /"), l.find("/api/../")) {
+        .map(|l| match (l.find(" /"), l.find("/api/..")) {
             (Some(start), Some(end)) if start < end => {
-                format!("{}{}", &l[..=start], &l[end + "/api/../".len()..])
+                // `/api/..` and the separator after it (`/`, or `\` on Windows).
+                let rest = &l[end + "/api/../".len()..];
+                format!("{}{}", &l[..=start], rest.replace('\\', "/"))
             }
             _ => l.to_owned(),
         })

@@ -144,6 +144,12 @@ fn five_million_packets_in_constant_memory() {
     assert_eq!(sv["packets"], 50_000);
     // 100 times the packets, the same memory (a little slack for the allocator).
     println!("max RSS: {small_rss} KiB for 50,000 packets, {large_rss} KiB for {n}");
+    #[cfg(windows)]
+    if small_rss == 0
+        && common::wine_skip("the peak memory of an exited child (Wine reports 0 for it)")
+    {
+        return;
+    }
     assert!(small_rss > 0, "no peak memory was measured");
     assert!(
         large_rss <= small_rss + 4 * 1024,
