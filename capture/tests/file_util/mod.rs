@@ -69,12 +69,15 @@ pub fn write(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 /// An Ethernet frame carrying an IPv6 header and `payload` zero bytes.
 pub fn eth6(payload: usize) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xDD];
-    let mut ip = vec![0u8; 40 + payload];
-    ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&(payload.min(0xFFFF) as u16).to_be_bytes());
-    ip[6] = 59;
-    ip[7] = 64;
-    f.extend_from_slice(&ip);
+    etherparse::Ipv6Header {
+        payload_length: payload.min(0xFFFF) as u16,
+        next_header: etherparse::IpNumber(59),
+        hop_limit: 64,
+        ..Default::default()
+    }
+    .write(&mut f)
+    .unwrap();
+    f.resize(f.len() + payload, 0);
     f
 }
 
