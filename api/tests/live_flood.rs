@@ -24,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use v6fw_testkit::lab::{has, is_root};
 use v6fw_testkit::netns::{self, require_live, VethPair};
 
 const FLOOD: u32 = 100_000;
@@ -114,20 +115,6 @@ fn skip(why: &str) {
         "V6FW_REQUIRE_LIVE is set but the live flood test cannot run: {why}"
     );
     eprintln!("SKIPPED live_flood: {why}");
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn has(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 fn unavailable() -> Option<String> {
