@@ -147,7 +147,7 @@ fn log_never_exceeds_its_cap_over_many_rotations() {
     assert!(last.contains(" S 11999 0 "), "{last}");
 }
 
-#[cfg(unix)]
+#[cfg(unix)] // a FIFO (mkfifo) is what blocks the writer here: a Unix file type
 #[test]
 fn log_flood_against_a_blocked_writer_never_waits() {
     use std::ffi::CString;

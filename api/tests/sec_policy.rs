@@ -180,7 +180,6 @@ fn good_files_still_load() {
     assert_eq!(store.load().unwrap().unwrap().globals.len(), 3);
 }
 
-#[cfg(unix)]
 #[test]
 fn an_unreadable_file_says_how_to_recover() {
     let dir = tempfile::tempdir().unwrap();
