@@ -173,8 +173,10 @@ pub struct Worker {
 
 impl Worker {
     /// Decides one packet on a pinned snapshot and counts it: one walk, one
-    /// decision, for every packet.
-    #[inline]
+    /// decision, for every packet. Inlined into the caller's packet loop
+    /// (what is off the common path is not inlined here: see
+    /// [`Worker::decide_walked`]).
+    #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
         let d = self.decide_walked(snap, &walk(packet, meta.truncated), meta);
         self.counters.bump(d.reason);
@@ -182,15 +184,60 @@ impl Worker {
     }
 
     /// Decides a packet that was already walked (does not count it).
-    #[inline]
+    ///
+    /// The whole inbound packet whose upper layer was reached is the common
+    /// case and stays inline; what is decided before the policy (SPEC.md
+    /// steps 1-3: not a whole packet, or outbound) and what needs a table
+    /// (flows, fragments, ICMPv6 errors) is in functions of their own, off
+    /// the common path. Those functions get a copy of the walk, made on
+    /// their own branch, so that the common path keeps the walk in
+    /// registers instead of building it in memory for them.
+    #[inline(always)]
     pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk<'_>, meta: &PacketMeta) -> Decision {
+        if meta.direction == Direction::Outbound || w.outcome() != Outcome::Complete {
+            if let Some(d) = self.before_policy(snap, &w.clone(), meta) {
+                return d;
+            }
+        }
+        let conn = snap.connection(meta.if_index);
+        if !conn.enabled {
+            return Decision::with_columns(Reason::FirewallDisabled, w);
+        }
+        let now = meta.now_ns;
+        let reason = match w.outcome() {
+            Outcome::Complete => match w.ports() {
+                Some((proto, sport, dport)) => {
+                    self.port_reason(snap, conn, w, proto, sport, dport, now)
+                }
+                None => self.other_reason(snap, &w.clone(), now),
+            },
+            Outcome::LaterFragment => return Decision::bare(self.later_fragment(&w.clone(), now)),
+            Outcome::BadLength => Reason::Malformed,
+            Outcome::Invalid(r) | Outcome::Stop(r) => r,
+        };
+        if w.has_fragment() {
+            self.first_fragment(&w.clone(), reason, now);
+        }
+        Decision::with_columns(reason, w)
+    }
+
+    /// Steps 1-3 for a packet that is outbound or whose walk did not reach
+    /// a whole upper layer: the decision when one of them makes it, `None`
+    /// when the policy decides.
+    #[inline(never)]
+    fn before_policy(
+        &mut self,
+        snap: &Snapshot,
+        w: &Walk<'_>,
+        meta: &PacketMeta,
+    ) -> Option<Decision> {
         match w.outcome() {
             // `not_ipv6`, or a version-6 frame under 40 bytes: it has no
             // addresses, so it "cannot be placed as outbound" (SPEC.md).
-            Outcome::Invalid(reason) => return Decision::bare(reason),
+            Outcome::Invalid(reason) => return Some(Decision::bare(reason)),
             // Step 2 comes before the firewall switch (step 3) inbound.
             Outcome::BadLength if meta.direction == Direction::Inbound => {
-                return Decision::bare(Reason::Malformed);
+                return Some(Decision::bare(Reason::Malformed));
             }
             _ => {}
         }
@@ -202,36 +249,33 @@ impl Worker {
                     self.record(key, w.tcp_flags(), meta.now_ns);
                 }
             }
-            return Decision::with_columns(Reason::Outbound, w);
+            return Some(Decision::with_columns(Reason::Outbound, w));
         }
-        let conn = snap.connection(meta.if_index);
-        if !conn.enabled {
-            return Decision::with_columns(Reason::FirewallDisabled, w);
+        None
+    }
+
+    /// Step 6 for a whole inbound upper layer that is not TCP or UDP:
+    /// ICMPv6, or a protocol the firewall does not know.
+    #[inline(never)]
+    fn other_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, now: u64) -> Reason {
+        match w.icmp_type() {
+            Some(ty) => self.icmp_reason(snap, w, ty, now),
+            None => Reason::UnsupportedProtocol,
         }
-        let now = meta.now_ns;
-        let reason = match w.outcome() {
-            Outcome::LaterFragment => return Decision::bare(self.later_fragment(w, now)),
-            Outcome::BadLength => Reason::Malformed,
-            Outcome::Invalid(r) | Outcome::Stop(r) => r,
-            Outcome::Complete => {
-                if let Some((proto, sport, dport)) = w.ports() {
-                    self.port_reason(snap, conn, w, proto, sport, dport, now)
-                } else if let Some(ty) = w.icmp_type() {
-                    self.icmp_reason(snap, w, ty, now)
-                } else {
-                    Reason::UnsupportedProtocol
-                }
-            }
-        };
+    }
+
+    /// Step 5 for a packet with a fragment header decided `reason`: a first
+    /// fragment is remembered for its later fragments (an atomic one is not).
+    #[inline(never)]
+    fn first_fragment(&mut self, w: &Walk<'_>, reason: Reason, now: u64) {
         if let Some(frag) = w.fragment().filter(|f| f.is_first()) {
             self.remember_first_fragment(w, frag, reason, now);
         }
-        Decision::with_columns(reason, w)
     }
 
     /// Step 5 for a first fragment decided `reason`: remembered for its later
     /// fragments, unless it was `incomplete_chain`.
-    #[inline(never)]
+    #[inline(always)]
     fn remember_first_fragment(&mut self, w: &Walk<'_>, frag: Fragment, reason: Reason, now: u64) {
         let key = FragKey {
             id: frag.id,
@@ -279,7 +323,7 @@ impl Worker {
         let global = conn.global.admits(proto, dport, src);
         if global == Admit::Open {
             Reason::GlobalPort
-        } else if snap.state() && self.is_reply(w, proto, sport, dport, now) {
+        } else if snap.state() && self.is_reply(&w.clone(), proto, sport, dport, now) {
             Reason::Established
         } else if own == Admit::OutOfScope || global == Admit::OutOfScope {
             Reason::OutOfScope
@@ -290,7 +334,7 @@ impl Worker {
 
     /// Whether the packet is the reply of a tracked flow (its destination is
     /// the local end of the flow).
-    #[inline]
+    #[inline(never)]
     fn is_reply(&mut self, w: &Walk<'_>, proto: u8, sport: u16, dport: u16, now: u64) -> bool {
         let key = flow_key(proto, (w.dst(), dport), (w.src(), sport));
         self.flows.reply(key, w.tcp_flags(), now)
@@ -299,7 +343,7 @@ impl Worker {
     /// Step 6 for an inbound ICMPv6 message of type `ty`: the type's policy
     /// with the NDP and MLD conditions, then, for errors with
     /// `icmp_errors = "related"`, what the error quotes.
-    #[inline]
+    #[inline(always)]
     fn icmp_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, ty: u8, now: u64) -> Reason {
         let fragmented = w.fragment().is_some();
         if !snap.icmp().allows(ty, w.hop_limit(), fragmented) {

@@ -155,14 +155,27 @@ pub struct Walk<'a> {
     /// reads; everything else is read from the packet on demand.
     l4_word: u32,
     /// The upper-layer protocol number in the low byte, with [`PROTO_SET`]
-    /// once the walk reached it: one 16-bit word, written and read whole
-    /// (an `Option<u8>` was stored byte by byte and read back as one word,
-    /// a store-forwarding stall on every packet).
+    /// once the walk reached it and [`PORTS_SET`], [`COLUMN_SET`] once its
+    /// header passed its length check: one 16-bit word, written and read
+    /// whole, so each question the decision asks is one bit test (an
+    /// `Option<u8>` was stored byte by byte and read back as one word, a
+    /// store-forwarding stall on every packet).
     proto: u16,
+    /// The `dport` column (TCP/UDP destination port, ICMPv6 type), valid
+    /// with [`COLUMN_SET`].
+    column: u16,
 }
 
 /// The bit of [`Walk::proto`]'s word that says the upper layer was reached.
 const PROTO_SET: u16 = 0x100;
+/// The bit of [`Walk::proto`]'s word that says a TCP or UDP header passed
+/// its length check: [`Walk::l4_word`] holds its ports.
+const PORTS_SET: u16 = 0x200;
+/// The bit of [`Walk::proto`]'s word that says [`Walk::column`] is set.
+const COLUMN_SET: u16 = 0x400;
+/// The bit of [`Walk::proto`]'s word that says an ICMPv6 header passed its
+/// length check: [`Walk::l4_word`] holds its type, code and checksum.
+const ICMP_SET: u16 = 0x800;
 
 impl<'a> Walk<'a> {
     const fn new(data: &'a [u8], outcome: Outcome) -> Walk<'a> {
@@ -176,6 +189,7 @@ impl<'a> Walk<'a> {
             tcp_flags: 0,
             l4_word: 0,
             proto: 0,
+            column: 0,
         }
     }
 
@@ -246,6 +260,12 @@ impl<'a> Walk<'a> {
         } else {
             Some((self.proto & 0xff) as u8)
         }
+    }
+
+    /// Whether a fragment header was read whole (see [`Walk::fragment`]).
+    #[inline]
+    pub const fn has_fragment(&self) -> bool {
+        self.frag_at != 0
     }
 
     /// The fragment header, once it was read whole.
@@ -324,20 +344,21 @@ impl<'a> Walk<'a> {
 
     /// The `dport` column: TCP/UDP destination port, ICMPv6 type.
     #[inline]
-    pub fn dport_column(&self) -> Option<u16> {
-        match self.proto()? {
-            TCP | UDP => self.ports().map(|(_, _, dport)| dport),
-            ICMPV6 => self.icmp_type().map(u16::from),
-            _ => None,
+    pub const fn dport_column(&self) -> Option<u16> {
+        if self.proto & COLUMN_SET == 0 {
+            None
+        } else {
+            Some(self.column)
         }
     }
 
     /// The ICMPv6 type, once that header passed its length check.
     #[inline]
-    pub fn icmp_type(&self) -> Option<u8> {
-        match self.proto()? {
-            ICMPV6 if self.outcome == Outcome::Complete => Some((self.l4_word >> 24) as u8),
-            _ => None,
+    pub const fn icmp_type(&self) -> Option<u8> {
+        if self.proto & ICMP_SET == 0 {
+            None
+        } else {
+            Some((self.l4_word >> 24) as u8)
         }
     }
 
@@ -350,21 +371,25 @@ impl<'a> Walk<'a> {
     /// Protocol, source and destination port of a TCP or UDP header that
     /// passed its length check (so may start a flow).
     #[inline]
-    pub fn ports(&self) -> Option<(u8, u16, u16)> {
-        match self.proto()? {
-            proto @ (TCP | UDP) if self.outcome == Outcome::Complete => {
-                Some((proto, (self.l4_word >> 16) as u16, self.l4_word as u16))
-            }
-            _ => None,
+    pub const fn ports(&self) -> Option<(u8, u16, u16)> {
+        if self.proto & PORTS_SET == 0 {
+            None
+        } else {
+            Some((
+                (self.proto & 0xff) as u8,
+                (self.l4_word >> 16) as u16,
+                self.l4_word as u16,
+            ))
         }
     }
 
     /// The TCP flags byte (`None` unless TCP that passed its length check).
     #[inline]
-    pub fn tcp_flags(&self) -> Option<u8> {
-        match self.proto()? {
-            TCP if self.outcome == Outcome::Complete => Some(self.tcp_flags),
-            _ => None,
+    pub const fn tcp_flags(&self) -> Option<u8> {
+        if self.proto & (PORTS_SET | 0xff) == PORTS_SET | TCP as u16 {
+            Some(self.tcp_flags)
+        } else {
+            None
         }
     }
 }
@@ -409,6 +434,8 @@ pub fn ext_headers(pkt: &[u8]) -> impl Iterator<Item = ExtHeader<'_>> {
 /// Reads the Jumbo Payload option from a hop-by-hop header right after the
 /// fixed header. `None` if there is no such header, no such option, or the
 /// option is invalid (length not 4, or a value under 65,536 — RFC 2675).
+#[cold]
+#[inline(never)]
 fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
     if ip.next_header() != HOP_BY_HOP {
         return None;
@@ -420,8 +447,9 @@ fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
 
 /// Walks one packet. `snap_truncated` says the capture cut the frame short:
 /// then the payload-length check of step 2 is skipped and the packet is
-/// judged on the bytes it has.
-#[inline]
+/// judged on the bytes it has. Always inlined: a packet without extension
+/// headers is walked in the caller's registers; the rest is [`walk_ext`]'s.
+#[inline(always)]
 pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
     if version_of(pkt) != Some(IPV6_VERSION) {
         return Walk::new(pkt, Outcome::Invalid(Reason::NotIpv6));
@@ -455,19 +483,27 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
         // The common case, no extension header: the upper layer right after
         // the fixed header, and the result built in one piece.
         let l4 = data.get(FIXED_LEN..).unwrap_or_default();
-        let (outcome, tcp_flags, l4_word) = upper_facts(l4, next, false);
+        let f = upper_facts(l4, next, false);
         return Walk {
             data,
             l4: FIXED_LEN as u32,
             frag_at: 0,
             frag_len: 0,
-            outcome,
+            outcome: f.outcome,
             ext_headers: 0,
-            tcp_flags,
-            l4_word,
-            proto: PROTO_SET | u16::from(next),
+            tcp_flags: f.tcp_flags,
+            l4_word: f.word,
+            proto: f.bits | PROTO_SET | u16::from(next),
+            column: f.column,
         };
     }
+    walk_ext(data, declared_end, next)
+}
+
+/// [`walk`] from the first extension header on (off the common path:
+/// most packets have none).
+#[inline(never)]
+fn walk_ext(data: &[u8], declared_end: usize, next: u8) -> Walk<'_> {
     let mut w = Walk::new(data, Outcome::Complete);
     w.outcome = walk_chain(&mut w, declared_end, next);
     w
@@ -544,42 +580,75 @@ fn short_reason(w: &Walk<'_>) -> Reason {
 /// passes leaves its first word (and TCP's flags) in `w`.
 #[inline]
 fn upper_layer(w: &mut Walk<'_>, l4: &[u8], proto: u8) -> Outcome {
-    let (outcome, flags, word) = upper_facts(l4, proto, w.is_first_fragment());
-    w.tcp_flags = flags;
-    w.l4_word = word;
-    outcome
+    let f = upper_facts(l4, proto, w.is_first_fragment());
+    w.tcp_flags = f.tcp_flags;
+    w.l4_word = f.word;
+    w.proto |= f.bits;
+    w.column = f.column;
+    f.outcome
+}
+
+/// What step 6's length checks found of an upper-layer header.
+struct UpperFacts {
+    /// How the walk ends.
+    outcome: Outcome,
+    /// TCP's flags byte (0 for the others).
+    tcp_flags: u8,
+    /// See [`Walk::l4_word`].
+    word: u32,
+    /// [`PORTS_SET`], [`COLUMN_SET`], [`ICMP_SET`]: what `word` and `column` hold.
+    bits: u16,
+    /// See [`Walk::column`].
+    column: u16,
+}
+
+impl UpperFacts {
+    const fn stop(reason: Reason) -> Self {
+        UpperFacts {
+            outcome: Outcome::Stop(reason),
+            tcp_flags: 0,
+            word: 0,
+            bits: 0,
+            column: 0,
+        }
+    }
 }
 
 /// Step 6's length checks on the upper-layer header `l4` of protocol
 /// `proto` (in a first fragment or not): how the walk ends, and for a
-/// header that passed, TCP's flags and its first word (see
-/// [`Walk::l4_word`]).
+/// header that passed, what the decision reads of it.
 #[inline(always)]
-fn upper_facts(l4: &[u8], proto: u8, first_fragment: bool) -> (Outcome, u8, u32) {
+fn upper_facts(l4: &[u8], proto: u8, first_fragment: bool) -> UpperFacts {
     let fits = match proto {
         TCP => TcpPacket::new_checked(l4).map(|t| {
-            (
-                t.flags(),
-                (u32::from(t.src_port()) << 16) | u32::from(t.dst_port()),
-            )
+            let dport = t.dst_port();
+            let word = (u32::from(t.src_port()) << 16) | u32::from(dport);
+            (t.flags(), word, PORTS_SET | COLUMN_SET, dport)
         }),
-        UDP => UdpPacket::new_checked(l4)
-            .map(|u| (0, (u32::from(u.src_port()) << 16) | u32::from(u.dst_port()))),
+        UDP => UdpPacket::new_checked(l4).map(|u| {
+            let dport = u.dst_port();
+            let word = (u32::from(u.src_port()) << 16) | u32::from(dport);
+            (0, word, PORTS_SET | COLUMN_SET, dport)
+        }),
         ICMPV6 => Icmpv6Packet::new_checked(l4).map(|m| {
             let word = (u32::from(m.msg_type()) << 24)
                 | (u32::from(m.msg_code()) << 16)
                 | u32::from(m.checksum());
-            (0, word)
+            (0, word, ICMP_SET | COLUMN_SET, u16::from(m.msg_type()))
         }),
-        _ => Ok((0, 0)),
+        _ => Ok((0, 0, 0, 0)),
     };
     match fits {
-        Ok((flags, word)) => (Outcome::Complete, flags, word),
-        Err(wire::Error::Malformed) => (Outcome::Stop(Reason::Malformed), 0, 0),
-        Err(wire::Error::Truncated) if first_fragment => {
-            (Outcome::Stop(Reason::IncompleteChain), 0, 0)
-        }
-        Err(wire::Error::Truncated) => (Outcome::Stop(Reason::Malformed), 0, 0),
+        Ok((tcp_flags, word, bits, column)) => UpperFacts {
+            outcome: Outcome::Complete,
+            tcp_flags,
+            word,
+            bits,
+            column,
+        },
+        Err(wire::Error::Malformed) => UpperFacts::stop(Reason::Malformed),
+        Err(wire::Error::Truncated) if first_fragment => UpperFacts::stop(Reason::IncompleteChain),
+        Err(wire::Error::Truncated) => UpperFacts::stop(Reason::Malformed),
     }
 }
 
