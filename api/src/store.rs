@@ -12,15 +12,49 @@
 //! written twice in two spellings (`22/tcp` and `022/tcp`), `[logging]`
 //! values `v6fw log set` would refuse, and an empty or unreadable file are
 //! all errors that say how to recover, so that a hand edit is never lost.
+//!
+//! The file holds a [`PolicyFile`]: the engine's [`Policy`] and the daemon's
+//! `[logging]` table ([`LogSettings`]), which the engine accepts unread. The
+//! text is read twice, once for each, so both keep toml's line and column.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
 use v6fw_engine::Policy;
 
 use crate::fw::{check_log_settings, FwError};
+use crate::log::LogSettings;
+
+/// What a policy file holds: the engine's policy and the daemon's tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyFile {
+    /// Everything the engine decides by.
+    pub policy: Policy,
+    /// `[logging]`: the firewall log's settings (the defaults when the file
+    /// has no such table).
+    pub logging: LogSettings,
+}
+
+impl From<Policy> for PolicyFile {
+    /// `policy` with the default log settings (a file without `[logging]`).
+    fn from(policy: Policy) -> Self {
+        PolicyFile {
+            policy,
+            logging: LogSettings::default(),
+        }
+    }
+}
+
+/// The daemon's tables of a policy file. Not `deny_unknown_fields`: every
+/// other key is the engine's, and [`Policy`] refuses the unknown ones.
+#[derive(Serialize, Deserialize)]
+struct DaemonTables<L> {
+    #[serde(default)]
+    logging: L,
+}
 
 /// The policy file's name inside the state directory.
 pub const POLICY_FILE: &str = "policy.toml";
@@ -199,11 +233,11 @@ impl PolicyStore {
         Ok(StoreLock { _file: file })
     }
 
-    /// The stored policy, or `None` if there is no file yet. A file that
+    /// The stored policy file, or `None` if there is no file yet. A file that
     /// cannot be read, is empty, does not parse or holds a value v6fw would
     /// refuse is an `E_FAIL` (see [`parse`]) naming the file, and never read
     /// as an empty policy. The daemon's start and reload both go through here.
-    pub fn load(&self) -> Result<Option<Policy>, FwError> {
+    pub fn load(&self) -> Result<Option<PolicyFile>, FwError> {
         let bytes = match fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -223,11 +257,11 @@ impl PolicyStore {
         parse(&self.path, &text).map(Some)
     }
 
-    /// Writes `policy` atomically and durably (temp file, fsync, rename,
-    /// fsync of the directory). When this returns `Ok`, the change survives a
-    /// crash.
-    pub fn save(&self, policy: &Policy) -> Result<(), FwError> {
-        let text = render(policy)?;
+    /// Writes `file` atomically and durably (temp file, fsync, rename,
+    /// fsync of the directory): the policy and its `[logging]` in one write.
+    /// When this returns `Ok`, the change survives a crash.
+    pub fn save(&self, file: &PolicyFile) -> Result<(), FwError> {
+        let text = render(file)?;
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .dir
@@ -310,17 +344,36 @@ pub struct StoreLock {
     _file: fs::File,
 }
 
-/// The text of `policy` as it is stored, with a header comment.
-pub fn render(policy: &Policy) -> Result<String, FwError> {
-    let body = toml::to_string(policy).map_err(|e| {
-        FwError::Unexpected(format!(
-            "the policy could not be written as TOML: {e}; please report this"
-        ))
-        .because(e)
-    })?;
+/// The text of `file` as it is stored, with a header comment: the engine's
+/// policy, then the `[logging]` table.
+pub fn render(file: &PolicyFile) -> Result<String, FwError> {
+    let to_toml = |r: Result<String, toml::ser::Error>| {
+        r.map_err(|e| {
+            FwError::Unexpected(format!(
+                "the policy could not be written as TOML: {e}; please report this"
+            ))
+            .because(e)
+        })
+    };
+    let body = to_toml(toml::to_string(&file.policy))?;
+    let daemon = to_toml(toml::to_string(&DaemonTables {
+        logging: &file.logging,
+    }))?;
     Ok(format!(
-        "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}"
+        "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}\n{daemon}"
     ))
+}
+
+/// Reads the TOML of a policy file, the engine's part and then the daemon's
+/// tables; the error (toml's, with its span) is the first found. Nothing
+/// beyond the TOML is checked: [`parse`] does the rest.
+pub fn from_toml(text: &str) -> Result<PolicyFile, toml::de::Error> {
+    let policy: Policy = toml::from_str(text)?;
+    let tables: DaemonTables<LogSettings> = toml::from_str(text)?;
+    Ok(PolicyFile {
+        policy,
+        logging: tables.logging,
+    })
 }
 
 /// Parses the text of a policy file; errors name `path`, the line and column.
@@ -330,14 +383,14 @@ pub fn render(policy: &Policy) -> Result<String, FwError> {
 /// `[logging]` is checked by [`check_log_settings`] as `v6fw log set` checks
 /// it, against the file's directory as the state directory; a file with no
 /// content at all is refused rather than read as an empty policy.
-pub fn parse(path: &Path, text: &str) -> Result<Policy, FwError> {
+pub fn parse(path: &Path, text: &str) -> Result<PolicyFile, FwError> {
     parse_for(path, path.parent(), text)
 }
 
 /// [`parse`] for a file that will live in `state_dir` (`v6fw load`: the
 /// file is read where it is, its `[logging]` is checked against the
 /// daemon's state directory).
-pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Policy, FwError> {
+pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<PolicyFile, FwError> {
     if text.trim().is_empty() {
         return Err(FwError::Fail(format!(
             "the policy file {} is empty ({} bytes): an interrupted copy or an editor may have truncated it; restore it from a backup, or remove it to start again with an empty policy (every port closed)",
@@ -346,7 +399,7 @@ pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Po
         )));
     }
     crate::fw::services::install();
-    let policy: Policy = toml::from_str(text).map_err(|e| {
+    let file = from_toml(text).map_err(|e| {
         let at = e
             .span()
             .map(|s| {
@@ -360,7 +413,7 @@ pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Po
             e.message().trim()
         ))
     })?;
-    for (key, conn) in &policy.connections {
+    for (key, conn) in &file.policy.connections {
         if *key != conn.id {
             return Err(FwError::Fail(format!(
                 "the policy file {} is inconsistent: connection [connections.{key:?}] has id {:?}; make them equal",
@@ -369,14 +422,14 @@ pub fn parse_for(path: &Path, state_dir: Option<&Path>, text: &str) -> Result<Po
             )));
         }
     }
-    check_log_settings(&policy.logging, state_dir).map_err(|e| {
+    check_log_settings(&file.logging, state_dir).map_err(|e| {
         FwError::Fail(format!(
             "the policy file {} has a bad [logging] value: {}; fix it there (the same rules as `v6fw log set`)",
             path.display(),
             e.message()
         ))
     })?;
-    Ok(policy)
+    Ok(file)
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -456,6 +509,31 @@ mod tests {
         fs::create_dir_all(&new).unwrap();
         fs::write(new.join(POLICY_FILE), "").unwrap();
         assert!(check_moved_from(&new, &old).is_ok(), "moved already");
+    }
+
+    #[test]
+    fn the_logging_table_is_read_beside_the_policy_and_written_after_it() {
+        let path = Path::new("/nowhere/policy.toml");
+        let text =
+            "[logging]\nconnections = true\nmax_size = 2048\n[globals]\n\"22/tcp\" = \"ssh\"\n";
+        let file = parse(path, text).unwrap();
+        assert!(file.logging.connections && !file.logging.dropped);
+        assert_eq!(file.logging.max_size, 2048);
+        assert_eq!(file.policy.globals.len(), 1);
+        let rendered = render(&file).unwrap();
+        assert!(
+            rendered.ends_with(
+                "[icmp]\n\n[logging]\ndropped = false\nconnections = true\nmax_size = 2048\n"
+            ),
+            "{rendered}"
+        );
+        assert_eq!(parse(path, &rendered).unwrap(), file);
+        // No `[logging]`: the defaults, written out in full.
+        let bare = parse(path, "[globals]\n").unwrap();
+        assert_eq!(bare, PolicyFile::default());
+        assert!(render(&bare)
+            .unwrap()
+            .contains("[logging]\ndropped = false\n"));
     }
 
     #[test]

@@ -107,7 +107,11 @@ fn run_child(dir: &Path, start: u16, kill_after: Option<usize>) -> Vec<u16> {
 /// unacknowledged change per killed run.
 fn check(dir: &Path, runs: &[(u16, Vec<u16>)]) {
     let store = PolicyStore::new(dir);
-    let policy = store.load().unwrap().expect("the policy file exists");
+    let policy = store
+        .load()
+        .unwrap()
+        .expect("the policy file exists")
+        .policy;
     let conn = policy.connection("crash0").unwrap();
     for (start, acked) in runs {
         for &port in acked {

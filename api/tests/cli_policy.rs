@@ -202,6 +202,8 @@ const BAD: &str = r#"[globals]
 [connections.eth0]
 id = "eth0"
 enabeld = true
+[logging]
+droped = true
 
 [globl]
 x = 1
@@ -234,11 +236,15 @@ fn check_lists_every_error_with_its_place() {
         format!("{f}:2:35: \"fd00::/200\" is not an IPv6 prefix"),
         format!("{f}:3:1: \"8:7/tcp\" is backwards"),
         format!("{f}:7:1: unknown field `enabeld`"),
-        format!("{f}:9:2: unknown field `globl`"),
-        "(4 errors)".to_string(),
+        format!("{f}:9:1: unknown field `droped`"),
+        format!("{f}:11:2: unknown field `globl`"),
+        "(5 errors)".to_string(),
     ] {
         assert!(err.contains(&want), "{want} in:\n{err}");
     }
+    // In the file's order, though `[logging]` is read after the rest.
+    let at = |m: &str| err.find(m).unwrap();
+    assert!(at("`droped`") < at("`globl`"), "{err}");
 }
 
 #[test]

@@ -262,7 +262,7 @@ impl Test {
     fn edit_policy(&self, edit: impl FnOnce(&mut v6fw_engine::Policy)) {
         let path = self.state.join("policy.toml");
         let mut p = v6fw_api::store::parse(&path, &fs::read_to_string(&path).unwrap()).unwrap();
-        edit(&mut p);
+        edit(&mut p.policy);
         fs::write(&path, v6fw_api::store::render(&p).unwrap()).unwrap();
     }
 }
@@ -640,7 +640,7 @@ impl Test {
             p.open_global(PortPair::new(port, proto).unwrap(), "restored");
         }
         let path: &Path = &self.state.join("policy.toml");
-        fs::write(path, v6fw_api::store::render(&p).unwrap()).unwrap();
+        fs::write(path, v6fw_api::store::render(&p.into()).unwrap()).unwrap();
     }
 }
 

@@ -25,7 +25,9 @@ const B: &str = r#"[globals]
 "#;
 
 fn policy(text: &str) -> Policy {
-    v6fw_api::store::parse(std::path::Path::new("test.toml"), text).unwrap()
+    v6fw_api::store::parse(std::path::Path::new("test.toml"), text)
+        .unwrap()
+        .policy
 }
 
 fn tcp(src: [u8; 16], dport: u16) -> Vec<u8> {

@@ -16,7 +16,8 @@ use serde_json::Value;
 use v6fw_api::control::protocol::{dispatch, Request};
 use v6fw_api::control::server::serve;
 use v6fw_api::fw::{FirewallManager, E_ACCESSDENIED, E_INVALIDARG};
-use v6fw_engine::{LogSettings, Policy};
+use v6fw_api::log::LogSettings;
+use v6fw_engine::Policy;
 
 /// Root on Unix, an elevated Administrator on Windows: who may change the
 /// policy file without a daemon.

@@ -333,25 +333,33 @@ mod hook {
     }
 
     #[test]
-    fn log_hook_logs_what_the_current_policy_asks() {
+    fn log_hook_logs_what_the_current_settings_ask() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pfirewall.log");
         let mgr = FirewallManager::in_memory(Policy::default());
         let (tx, writer) = LogWriter::spawn(config(&path, 1 << 20), 64).unwrap();
-        let mut hook = LogHook::new(tx);
+        let mut hook = LogHook::new(tx, Arc::clone(mgr.shared_log_settings()));
         let engine = mgr.engine();
         let mut worker = engine.worker();
         let b = Batch(vec![syn(9090), syn(9091)]);
         let mut v = [Verdict::Accept; 2];
+        let dropped = |on| {
+            let change = LogChange {
+                dropped: Some(on),
+                ..LogChange::default()
+            };
+            assert!(mgr.set_log_settings(&change).unwrap(), "a change");
+        };
         // Logging off: nothing.
         decide_batch_with(&b, engine, &mut worker, 1, &mut v, &mut hook);
         assert_eq!(v, [Verdict::Drop, Verdict::Drop]);
-        mgr.set_log_settings(&LogChange {
-            dropped: Some(true),
-            ..LogChange::default()
-        })
-        .unwrap();
+        // The setter reaches the running hook from its next batch...
+        dropped(true);
         decide_batch_with(&b, engine, &mut worker, 2, &mut v, &mut hook);
+        // ... and so does switching it off again.
+        dropped(false);
+        decide_batch_with(&b, engine, &mut worker, 3, &mut v, &mut hook);
+        assert_eq!(v, [Verdict::Drop, Verdict::Drop]);
         drop(hook);
         let stats = writer.finish().unwrap();
         assert_eq!(stats.written, 2);

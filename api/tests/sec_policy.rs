@@ -33,8 +33,8 @@ const BAD: &[Bad] = &[
     },
     Bad {
         what: "unknown key in [logging]",
-        text: "[logging]\ndroped = true\n",
-        says: &["line 2", "unknown field `droped`", "`dropped`", "`max_size`"],
+        text: "[globals]\n\"22/tcp\" = \"ssh\"\n[logging]\ndropped = true\n  droped = true\n",
+        says: &["line 5, column 3", "unknown field `droped`", "`dropped`", "`max_size`"],
     },
     Bad {
         what: "misspelt value",
@@ -44,7 +44,7 @@ const BAD: &[Bad] = &[
     Bad {
         what: "misspelt boolean",
         text: "[logging]\ndropped = \"no\"\n",
-        says: &["line 2", "invalid type", "boolean"],
+        says: &["line 2, column 11", "invalid type", "boolean"],
     },
     Bad {
         what: "duplicate global with a leading zero",
@@ -170,14 +170,14 @@ fn good_files_still_load() {
     );
     std::fs::write(store.path(), text).unwrap();
     let p = store.load().unwrap().unwrap();
-    assert_eq!(p.globals.len(), 2);
+    assert_eq!(p.policy.globals.len(), 2);
     assert!(p.logging.dropped);
     // What v6fw writes, it reads back.
     let mgr = FirewallManager::open(dir.path()).unwrap();
     mgr.open_global_port(8080, v6fw_engine::Protocol::Tcp, "web")
         .unwrap();
     drop(mgr);
-    assert_eq!(store.load().unwrap().unwrap().globals.len(), 3);
+    assert_eq!(store.load().unwrap().unwrap().policy.globals.len(), 3);
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn log_set_and_load_refuse_the_same_values() {
         let err = mgr.set_log_settings(&change).unwrap_err().to_string();
         assert!(err.contains(says), "{err}");
     }
-    assert_eq!(mgr.log_settings(), v6fw_engine::LogSettings::default());
+    assert_eq!(mgr.log_settings(), v6fw_api::log::LogSettings::default());
 }
 
 /// `v6fw run` stops before filtering anything when the policy file is bad

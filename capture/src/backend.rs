@@ -418,17 +418,18 @@ mod tests {
         assert_eq!(engine.counters().totals().get(Reason::Established), 1);
     }
 
-    /// Counts what it is shown; wants batches only when the policy logs drops.
+    /// Counts what it is shown; wants a batch's decisions only when `wants`.
     #[derive(Default)]
     struct Seen {
+        wants: bool,
         batches: usize,
         decisions: Vec<(u16, Reason)>,
     }
 
     impl DecisionHook for Seen {
-        fn begin_batch(&mut self, snapshot: &Snapshot) -> bool {
+        fn begin_batch(&mut self, _snapshot: &Snapshot) -> bool {
             self.batches += 1;
-            snapshot.policy().logging.dropped
+            self.wants
         }
         fn decided(&mut self, packet: &Packet<'_>, decision: &Decision) {
             let dport = v6fw_engine::walk::walk(packet.bytes, false)
@@ -440,7 +441,7 @@ mod tests {
 
     #[test]
     fn the_hook_sees_decisions_only_when_it_asks() {
-        let (engine, publisher) = Engine::with_publisher(Policy::default(), Default::default());
+        let engine = Engine::new(Policy::default());
         let b = Memory {
             batches: Vec::new(),
             current: vec![(tcp(2, 4000, 9090), Direction::Inbound)],
@@ -452,12 +453,7 @@ mod tests {
         let mut v = [Verdict::Accept; 1];
         decide_batch_with(&b, &engine, &mut worker, 1, &mut v, &mut hook);
         assert_eq!((hook.batches, hook.decisions.len()), (1, 0));
-        publisher
-            .update(|p| {
-                p.logging.dropped = true;
-                Ok::<_, ()>(())
-            })
-            .unwrap();
+        hook.wants = true;
         decide_batch_with(&b, &engine, &mut worker, 2, &mut v, &mut hook);
         assert_eq!(hook.batches, 2);
         assert_eq!(hook.decisions, [(9090, Reason::PortClosed)]);

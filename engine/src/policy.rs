@@ -372,50 +372,22 @@ pub struct Policy {
         deserialize_with = "crate::settings::deserialize"
     )]
     pub state: StateSettings,
-    /// The firewall log (`INetFwV6Mgr`'s logging properties).
-    #[serde(default)]
-    pub logging: LogSettings,
+    /// `[logging]`: a table of the same file that the daemon reads (the api
+    /// crate's firewall log settings), not the engine. It is accepted here
+    /// unread, so every other unknown key is still refused with its place,
+    /// and it is never written: whoever stores the policy writes it.
+    #[serde(default, rename = "logging", skip_serializing)]
+    daemon_table: Unread,
 }
 
-/// The firewall log's settings, as `INetFwV6Mgr` has them: `LogDroppedPackets`,
-/// `LogConnections`, `LogfilePath`, `LogfileMaximumSize`. The engine only
-/// carries them; the daemon's log writer acts on them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    /// Log every dropped packet.
-    #[serde(default)]
-    pub dropped: bool,
-    /// Log every accepted new connection.
-    #[serde(default)]
-    pub connections: bool,
-    /// The log file (default: `pfirewall.log` in the state directory).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Size cap in bytes; at the cap the file is renamed to `FILE.old`.
-    #[serde(default = "LogSettings::default_max_size")]
-    pub max_size: u64,
-}
+/// A table the engine accepts without reading it (any TOML value at all;
+/// the crate that owns the table checks it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Unread;
 
-impl LogSettings {
-    /// Windows Firewall's default cap: 4,096 KiB.
-    pub const DEFAULT_MAX_SIZE: u64 = 4 << 20;
-    /// The smallest cap accepted: 1 KiB.
-    pub const MIN_MAX_SIZE: u64 = 1 << 10;
-
-    fn default_max_size() -> u64 {
-        Self::DEFAULT_MAX_SIZE
-    }
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            dropped: false,
-            connections: false,
-            path: None,
-            max_size: Self::DEFAULT_MAX_SIZE,
-        }
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Unread)
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use v6fw_api::store::from_toml;
 use v6fw_engine::Policy;
 
 use v6fw_api::control::protocol::PortsResult;
@@ -38,14 +39,17 @@ const MAX_ERRORS: usize = 100;
 /// Every error of `text` that can be told apart: each one found is
 /// reported, its line (or, for a table header, its whole table) is set
 /// aside, and the rest is read again, so that one typo does not hide the
-/// next. Line numbers stay those of the file.
+/// next. Line numbers stay those of the file, and the errors are in its
+/// order (the engine's tables are read before the daemon's `[logging]`).
+/// `[logging]`'s check beyond the TOML ([`v6fw_api::fw::check_log_settings`])
+/// and the whole-policy checks run once the TOML reads.
 pub fn errors(path: &Path, text: &str) -> Vec<FileError> {
     v6fw_api::fw::services::install();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     while out.len() < MAX_ERRORS {
         let joined = lines.join("\n");
-        let e = match toml::from_str::<Policy>(&joined) {
+        let e = match from_toml(&joined) {
             Ok(_) => break,
             Err(e) => e,
         };
@@ -68,6 +72,7 @@ pub fn errors(path: &Path, text: &str) -> Vec<FileError> {
             break;
         }
     }
+    out.sort_by_key(|e| (e.line == 0, e.line, e.column));
     if out.is_empty() {
         // The TOML reads: the checks the store makes on the whole policy.
         if let Err(e) = v6fw_api::store::parse(path, text) {
@@ -138,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let policy = v6fw_api::store::parse(file, &text)?;
+    let policy = v6fw_api::store::parse(file, &text)?.policy;
     print_effective(&policy, args.json, &format!("{} is valid", file.display()));
     Ok(ExitCode::SUCCESS)
 }

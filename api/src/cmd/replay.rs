@@ -12,12 +12,10 @@ use serde::Serialize;
 use v6fw_capture::file::CaptureFile;
 use v6fw_capture::replay::{replay, Interrupted, Prefix, ReplayOptions, Replayed};
 use v6fw_engine::walk::{walk, Outcome};
-use v6fw_engine::{
-    Connection, Engine, HashKey, LogSettings, Policy, PortPair, ScopedPair, StateConfig, Totals,
-};
+use v6fw_engine::{Connection, Engine, HashKey, Policy, PortPair, ScopedPair, StateConfig, Totals};
 
 use crate::cmd::explain;
-use v6fw_api::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogWriter};
+use v6fw_api::log::{local_utc_offset, LogConfig, LogFilter, LogSender, LogSettings, LogWriter};
 
 /// Arguments of `v6fw replay`.
 #[derive(Debug, clap::Args)]
@@ -145,11 +143,12 @@ fn build_policy(args: &Args) -> anyhow::Result<(Policy, String)> {
 }
 
 /// Reads a policy file (the format of the state directory's `policy.toml`),
-/// naming the file, line and column on error.
+/// naming the file, line and column on error. Its `[logging]` is checked
+/// but not used: a replay logs with `--log`.
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the policy file", path.display()))?;
-    Ok(v6fw_api::store::parse(path, &text)?)
+    Ok(v6fw_api::store::parse(path, &text)?.policy)
 }
 
 #[derive(Serialize)]

@@ -18,8 +18,8 @@
 //!   [`REFRESH_INTERVAL`]); the interface index of a packet selects its
 //!   connection;
 //! - each worker has a [`LogHook`](v6fw_api::log::LogHook) that reads the log
-//!   switches from its batch's snapshot; one writer thread follows the
-//!   policy's `logging` settings ([`v6fw_api::log::config_for`]).
+//!   switches from the manager's log settings once per batch; one writer
+//!   thread follows the same settings ([`v6fw_api::log::config_for`]).
 //!
 //! The failure model (docs/live.md has the table): SIGINT/SIGTERM stop
 //! cleanly (rules first, so no packet is queued to a process that is
@@ -66,7 +66,7 @@ use supervise::{Budget, Health, MAX_RESTARTS, RESTART_WINDOW};
 use totals::{log_stats, print_totals, report};
 use v6fw_api::control::DEFAULT_SOCKET;
 use v6fw_api::fw::{FirewallManager, FwError};
-use v6fw_api::log::{config_for, LogSender, LogWriter, QUEUE_CAPACITY};
+use v6fw_api::log::{config_for, LogHook, LogSender, LogWriter, QUEUE_CAPACITY};
 
 /// How often the daemon re-reads the host's interfaces.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -284,7 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Starts the log writer that follows `manager`'s policy.
+/// Starts the log writer that follows `manager`'s log settings.
 fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogWriter)> {
     let m = Arc::clone(manager);
     let dir = manager.state_dir().map(PathBuf::from).unwrap_or_default();
@@ -292,7 +292,7 @@ fn start_log(manager: &Arc<FirewallManager>) -> std::io::Result<(LogSender, LogW
     LogWriter::spawn_watching(
         QUEUE_CAPACITY,
         Arc::clone(manager.log_counters()),
-        move || config_for(&m.policy().logging, &dir),
+        move || config_for(&m.shared_log_settings().get(), &dir),
     )
 }
 
@@ -329,7 +329,7 @@ fn serve(
         engine: Arc::clone(manager.engine()),
         shutdown: Arc::clone(shutdown),
         clock: Clock::start(),
-        log: log.cloned(),
+        log: log.map(|tx| LogHook::new(tx.clone(), Arc::clone(manager.shared_log_settings()))),
         workers: Arc::clone(&sources.workers),
     };
     let mut live = match start(args, &shared, &flows) {
@@ -644,8 +644,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mgr = manager_in(dir.path());
         let store = mgr.store().unwrap();
-        let mut edited = v6fw_engine::Policy::clone(&mgr.policy());
-        edited.open_global(
+        let mut edited = store.load().unwrap().unwrap();
+        edited.policy.open_global(
             PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
             "t",
         );

@@ -597,6 +597,7 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
 pub fn stats(mgr: &FirewallManager) -> StatsResult {
     let t = mgr.engine().counters().totals();
     let policy = mgr.policy();
+    let logging = mgr.shared_log_settings().get();
     let log = mgr.log_counters().stats();
     StatsResult {
         packets: t.packets(),
@@ -612,8 +613,8 @@ pub fn stats(mgr: &FirewallManager) -> StatsResult {
             .collect(),
         flows_not_recorded: t.flows_not_recorded(),
         log: LogCountsResult {
-            dropped: policy.logging.dropped,
-            connections: policy.logging.connections,
+            dropped: logging.dropped,
+            connections: logging.connections,
             file: mgr.log_path().map(|p| p.display().to_string()),
             written: log.written,
             lost: log.lost,

@@ -1,11 +1,12 @@
 //! The firewall log's settings on [`FirewallManager`]: `INetFwV6Mgr`'s
 //! `LogDroppedPackets`, `LogConnections`, `LogfilePath` and
-//! `LogfileMaximumSize`, kept in the policy (`[logging]` in `policy.toml`)
-//! and changed like every other setting: validate → persist → publish.
+//! `LogfileMaximumSize`, kept by the manager beside the engine's policy,
+//! stored in the same file (`[logging]` in `policy.toml`) and changed like
+//! every other setting: validate → persist → publish.
 
 use std::path::{Component, Path, PathBuf};
 
-use v6fw_engine::LogSettings;
+use crate::log::LogSettings;
 
 use super::error::FwError;
 use super::manager::FirewallManager;
@@ -30,7 +31,7 @@ pub struct LogChange {
 impl FirewallManager {
     /// The log settings now.
     pub fn log_settings(&self) -> LogSettings {
-        self.policy().logging.clone()
+        LogSettings::clone(&self.shared_log_settings().get())
     }
 
     /// The state directory behind this manager, if it has one.
@@ -42,26 +43,27 @@ impl FirewallManager {
     /// `pfirewall.log` in [`crate::log::default_log_dir`] of the state
     /// directory (`None` for a manager with neither).
     pub fn log_path(&self) -> Option<PathBuf> {
-        let settings = self.policy();
-        match (&settings.logging.path, self.state_dir()) {
+        let settings = self.shared_log_settings().get();
+        match (&settings.path, self.state_dir()) {
             (Some(p), _) => Some(PathBuf::from(p)),
-            (None, Some(dir)) => Some(crate::log::log_path(&settings.logging, dir)),
+            (None, Some(dir)) => Some(crate::log::log_path(&settings, dir)),
             (None, None) => None,
         }
     }
 
-    /// Changes the log settings (persisted, then published; a running
-    /// daemon's writer and workers follow within about half a second).
+    /// Changes the log settings (persisted, then published: a running
+    /// daemon's workers follow from their next batch, its writer within
+    /// about half a second).
     /// Returns whether anything changed. Settings that
     /// [`check_log_settings`] refuses are `E_INVALIDARG`.
     pub fn set_log_settings(&self, change: &LogChange) -> Result<bool, FwError> {
         let mut next = self.log_settings();
         change.apply(&mut next);
         check_log_settings(&next, self.state_dir())?;
-        self.change(|p| {
-            let before = p.logging.clone();
-            change.apply(&mut p.logging);
-            Ok(p.logging != before)
+        self.change_file(|f| {
+            let before = f.logging.clone();
+            change.apply(&mut f.logging);
+            Ok(f.logging != before)
         })
     }
 }

@@ -1,18 +1,20 @@
 //! [`FirewallManager`]: `INetFwV6Mgr` — global pairs, the connections, and the
 //! one path every change takes.
 //!
-//! A change is applied as: validate → compute the next [`Policy`] from the
-//! current one → persist it ([`PolicyStore::save`]: temp file, fsync, rename,
-//! fsync of the directory) → publish it to the engine with its one
-//! [`v6fw_engine::Publisher`], which only the manager holds. The manager's own
+//! A change is applied as: validate → compute the next [`Policy`] and log
+//! settings from the current ones → persist both ([`PolicyStore::save`]: one
+//! temp file, fsync, rename, fsync of the directory) → publish the policy to
+//! the engine with its one [`v6fw_engine::Publisher`], which only the manager
+//! holds, and the log settings to its [`SharedLogSettings`]. The manager's own
 //! writer lock is held across all four steps, so the order of changes on disk
-//! is the order in which the engine sees them, and a change is on disk before
-//! anyone (the caller, a control-socket client) hears that it was made.
-//! Readers never take that lock: they read the `Arc<Policy>` of the current
-//! snapshot.
+//! is the order in which the engine and the log hooks see them, and a change
+//! is on disk before anyone (the caller, a control-socket client) hears that
+//! it was made. Readers never take that lock: they read the `Arc<Policy>` of
+//! the current snapshot, or the current `Arc<LogSettings>`.
 //!
-//! The manager is the only writer of its engine's table: it builds the
-//! engine and keeps its publisher, so no one else can change the table.
+//! The manager is the only writer of its engine's table and of its log
+//! settings: it builds the engine and keeps its publisher, so no one else can
+//! change the table.
 
 use std::fmt;
 use std::path::Path;
@@ -27,14 +29,15 @@ use super::collection::{ConnectionInfo, OpenPorts};
 use super::connection::FirewallConnection;
 use super::error::FwError;
 use crate::interfaces::{self, Interface};
-use crate::log::LogCounters;
-use crate::store::{PolicyStore, StoreLock};
+use crate::log::{LogCounters, LogSettings, SharedLogSettings};
+use crate::store::{PolicyFile, PolicyStore, StoreLock};
 
 /// Longest name a pair may be given, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 
-/// `INetFwV6Mgr`: the global pairs and the connections of one host, backed by
-/// a durable policy file and published to an [`Engine`].
+/// `INetFwV6Mgr`: the global pairs, the connections and the log settings of
+/// one host, backed by a durable policy file; the policy is published to an
+/// [`Engine`].
 pub struct FirewallManager {
     engine: Arc<Engine>,
     /// The engine's one writer: every change is stored, then published here.
@@ -42,6 +45,9 @@ pub struct FirewallManager {
     store: Option<PolicyStore>,
     read_only: bool,
     writer: Mutex<()>,
+    /// The firewall log's settings in effect (`[logging]`); changed only
+    /// here, after they are stored.
+    logging: Arc<SharedLogSettings>,
     /// The firewall log's counters (lines written, lost, ...), for `stats`.
     log_counters: Arc<LogCounters>,
     /// Held for the manager's life when it may write the store.
@@ -81,25 +87,19 @@ impl FirewallManager {
         store.prepare()?;
         let lock = store.lock()?;
         store.remove_temp_files(&lock)?;
-        let policy = match store.load()? {
-            Some(p) => p,
+        let file = match store.load()? {
+            Some(f) => f,
             None => {
-                let p = Policy::default();
-                store.save(&p)?;
-                p
+                let f = PolicyFile::default();
+                store.save(&f)?;
+                f
             }
         };
-        let state = state.unwrap_or_else(|| StateConfig::from(&policy.state));
-        let (engine, publisher) = Engine::with_publisher(policy, state);
-        let mgr = Arc::new(FirewallManager {
-            engine: Arc::new(engine),
-            publisher,
-            store: Some(store),
-            read_only: false,
-            writer: Mutex::new(()),
-            log_counters: LogCounters::new(),
-            _lock: Some(lock),
-        });
+        let state = state.unwrap_or_else(|| StateConfig::from(&file.policy.state));
+        let mut mgr = Self::unattached(file, state);
+        mgr.store = Some(store);
+        mgr._lock = Some(lock);
+        let mgr = Arc::new(mgr);
         match mgr.refresh() {
             Ok(_) => {}
             Err(FwError::NotImpl(m)) => tracing::warn!("connections not refreshed: {m}"),
@@ -114,10 +114,11 @@ impl FirewallManager {
     /// Connections are refreshed in memory only.
     pub fn open_read_only(state_dir: &Path) -> Result<Arc<FirewallManager>, FwError> {
         let store = PolicyStore::new(state_dir);
-        let policy = store.load()?.unwrap_or_default();
+        let file = store.load()?.unwrap_or_default();
         // Refresh in memory first (no store yet, so nothing is written),
         // then attach the store and refuse every later change.
-        let mut mgr = Self::unattached(policy);
+        let state = StateConfig::from(&file.policy.state);
+        let mut mgr = Self::unattached(file, state);
         if let Ok(list) = interfaces::list() {
             mgr.refresh_from(&list)?;
         }
@@ -126,22 +127,25 @@ impl FirewallManager {
         Ok(Arc::new(mgr))
     }
 
-    /// A manager with no file behind it (tests, embedding): changes are
-    /// published but not persisted. Connections are not refreshed.
+    /// A manager with no file behind it (tests, embedding), with the default
+    /// log settings: changes are published but not persisted. Connections
+    /// are not refreshed.
     pub fn in_memory(policy: Policy) -> Arc<FirewallManager> {
-        Arc::new(Self::unattached(policy))
+        let state = StateConfig::from(&policy.state);
+        Arc::new(Self::unattached(policy.into(), state))
     }
 
-    /// A writable manager publishing `policy`, with no store and no lock.
-    fn unattached(policy: Policy) -> FirewallManager {
-        let state = StateConfig::from(&policy.state);
-        let (engine, publisher) = Engine::with_publisher(policy, state);
+    /// A writable manager publishing `file`'s policy (tables sized by
+    /// `state`), with no store and no lock.
+    fn unattached(file: PolicyFile, state: StateConfig) -> FirewallManager {
+        let (engine, publisher) = Engine::with_publisher(file.policy, state);
         FirewallManager {
             engine: Arc::new(engine),
             publisher,
             store: None,
             read_only: false,
             writer: Mutex::new(()),
+            logging: SharedLogSettings::new(file.logging),
             log_counters: LogCounters::new(),
             _lock: None,
         }
@@ -155,6 +159,12 @@ impl FirewallManager {
     /// The policy file behind this manager, if any.
     pub fn store(&self) -> Option<&PolicyStore> {
         self.store.as_ref()
+    }
+
+    /// The firewall log's settings in effect, for the daemon's log hooks
+    /// and writer to follow (they change when the manager stores a change).
+    pub fn shared_log_settings(&self) -> &Arc<SharedLogSettings> {
+        &self.logging
     }
 
     /// The firewall log's counters: the daemon's log writer and senders
@@ -173,25 +183,43 @@ impl FirewallManager {
         self.engine.table().policy()
     }
 
-    /// Applies one change: validate and compute (in `change`, on a copy of the
-    /// current policy) → persist → publish. Returns what `change` returned;
-    /// on any error nothing is persisted or published.
+    /// Applies one change to the policy; see [`change_file`](Self::change_file).
     pub(crate) fn change<T>(
         &self,
         change: impl FnOnce(&mut Policy) -> Result<T, FwError>,
+    ) -> Result<T, FwError> {
+        self.change_file(|f| change(&mut f.policy))
+    }
+
+    /// Applies one change: validate and compute (in `change`, on a copy of the
+    /// current policy and log settings) → persist both in one write →
+    /// publish what changed. Returns what `change` returned; on any error
+    /// nothing is persisted or published.
+    pub(crate) fn change_file<T>(
+        &self,
+        change: impl FnOnce(&mut PolicyFile) -> Result<T, FwError>,
     ) -> Result<T, FwError> {
         if self.read_only {
             return Err(FwError::needs_root());
         }
         let _writer = self.writer.lock();
-        let current = self.engine.table().policy();
-        let mut next = Policy::clone(&current);
+        let (policy, logging) = (self.engine.table().policy(), self.logging.get());
+        let mut next = PolicyFile {
+            policy: Policy::clone(&policy),
+            logging: LogSettings::clone(&logging),
+        };
         let out = change(&mut next)?;
-        if next != *current {
+        let (new_policy, new_logging) = (next.policy != *policy, next.logging != *logging);
+        if new_policy || new_logging {
             if let Some(store) = &self.store {
                 store.save(&next)?;
             }
-            self.publisher.replace(next);
+            if new_policy {
+                self.publisher.replace(next.policy);
+            }
+            if new_logging {
+                self.logging.set(next.logging);
+            }
         }
         Ok(out)
     }
@@ -312,24 +340,26 @@ impl FirewallManager {
         })
     }
 
-    /// Replaces the whole policy with `policy` (`v6fw load`, like `nft -f`):
-    /// one change, so one durable write and one publish, with the host's
-    /// interfaces applied to it in the same change (see
-    /// [`refresh_from`](Self::refresh_from)). A packet is decided by the old
-    /// policy or the new one, never by a mix. Returns whether anything
-    /// changed.
-    pub fn load(&self, policy: Policy) -> Result<bool, FwError> {
+    /// Replaces the whole policy and log settings with `file`'s (`v6fw
+    /// load`, like `nft -f`; a bare [`Policy`] brings the default log
+    /// settings, as a file without `[logging]`): one change, so one durable
+    /// write and one publish, with the host's interfaces applied to it in
+    /// the same change (see [`refresh_from`](Self::refresh_from)). A packet
+    /// is decided by the old policy or the new one, never by a mix. Returns
+    /// whether anything changed.
+    pub fn load(&self, file: impl Into<PolicyFile>) -> Result<bool, FwError> {
+        let file = file.into();
         let list = match interfaces::list() {
             Ok(list) => Some(list),
             Err(FwError::NotImpl(_)) => None,
             Err(e) => return Err(e),
         };
-        self.change(|p| {
-            let before = std::mem::replace(p, policy);
+        self.change_file(|f| {
+            let before = std::mem::replace(f, file);
             if let Some(list) = &list {
-                adopt(p, list)?;
+                adopt(&mut f.policy, list)?;
             }
-            Ok(*p != before)
+            Ok(*f != before)
         })
     }
 
@@ -340,13 +370,13 @@ impl FirewallManager {
         let store = self.store().ok_or_else(|| {
             FwError::Fail("this daemon has no policy file to reload (in-memory policy)".into())
         })?;
-        let policy = store.load()?.ok_or_else(|| {
+        let file = store.load()?.ok_or_else(|| {
             FwError::Fail(format!(
                 "{} is gone: put it back (or change the policy with `v6fw ports` or `v6fw load`)",
                 store.path().display()
             ))
         })?;
-        self.load(policy)
+        self.load(file)
     }
 
     /// Adds one connection by hand (firewall on, no pairs); an existing id is

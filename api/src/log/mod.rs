@@ -1,15 +1,16 @@
 //! Firewall logs in the Windows Firewall format (`pfirewall.log`).
 //!
 //! `INetFwV6Mgr` has `LogConnections`, `LogDroppedPackets`, `LogfilePath` and
-//! `LogfileMaximumSize`; v6fw keeps the same four settings in its policy
-//! ([`v6fw_engine::policy::LogSettings`]). A [`LogFilter`] picks on the packet
+//! `LogfileMaximumSize`; v6fw keeps the same four settings in its policy file
+//! ([`LogSettings`], `[logging]`). A [`LogFilter`] picks on the packet
 //! path which decisions become lines (every drop when dropped-packet logging
 //! is on; each new accepted TCP connection or UDP flow when connection logging
 //! is on), a [`LogSender`] queues them without ever waiting, and one
 //! [`LogWriter`] thread writes and rotates the file.
 //!
 //! In the daemon, each worker has a [`LogHook`] (the capture loop's
-//! per-decision hook), and the writer follows the policy's settings
+//! per-decision hook) reading the manager's [`SharedLogSettings`] once per
+//! batch, and the writer follows the same settings
 //! ([`LogWriter::spawn_watching`] with [`config_for`]), so `v6fw log set`
 //! takes effect without a restart.
 //!
@@ -20,6 +21,7 @@
 mod file;
 mod hook;
 mod record;
+mod settings;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,12 +29,13 @@ use std::path::{Path, PathBuf};
 pub use file::{check_log_place, LOG_FILE_MODE};
 pub use hook::{wall_clock_ns, LogHook};
 pub use record::{header, LogRecord, TcpFields};
+pub use settings::{LogSettings, SharedLogSettings};
 pub use writer::{
     LogConfig, LogCounters, LogSender, LogStats, LogWriter, QUEUE_CAPACITY, SETTINGS_POLL,
 };
 
 use v6fw_engine::walk::{Upper, Walk};
-use v6fw_engine::{Decision, LogSettings, Reason, Verdict};
+use v6fw_engine::{Decision, Reason, Verdict};
 
 /// The log file's name in [`default_log_dir`] when no path is set.
 pub const DEFAULT_FILE: &str = "pfirewall.log";

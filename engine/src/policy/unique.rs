@@ -106,7 +106,6 @@ mod tests {
                 .to_string()
         };
         assert!(err("stat = true\n").contains("unknown field `stat`, expected one of"));
-        assert!(err("[logging]\nmaxsize = 1\n").contains("`max_size`"));
         assert_eq!(
             err("[globals]\n\"22/tcp\" = \"a\"\n\"022/TCP\" = \"b\"\n"),
             "\"22/tcp\" and \"022/TCP\" are the same entry (22/tcp) written twice: keep one of them"
@@ -132,5 +131,20 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn the_daemons_logging_table_is_accepted_unread_and_never_written() {
+        // The api crate reads and checks `[logging]`; the engine lets any
+        // content through and still refuses every other unknown key.
+        let text = "[logging]\nanything = 1\n[logging.deeper]\nx = \"y\"\n";
+        let p = toml::from_str::<Policy>(text).unwrap();
+        assert_eq!(p, Policy::default());
+        assert!(toml::from_str::<Policy>("logging = 5\n").is_ok());
+        let rendered = toml::to_string(&p).unwrap();
+        assert!(!rendered.contains("logging"), "{rendered}");
+        let e = toml::from_str::<Policy>("[logging]\n[loging]\n").unwrap_err();
+        assert!(e.message().contains("unknown field `loging`"), "{e}");
+        assert!(e.message().contains("`logging`"), "{e}");
     }
 }

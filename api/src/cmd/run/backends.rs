@@ -13,7 +13,7 @@ use v6fw_engine::{Engine, Worker};
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
-use v6fw_api::log::{LogHook, LogSender};
+use v6fw_api::log::LogHook;
 
 /// The running backends: worker slots, and what must be undone.
 pub(super) struct Live {
@@ -30,8 +30,9 @@ pub(super) struct Shared {
     pub(super) engine: Arc<Engine>,
     pub(super) shutdown: Arc<AtomicBool>,
     pub(super) clock: Clock,
-    /// The firewall log's queue; each worker gets its own [`LogHook`].
-    pub(super) log: Option<LogSender>,
+    /// The firewall log's hook (its queue and the settings it follows);
+    /// each worker gets its own copy.
+    pub(super) log: Option<LogHook>,
     /// Where each new worker leaves its counter block for `--metrics`.
     pub(super) workers: Arc<WorkerBlocks>,
 }
@@ -73,7 +74,7 @@ where
     std::thread::Builder::new()
         .name(format!("v6fw-{name}"))
         .spawn(move || {
-            let mut hook = s.log.map(LogHook::new);
+            let mut hook = s.log;
             let workers = &s.workers;
             let prepare = |w: &mut Worker, now| {
                 workers.add(&name, queue, Arc::clone(w.counters()));
