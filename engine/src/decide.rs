@@ -14,7 +14,7 @@ use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
 use crate::table::{Admit, ConnTables, PortTable, Publisher, Snapshot};
-use crate::walk::{walk, Fragment, Outcome, Quote, Walk};
+use crate::walk::{walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
 use crate::wire::icmpv6;
 use crate::wire::next_header::{TCP, UDP};
 use crate::{Policy, Reason, Verdict};
@@ -178,9 +178,19 @@ impl Worker {
     /// [`Worker::decide_walked`]).
     #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
-        let d = self.decide_walked(snap, &walk(packet, meta.truncated), meta);
+        let d = match walk_start(packet, meta.truncated) {
+            Start::Walked(w) => self.decide_walked(snap, &w, meta),
+            Start::Chain(c) => self.decide_chain(snap, c, *meta),
+        };
         self.counters.bump(d.reason);
         d
+    }
+
+    /// [`Worker::decide_walked`] for a packet with extension headers, out of
+    /// line, so that the common case keeps its walk in registers.
+    #[inline(never)]
+    fn decide_chain(&mut self, snap: &Snapshot, chain: Chain<'_>, meta: PacketMeta) -> Decision {
+        self.decide_walked(snap, &chain.walk(), &meta)
     }
 
     /// Decides a packet that was already walked (does not count it).
@@ -195,7 +205,7 @@ impl Worker {
     #[inline(always)]
     pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk<'_>, meta: &PacketMeta) -> Decision {
         if meta.direction == Direction::Outbound || w.outcome() != Outcome::Complete {
-            if let Some(d) = self.before_policy(snap, &w.clone(), meta) {
+            if let Some(d) = self.before_policy(snap, &w.clone(), *meta) {
                 return d;
             }
         }
@@ -229,7 +239,7 @@ impl Worker {
         &mut self,
         snap: &Snapshot,
         w: &Walk<'_>,
-        meta: &PacketMeta,
+        meta: PacketMeta,
     ) -> Option<Decision> {
         match w.outcome() {
             // `not_ipv6`, or a version-6 frame under 40 bytes: it has no
@@ -323,7 +333,16 @@ impl Worker {
         let global = conn.global.admits(proto, dport, src);
         if global == Admit::Open {
             Reason::GlobalPort
-        } else if snap.state() && self.is_reply(&w.clone(), proto, sport, dport, now) {
+        } else if snap.state()
+            && FlowTable::may_reply(w.tcp_flags())
+            && self.is_reply(
+                proto,
+                (w.dst_ref(), dport),
+                (src, sport),
+                w.tcp_flags(),
+                now,
+            )
+        {
             Reason::Established
         } else if own == Admit::OutOfScope || global == Admit::OutOfScope {
             Reason::OutOfScope
@@ -332,12 +351,19 @@ impl Worker {
         }
     }
 
-    /// Whether the packet is the reply of a tracked flow (its destination is
-    /// the local end of the flow).
+    /// Whether the packet (TCP flags `tcp`, `None` for UDP) from `remote`
+    /// to `local` (address, port) is the reply of a tracked flow.
     #[inline(never)]
-    fn is_reply(&mut self, w: &Walk<'_>, proto: u8, sport: u16, dport: u16, now: u64) -> bool {
-        let key = flow_key(proto, (w.dst(), dport), (w.src(), sport));
-        self.flows.reply(key, w.tcp_flags(), now)
+    fn is_reply(
+        &mut self,
+        proto: u8,
+        local: (&[u8; 16], u16),
+        remote: (&[u8; 16], u16),
+        tcp: Option<u8>,
+        now: u64,
+    ) -> bool {
+        let key = flow_key(proto, (*local.0, local.1), (*remote.0, remote.1));
+        self.flows.reply(key, tcp, now)
     }
 
     /// Step 6 for an inbound ICMPv6 message of type `ty`: the type's policy

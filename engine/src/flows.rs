@@ -159,10 +159,9 @@ impl FlowTable {
     /// confirmed and its timeout set from the packet's flags.
     #[inline]
     pub fn reply(&mut self, key: FlowKey, tcp: Option<u8>, now: u64) -> bool {
-        if tcp.is_some_and(tcp_flags::is_syn_only) {
+        if !Self::may_reply(tcp) {
             return false;
         }
-        let t = self.timeouts;
         let Some(e) = self.table.get(&key, now) else {
             return false;
         };
@@ -173,8 +172,19 @@ impl FlowTable {
             s.reset |= f & tcp_flags::RST != 0;
         }
         e.value = s;
-        e.expires = now.saturating_add(s.timeout(key.proto, &t));
+        e.expires = now.saturating_add(s.timeout(key.proto, &self.timeouts));
         true
+    }
+
+    /// Whether an inbound packet with these TCP flags (`None` for UDP) may
+    /// be a reply at all: a TCP SYN without ACK never is. The decision asks
+    /// before it builds the key to look up.
+    #[inline]
+    pub const fn may_reply(tcp: Option<u8>) -> bool {
+        match tcp {
+            Some(flags) => !tcp_flags::is_syn_only(flags),
+            None => true,
+        }
     }
 
     /// Whether `key` is a live flow (no refresh, no change).

@@ -447,19 +447,59 @@ fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
 
 /// Walks one packet. `snap_truncated` says the capture cut the frame short:
 /// then the payload-length check of step 2 is skipped and the packet is
-/// judged on the bytes it has. Always inlined: a packet without extension
-/// headers is walked in the caller's registers; the rest is [`walk_ext`]'s.
-#[inline(always)]
+/// judged on the bytes it has.
+#[inline]
 pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
+    match walk_start(pkt, snap_truncated) {
+        Start::Walked(w) => w,
+        Start::Chain(c) => c.walk(),
+    }
+}
+
+/// The first part of [`walk`]: the fixed header, and the upper layer when
+/// no extension header comes first.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// The walk is over (the common case, or the packet ended it early).
+    Walked(Walk<'a>),
+    /// An extension header comes first: [`Chain::walk`] goes on.
+    Chain(Chain<'a>),
+}
+
+/// A packet whose first header after the fixed one is an extension header.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a> {
+    data: &'a [u8],
+    declared_end: usize,
+    next: u8,
+}
+
+impl<'a> Chain<'a> {
+    /// Walks the extension headers and the upper layer (off the common path:
+    /// most packets have no extension header).
+    #[inline(never)]
+    pub fn walk(self) -> Walk<'a> {
+        let mut w = Walk::new(self.data, Outcome::Complete);
+        w.outcome = walk_chain(&mut w, self.declared_end, self.next);
+        w
+    }
+}
+
+/// [`walk`] up to the first extension header. Always inlined: a packet with
+/// none is walked in the caller's registers, and a caller that decides it
+/// can keep the walk there, calling out only for the [`Start::Chain`] case.
+#[inline(always)]
+pub fn walk_start(pkt: &[u8], snap_truncated: bool) -> Start<'_> {
+    let done = |outcome| Start::Walked(Walk::new(pkt, outcome));
     if version_of(pkt) != Some(IPV6_VERSION) {
-        return Walk::new(pkt, Outcome::Invalid(Reason::NotIpv6));
+        return done(Outcome::Invalid(Reason::NotIpv6));
     }
     let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
-        return Walk::new(pkt, Outcome::Invalid(Reason::Malformed));
+        return done(Outcome::Invalid(Reason::Malformed));
     };
     let declared_end = if ip.payload_len() == 0 {
         let Some(j) = jumbo_length(&ip) else {
-            return Walk::new(pkt, Outcome::BadLength); // malformed: payload length 0 without a Jumbo option
+            return done(Outcome::BadLength); // malformed: payload length 0 without a Jumbo option
         };
         usize::try_from(j)
             .ok()
@@ -473,40 +513,35 @@ pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
     } else if snap_truncated {
         pkt.len()
     } else {
-        return Walk::new(pkt, Outcome::BadLength); // malformed: says more bytes than the packet has
+        return done(Outcome::BadLength); // malformed: says more bytes than the packet has
     };
     let Some(data) = pkt.get(..end) else {
-        return Walk::new(pkt, Outcome::BadLength);
+        return done(Outcome::BadLength);
     };
     let next = ip.next_header();
-    if !is_extension(next) && next != NO_NEXT {
-        // The common case, no extension header: the upper layer right after
-        // the fixed header, and the result built in one piece.
-        let l4 = data.get(FIXED_LEN..).unwrap_or_default();
-        let f = upper_facts(l4, next, false);
-        return Walk {
+    if is_extension(next) || next == NO_NEXT {
+        return Start::Chain(Chain {
             data,
-            l4: FIXED_LEN as u32,
-            frag_at: 0,
-            frag_len: 0,
-            outcome: f.outcome,
-            ext_headers: 0,
-            tcp_flags: f.tcp_flags,
-            l4_word: f.word,
-            proto: f.bits | PROTO_SET | u16::from(next),
-            column: f.column,
-        };
+            declared_end,
+            next,
+        });
     }
-    walk_ext(data, declared_end, next)
-}
-
-/// [`walk`] from the first extension header on (off the common path:
-/// most packets have none).
-#[inline(never)]
-fn walk_ext(data: &[u8], declared_end: usize, next: u8) -> Walk<'_> {
-    let mut w = Walk::new(data, Outcome::Complete);
-    w.outcome = walk_chain(&mut w, declared_end, next);
-    w
+    // The common case, no extension header: the upper layer right after
+    // the fixed header, and the result built in one piece.
+    let l4 = data.get(FIXED_LEN..).unwrap_or_default();
+    let f = upper_facts(l4, next, false);
+    Start::Walked(Walk {
+        data,
+        l4: FIXED_LEN as u32,
+        frag_at: 0,
+        frag_len: 0,
+        outcome: f.outcome,
+        ext_headers: 0,
+        tcp_flags: f.tcp_flags,
+        l4_word: f.word,
+        proto: f.bits | PROTO_SET | u16::from(next),
+        column: f.column,
+    })
 }
 
 /// Steps 4-6 over `w.data` (the packet up to its declared end, or what was

@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use foldhash::fast::FixedState;
+
 use super::sets::PortSet;
 use crate::policy::{Connection, IcmpErrors, IcmpPolicy, Opening, Policy, PortPair};
 use crate::sync::Witness;
@@ -39,7 +41,7 @@ const NONE: u32 = u32::MAX;
 /// connection in policy order wins a shared index, as a linear search would.
 struct ConnIndex {
     near: Box<[u32]>,
-    far: HashMap<u32, u32, ahash::RandomState>,
+    far: HashMap<u32, u32, FixedState>,
 }
 
 impl ConnIndex {
@@ -52,7 +54,7 @@ impl ConnIndex {
             .max()
             .map_or(0, |m| m + 1);
         let mut near = vec![NONE; len].into_boxed_slice();
-        let mut far = HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+        let mut far = HashMap::with_hasher(FixedState::with_seed(1));
         for (pos, c) in conns.iter().enumerate() {
             let pos = u32::try_from(pos).unwrap_or(NONE);
             match slot(c.if_index).and_then(|s| near.get_mut(s)) {
@@ -97,7 +99,7 @@ pub(super) struct Sets {
     own: Vec<Arc<PortSet>>,
     /// Global sets of connections that ignore globals, by the ignored
     /// globals (sorted).
-    ignoring: HashMap<Box<[PortPair]>, Arc<PortSet>, ahash::RandomState>,
+    ignoring: HashMap<Box<[PortPair]>, Arc<PortSet>, FixedState>,
 }
 
 /// Whether two pair maps hold the same pairs with the same scopes (names
@@ -145,7 +147,7 @@ impl Snapshot {
             empty,
             global,
             own: Vec::with_capacity(policy.connections.len()),
-            ignoring: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
+            ignoring: HashMap::with_hasher(FixedState::with_seed(2)),
         };
         // The previous connections in key order, beside their own sets, to
         // walk in step with the new ones.
