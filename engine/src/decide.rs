@@ -219,7 +219,7 @@ impl Worker {
                 Some((proto, sport, dport)) => {
                     self.port_reason(snap, conn, w, proto, sport, dport, now)
                 }
-                None => self.other_reason(snap, &w.clone(), now),
+                None => self.other_reason(snap, w, now),
             },
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(&w.clone(), now)),
             Outcome::BadLength => Reason::Malformed,
@@ -266,7 +266,7 @@ impl Worker {
 
     /// Step 6 for a whole inbound upper layer that is not TCP or UDP:
     /// ICMPv6, or a protocol the firewall does not know.
-    #[inline(never)]
+    #[inline(always)]
     fn other_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, now: u64) -> Reason {
         match w.icmp_type() {
             Some(ty) => self.icmp_reason(snap, w, ty, now),
@@ -371,7 +371,7 @@ impl Worker {
     /// `icmp_errors = "related"`, what the error quotes.
     #[inline(always)]
     fn icmp_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, ty: u8, now: u64) -> Reason {
-        let fragmented = w.fragment().is_some();
+        let fragmented = w.has_fragment();
         if !snap.icmp().allows(ty, w.hop_limit(), fragmented) {
             Reason::IcmpPolicy
         } else if snap.icmp_errors() == IcmpErrors::Related
