@@ -217,7 +217,7 @@ impl Worker {
         let reason = match w.outcome() {
             Outcome::Complete => match w.ports() {
                 Some((proto, sport, dport)) => {
-                    self.port_reason(snap, conn, w, proto, sport, dport, now)
+                    self.port_reason(snap, &conn, w, proto, sport, dport, now)
                 }
                 None => self.other_reason(snap, w, now),
             },
@@ -318,7 +318,7 @@ impl Worker {
     fn port_reason(
         &mut self,
         snap: &Snapshot,
-        conn: &ConnTables,
+        conn: &ConnTables<'_>,
         w: &Walk<'_>,
         proto: u8,
         sport: u16,

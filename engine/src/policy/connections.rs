@@ -59,6 +59,12 @@ impl Connections {
         Iter(self.0.iter())
     }
 
+    /// Whether `other` is this very map (a copy that no change touched
+    /// since): a pointer comparison, whatever the number of connections.
+    pub(crate) fn same_as(&self, other: &Connections) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The connections as shared, for builders that reuse what an unchanged
     /// connection (the same `Arc`) had.
     pub(crate) fn shared(&self) -> impl Iterator<Item = (&String, &Arc<Connection>)> {

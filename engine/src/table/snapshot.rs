@@ -4,10 +4,15 @@
 //! Most connections of a container host have no own pairs and ignore no
 //! global pair, so they all point at the same two sets: the empty set and
 //! the set of all globals. A connection that ignores globals shares its set
-//! with every connection ignoring the same globals. Building the next
-//! snapshot reuses the previous one's sets where their pairs did not change
-//! (`Sets`), so a publish costs what changed plus a pass over the
-//! connections, not 32 KiB of bitsets per interface.
+//! with every connection ignoring the same globals (a *group*).
+//!
+//! What depends on the connections alone (their order, interface index,
+//! switch, own set and group: the [`Layout`]) is built only when a
+//! connection changed, and shared, behind one `Arc`, by every snapshot
+//! until then; what depends on the global pairs is one set per group. So a
+//! change of the global pairs (the common publish) rebuilds a set per group
+//! and copies one pointer, whatever the number of interfaces, and a change
+//! of one connection reuses every other connection's own set (`Sets`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,18 +23,38 @@ use super::sets::PortSet;
 use crate::policy::{Connection, IcmpErrors, IcmpPolicy, Opening, Policy, PortPair};
 use crate::sync::Witness;
 
-/// The hot-path view of one connection.
-#[derive(Clone)]
-pub struct ConnTables {
-    /// Interface index the packets of this connection arrive on.
+/// The hot-path view of one connection, borrowed from its snapshot.
+#[derive(Clone, Copy)]
+pub struct ConnTables<'s> {
+    /// Interface index the packets of this connection arrive on (0 for the
+    /// unknown-interface fallback).
     pub if_index: u32,
     /// Firewall on.
     pub enabled: bool,
     /// The connection's own pairs (shared by every connection with none).
-    pub own: Arc<PortSet>,
-    /// Global pairs in effect here (globals − ignored; shared by every
-    /// connection ignoring the same globals).
-    pub global: Arc<PortSet>,
+    pub own: &'s PortSet,
+    /// Global pairs in effect here (globals - ignored; shared by every
+    /// connection ignoring the same pairs).
+    pub global: &'s PortSet,
+}
+
+/// One connection as the layout keeps it.
+struct Slot {
+    if_index: u32,
+    enabled: bool,
+    own: Arc<PortSet>,
+    /// Its group: the index of its global set in [`Snapshot::globals`].
+    group: u32,
+}
+
+/// What a snapshot knows of the connections that does not depend on the
+/// global pairs: built when a connection changes, shared until then.
+struct Layout {
+    /// The connections, in `policy.connections` order.
+    slots: Box<[Slot]>,
+    index: ConnIndex,
+    /// Each group's ignored pairs (sorted); group 0 ignores none.
+    groups: Box<[Box<[PortPair]>]>,
 }
 
 /// No connection at this slot.
@@ -45,7 +70,7 @@ struct ConnIndex {
 }
 
 impl ConnIndex {
-    fn new(conns: &[ConnTables]) -> Self {
+    fn new(conns: &[Slot]) -> Self {
         let bound = conns.len().saturating_mul(4).saturating_add(1024);
         let slot = |i: u32| usize::try_from(i).ok().filter(|&s| s < bound);
         let len = conns
@@ -88,18 +113,14 @@ impl ConnIndex {
     }
 }
 
-/// The port sets of the last built snapshot, kept by the writer so the next
-/// build reuses every set whose pairs did not change.
+/// What the last build made, kept by the writer so the next build reuses
+/// what did not change.
 pub(super) struct Sets {
     /// The empty set: the own pairs of every connection with none.
     empty: Arc<PortSet>,
-    /// All global pairs: the global set of every connection ignoring none.
-    global: Arc<PortSet>,
-    /// Own sets, one per connection, in `policy.connections` order.
-    own: Vec<Arc<PortSet>>,
-    /// Global sets of connections that ignore globals, by the ignored
-    /// globals (sorted).
-    ignoring: HashMap<Box<[PortPair]>, Arc<PortSet>, FixedState>,
+    layout: Arc<Layout>,
+    /// One global set per group of `layout`.
+    globals: Box<[Arc<PortSet>]>,
 }
 
 /// Whether two pair maps hold the same pairs with the same scopes (names
@@ -115,48 +136,47 @@ fn set_of(pairs: &BTreeMap<PortPair, Opening>) -> Arc<PortSet> {
     Arc::new(PortSet::of(pairs.iter().map(|(p, o)| (*p, &o.from))))
 }
 
+/// The global set of a group ignoring `ignored` (sorted).
+fn global_set(globals: &BTreeMap<PortPair, Opening>, ignored: &[PortPair]) -> Arc<PortSet> {
+    Arc::new(PortSet::of(
+        globals
+            .iter()
+            .filter(|(p, _)| ignored.binary_search(p).is_err())
+            .map(|(p, o)| (*p, &o.from)),
+    ))
+}
+
 /// An immutable, published state of the whole policy.
 pub struct Snapshot {
     generation: u64,
     policy: Arc<Policy>,
-    conns: Box<[ConnTables]>,
-    index: ConnIndex,
-    fallback: ConnTables,
+    layout: Arc<Layout>,
+    /// One set per group of `layout`; the first is all the globals.
+    globals: Box<[Arc<PortSet>]>,
+    /// The unknown interface's own set (empty) and global set (all).
+    empty: Arc<PortSet>,
+    all_globals: Arc<PortSet>,
     icmp: IcmpPolicy,
     icmp_errors: IcmpErrors,
     state: bool,
     witness: Witness,
 }
 
-impl Snapshot {
-    /// The snapshot of `policy`, reusing the sets of `prev` (built from
-    /// `prev_policy`) where the pairs are the same; returns the sets to reuse
-    /// next time.
-    pub(super) fn build(
-        policy: Arc<Policy>,
-        generation: u64,
-        prev: Option<(&Policy, &Sets)>,
-    ) -> (Snapshot, Sets) {
-        let same_globals = prev.is_some_and(|(p, _)| same_pairs(&p.globals, &policy.globals));
-        let (empty, global) = match prev {
-            Some((_, s)) if same_globals => (Arc::clone(&s.empty), Arc::clone(&s.global)),
-            Some((_, s)) => (Arc::clone(&s.empty), set_of(&policy.globals)),
-            None => (Arc::new(PortSet::new()), set_of(&policy.globals)),
-        };
-        let mut sets = Sets {
-            empty,
-            global,
-            own: Vec::with_capacity(policy.connections.len()),
-            ignoring: HashMap::with_hasher(FixedState::with_seed(2)),
-        };
+impl Layout {
+    /// The layout of `policy`'s connections, reusing the own sets of
+    /// `prev` (built from `prev_policy`) where the pairs are the same.
+    fn build(policy: &Policy, empty: &Arc<PortSet>, prev: Option<(&Policy, &Layout)>) -> Layout {
         // The previous connections in key order, beside their own sets, to
         // walk in step with the new ones.
         let mut before = prev
-            .map(|(p, s)| p.connections.shared().zip(&s.own))
+            .map(|(p, l)| p.connections.shared().zip(l.slots.iter()))
             .into_iter()
             .flatten()
             .peekable();
-        let conns: Box<[ConnTables]> = policy
+        let mut groups: Vec<Box<[PortPair]>> = vec![Box::default()];
+        let mut group_of: HashMap<Box<[PortPair]>, u32, FixedState> =
+            HashMap::with_hasher(FixedState::with_seed(2));
+        let slots: Box<[Slot]> = policy
             .connections
             .shared()
             .map(|(key, c)| {
@@ -165,37 +185,108 @@ impl Snapshot {
                 let reused = before
                     .next_if(|((k, _), _)| *k == key)
                     .filter(|((_, old), _)| Arc::ptr_eq(old, c) || same_pairs(&old.open, &c.open))
-                    .map(|(_, own)| Arc::clone(own));
+                    .map(|(_, slot)| Arc::clone(&slot.own));
                 let own = match reused {
-                    _ if c.open.is_empty() => Arc::clone(&sets.empty),
+                    _ if c.open.is_empty() => Arc::clone(empty),
                     Some(own) => own,
                     None => set_of(&c.open),
                 };
-                sets.own.push(Arc::clone(&own));
-                let global = sets.global_for(c, &policy, prev.filter(|_| same_globals));
-                ConnTables {
+                Slot {
                     if_index: c.if_index,
                     enabled: c.enabled,
                     own,
-                    global,
+                    group: group(c, &mut groups, &mut group_of),
                 }
             })
             .collect();
+        Layout {
+            index: ConnIndex::new(&slots),
+            slots,
+            groups: groups.into(),
+        }
+    }
+}
+
+/// The group of `c`: 0 if it ignores nothing, else the one of every
+/// connection ignoring the same pairs (added to `groups` if new).
+fn group(
+    c: &Connection,
+    groups: &mut Vec<Box<[PortPair]>>,
+    group_of: &mut HashMap<Box<[PortPair]>, u32, FixedState>,
+) -> u32 {
+    if c.ignored.is_empty() {
+        return 0;
+    }
+    // A `BTreeSet`: already sorted.
+    let ignored: Box<[PortPair]> = c.ignored.iter().copied().collect();
+    if let Some(&g) = group_of.get(&ignored) {
+        return g;
+    }
+    let g = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+    groups.push(ignored.clone());
+    group_of.insert(ignored, g);
+    g
+}
+
+impl Snapshot {
+    /// The snapshot of `policy`, reusing what `prev` (built from
+    /// `prev_policy`) made where it still holds; returns what to reuse next
+    /// time.
+    pub(super) fn build(
+        policy: Arc<Policy>,
+        generation: u64,
+        prev: Option<(&Policy, &Sets)>,
+    ) -> (Snapshot, Sets) {
+        let empty = prev.map_or_else(|| Arc::new(PortSet::new()), |(_, s)| Arc::clone(&s.empty));
+        let layout = match prev {
+            Some((p, s)) if p.connections.same_as(&policy.connections) => Arc::clone(&s.layout),
+            _ => Arc::new(Layout::build(
+                &policy,
+                &empty,
+                prev.map(|(p, s)| (p, &*s.layout)),
+            )),
+        };
+        let same_globals = prev.is_some_and(|(p, _)| same_pairs(&p.globals, &policy.globals));
+        let globals: Box<[Arc<PortSet>]> = match prev {
+            Some((_, s)) if same_globals && Arc::ptr_eq(&s.layout, &layout) => s.globals.clone(),
+            _ => {
+                // The previous groups' sets, to reuse when the globals are
+                // the same and only the groups changed.
+                let old: HashMap<&[PortPair], &Arc<PortSet>, FixedState> = prev
+                    .filter(|_| same_globals)
+                    .map(|(_, s)| s.layout.groups.iter().map(|g| &**g).zip(s.globals.iter()))
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                layout
+                    .groups
+                    .iter()
+                    .map(|g| match old.get(&**g) {
+                        Some(set) => Arc::clone(set),
+                        None => global_set(&policy.globals, g),
+                    })
+                    .collect()
+            }
+        };
+        let all_globals = globals
+            .first()
+            .map_or_else(|| global_set(&policy.globals, &[]), Arc::clone);
         let snapshot = Snapshot {
             generation,
-            index: ConnIndex::new(&conns),
-            fallback: ConnTables {
-                if_index: 0,
-                enabled: true,
-                own: Arc::clone(&sets.empty),
-                global: Arc::clone(&sets.global),
-            },
-            conns,
+            layout: Arc::clone(&layout),
+            globals: globals.clone(),
+            empty: Arc::clone(&empty),
+            all_globals,
             icmp: policy.icmp.clone(),
             icmp_errors: policy.icmp_errors,
             state: policy.state.enabled,
             policy,
             witness: Witness::new(),
+        };
+        let sets = Sets {
+            empty,
+            layout,
+            globals,
         };
         (snapshot, sets)
     }
@@ -214,12 +305,26 @@ impl Snapshot {
     /// an interface no connection names are judged by the global pairs
     /// alone, firewall on.
     #[inline]
-    pub fn connection(&self, if_index: u32) -> &ConnTables {
-        let pos = self.index.get(if_index);
-        usize::try_from(pos)
+    pub fn connection(&self, if_index: u32) -> ConnTables<'_> {
+        let pos = self.layout.index.get(if_index);
+        match usize::try_from(pos)
             .ok()
-            .and_then(|p| self.conns.get(p))
-            .unwrap_or(&self.fallback)
+            .and_then(|p| self.layout.slots.get(p))
+        {
+            Some(s) => self.connection_at(s),
+            None => self.fallback(),
+        }
+    }
+
+    /// The view of an interface no connection names.
+    #[inline]
+    fn fallback(&self) -> ConnTables<'_> {
+        ConnTables {
+            if_index: 0,
+            enabled: true,
+            own: &self.empty,
+            global: &self.all_globals,
+        }
     }
 
     /// How many distinct port sets (16 KiB each, plus scopes) this snapshot
@@ -227,15 +332,32 @@ impl Snapshot {
     /// sets are shared, so this stays small however many connections see
     /// only the global pairs.
     pub fn distinct_sets(&self) -> usize {
-        let mut seen: Vec<*const PortSet> = self
-            .conns
+        let views = self
+            .layout
+            .slots
             .iter()
-            .chain([&self.fallback])
-            .flat_map(|c| [Arc::as_ptr(&c.own), Arc::as_ptr(&c.global)])
+            .map(|s| self.connection_at(s))
+            .chain([self.fallback()]);
+        let mut seen: Vec<*const PortSet> = views
+            .flat_map(|c| [std::ptr::from_ref(c.own), std::ptr::from_ref(c.global)])
             .collect();
         seen.sort_unstable();
         seen.dedup();
         seen.len()
+    }
+
+    /// The view of one slot of the layout.
+    #[inline]
+    fn connection_at<'s>(&'s self, s: &'s Slot) -> ConnTables<'s> {
+        ConnTables {
+            if_index: s.if_index,
+            enabled: s.enabled,
+            own: &s.own,
+            global: usize::try_from(s.group)
+                .ok()
+                .and_then(|g| self.globals.get(g))
+                .unwrap_or(&self.all_globals),
+        }
     }
 
     /// The ICMPv6 policy.
@@ -263,41 +385,66 @@ impl Snapshot {
     }
 }
 
-impl Sets {
-    /// The global set of `c`: the shared set of all globals if it ignores
-    /// none of them, else the one set of every connection ignoring the same
-    /// globals (reused from `prev` when the globals did not change).
-    fn global_for(
-        &mut self,
-        c: &Connection,
-        policy: &Policy,
-        prev: Option<(&Policy, &Sets)>,
-    ) -> Arc<PortSet> {
-        let ignored: Box<[PortPair]> = c
-            .ignored
-            .iter()
-            .filter(|p| policy.globals.contains_key(p))
-            .copied()
-            .collect();
-        if ignored.is_empty() {
-            return Arc::clone(&self.global);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Protocol;
+
+    fn pair(port: u16) -> PortPair {
+        PortPair::new(port, Protocol::Tcp).unwrap()
+    }
+
+    /// 50 connections, the last ten ignoring 443/tcp.
+    fn host() -> Policy {
+        let mut p = Policy::default();
+        p.open_global(pair(443), "web");
+        for i in 0..50u32 {
+            let mut c = Connection::new(format!("veth{i:02}"), "veth", 2 + i);
+            if i >= 40 {
+                c.ignored.insert(pair(443));
+            }
+            p.add_connection(c).unwrap();
         }
-        if let Some(set) = self.ignoring.get(&ignored) {
-            return Arc::clone(set);
-        }
-        let set = prev
-            .and_then(|(_, s)| s.ignoring.get(&ignored))
-            .map(Arc::clone)
-            .unwrap_or_else(|| {
-                Arc::new(PortSet::of(
-                    policy
-                        .globals
-                        .iter()
-                        .filter(|(p, _)| ignored.binary_search(p).is_err())
-                        .map(|(p, o)| (*p, &o.from)),
-                ))
-            });
-        self.ignoring.insert(ignored, Arc::clone(&set));
-        set
+        p
+    }
+
+    #[test]
+    fn a_global_change_keeps_the_layout_and_rebuilds_a_set_per_group() {
+        let p0 = Arc::new(host());
+        let (s0, sets0) = Snapshot::build(Arc::clone(&p0), 0, None);
+        let mut p1 = Policy::clone(&p0);
+        p1.open_global(pair(22), "ssh");
+        let (s1, sets1) = Snapshot::build(Arc::new(p1), 1, Some((&p0, &sets0)));
+        // The connections did not change: the same layout, not a copy.
+        assert!(Arc::ptr_eq(&s0.layout, &s1.layout));
+        assert_eq!(
+            s1.globals.len(),
+            2,
+            "two groups: ignoring nothing, ignoring 443"
+        );
+        assert!(!Arc::ptr_eq(&s0.globals[0], &s1.globals[0]));
+        let plain = s1.connection(2);
+        let ignoring = s1.connection(45);
+        assert!(plain.global.contains(6, 22) && plain.global.contains(6, 443));
+        assert!(ignoring.global.contains(6, 22) && !ignoring.global.contains(6, 443));
+        assert!(
+            !s0.connection(2).global.contains(6, 22),
+            "the old snapshot is unchanged"
+        );
+        // A connection change rebuilds the layout, and keeps the other
+        // connections' own sets and the unchanged globals' sets.
+        let p1 = Arc::clone(s1.policy());
+        let mut p2 = Policy::clone(&p1);
+        p2.connection_mut("veth03")
+            .unwrap()
+            .open_port(pair(8080), "app");
+        let (s2, _) = Snapshot::build(Arc::new(p2), 2, Some((&p1, &sets1)));
+        assert!(!Arc::ptr_eq(&s1.layout, &s2.layout));
+        assert!(Arc::ptr_eq(&s1.globals[1], &s2.globals[1]));
+        assert!(s2.connection(5).own.contains(6, 8080));
+        assert!(std::ptr::eq(s1.connection(6).own, s2.connection(6).own));
+        // The unknown interface: all globals, nothing own, firewall on.
+        let f = s2.connection(999);
+        assert!(f.enabled && f.global.contains(6, 443) && !f.own.contains(6, 8080));
     }
 }
