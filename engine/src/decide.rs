@@ -13,7 +13,7 @@ use crate::counters::{Counters, Totals, WorkerCounters};
 use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
-use crate::table::{Admit, ConnTables, PortTable, Publisher, Snapshot};
+use crate::table::{Admit, PortTable, Publisher, SlotRef, Snapshot};
 use crate::walk::{walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
 use crate::wire::icmpv6;
 use crate::wire::next_header::{TCP, UDP};
@@ -209,15 +209,15 @@ impl Worker {
                 return d;
             }
         }
-        let conn = snap.connection(meta.if_index);
-        if !conn.enabled {
+        let conn = snap.slot(meta.if_index);
+        if !conn.enabled() {
             return Decision::with_columns(Reason::FirewallDisabled, w);
         }
         let now = meta.now_ns;
         let reason = match w.outcome() {
             Outcome::Complete => match w.ports() {
                 Some((proto, sport, dport)) => {
-                    self.port_reason(snap, &conn, w, proto, sport, dport, now)
+                    self.port_reason(snap, conn, w, proto, sport, dport, now)
                 }
                 None => self.other_reason(snap, w, now),
             },
@@ -318,7 +318,7 @@ impl Worker {
     fn port_reason(
         &mut self,
         snap: &Snapshot,
-        conn: &ConnTables<'_>,
+        conn: SlotRef<'_>,
         w: &Walk<'_>,
         proto: u8,
         sport: u16,
@@ -326,11 +326,11 @@ impl Worker {
         now: u64,
     ) -> Reason {
         let src = w.src_ref();
-        let own = conn.own.admits(proto, dport, src);
+        let own = conn.own().admits(proto, dport, src);
         if own == Admit::Open {
             return Reason::OpenPort;
         }
-        let global = conn.global.admits(proto, dport, src);
+        let global = conn.global().admits(proto, dport, src);
         if global == Admit::Open {
             Reason::GlobalPort
         } else if snap.state()

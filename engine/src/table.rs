@@ -29,6 +29,7 @@ use crate::sync::epoch::{self, Atomic, Guard, Owned};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
 pub use sets::{Admit, PortBits, PortSet};
+pub(crate) use snapshot::SlotRef;
 pub use snapshot::{ConnTables, Snapshot};
 
 /// The writer's side: the latest policy, how many changes it has seen, and

@@ -48,13 +48,23 @@ struct Slot {
 }
 
 /// What a snapshot knows of the connections that does not depend on the
-/// global pairs: built when a connection changes, shared until then.
+/// global pairs: built when a connection changes, shared until then (each
+/// part behind an `Arc` held inline, so the packet path reads a slot as it
+/// would a `Box`'s, with no extra pointer to follow).
+#[derive(Clone)]
 struct Layout {
     /// The connections, in `policy.connections` order.
-    slots: Box<[Slot]>,
+    slots: Arc<[Slot]>,
     index: ConnIndex,
     /// Each group's ignored pairs (sorted); group 0 ignores none.
-    groups: Box<[Box<[PortPair]>]>,
+    groups: Arc<[Box<[PortPair]>]>,
+}
+
+impl Layout {
+    /// Whether `other` is this very layout (shared, not rebuilt).
+    fn same_as(&self, other: &Layout) -> bool {
+        Arc::ptr_eq(&self.slots, &other.slots)
+    }
 }
 
 /// No connection at this slot.
@@ -64,9 +74,10 @@ const NONE: u32 = u32::MAX;
 /// to a bound that grows with the number of connections (Linux hands out
 /// small, dense indices), a hash map for the rare larger ones. The first
 /// connection in policy order wins a shared index, as a linear search would.
+#[derive(Clone)]
 struct ConnIndex {
-    near: Box<[u32]>,
-    far: HashMap<u32, u32, FixedState>,
+    near: Arc<[u32]>,
+    far: Arc<HashMap<u32, u32, FixedState>>,
 }
 
 impl ConnIndex {
@@ -78,7 +89,7 @@ impl ConnIndex {
             .filter_map(|c| slot(c.if_index))
             .max()
             .map_or(0, |m| m + 1);
-        let mut near = vec![NONE; len].into_boxed_slice();
+        let mut near = vec![NONE; len];
         let mut far = HashMap::with_hasher(FixedState::with_seed(1));
         for (pos, c) in conns.iter().enumerate() {
             let pos = u32::try_from(pos).unwrap_or(NONE);
@@ -90,7 +101,10 @@ impl ConnIndex {
                 }
             }
         }
-        ConnIndex { near, far }
+        ConnIndex {
+            near: near.into(),
+            far: Arc::new(far),
+        }
     }
 
     #[inline]
@@ -118,7 +132,7 @@ impl ConnIndex {
 pub(super) struct Sets {
     /// The empty set: the own pairs of every connection with none.
     empty: Arc<PortSet>,
-    layout: Arc<Layout>,
+    layout: Layout,
     /// One global set per group of `layout`.
     globals: Box<[Arc<PortSet>]>,
 }
@@ -150,7 +164,7 @@ fn global_set(globals: &BTreeMap<PortPair, Opening>, ignored: &[PortPair]) -> Ar
 pub struct Snapshot {
     generation: u64,
     policy: Arc<Policy>,
-    layout: Arc<Layout>,
+    layout: Layout,
     /// One set per group of `layout`; the first is all the globals.
     globals: Box<[Arc<PortSet>]>,
     /// The unknown interface's own set (empty) and global set (all).
@@ -176,7 +190,7 @@ impl Layout {
         let mut groups: Vec<Box<[PortPair]>> = vec![Box::default()];
         let mut group_of: HashMap<Box<[PortPair]>, u32, FixedState> =
             HashMap::with_hasher(FixedState::with_seed(2));
-        let slots: Box<[Slot]> = policy
+        let slots: Arc<[Slot]> = policy
             .connections
             .shared()
             .map(|(key, c)| {
@@ -239,16 +253,12 @@ impl Snapshot {
     ) -> (Snapshot, Sets) {
         let empty = prev.map_or_else(|| Arc::new(PortSet::new()), |(_, s)| Arc::clone(&s.empty));
         let layout = match prev {
-            Some((p, s)) if p.connections.same_as(&policy.connections) => Arc::clone(&s.layout),
-            _ => Arc::new(Layout::build(
-                &policy,
-                &empty,
-                prev.map(|(p, s)| (p, &*s.layout)),
-            )),
+            Some((p, s)) if p.connections.same_as(&policy.connections) => s.layout.clone(),
+            _ => Layout::build(&policy, &empty, prev.map(|(p, s)| (p, &s.layout))),
         };
         let same_globals = prev.is_some_and(|(p, _)| same_pairs(&p.globals, &policy.globals));
         let globals: Box<[Arc<PortSet>]> = match prev {
-            Some((_, s)) if same_globals && Arc::ptr_eq(&s.layout, &layout) => s.globals.clone(),
+            Some((_, s)) if same_globals && s.layout.same_as(&layout) => s.globals.clone(),
             _ => {
                 // The previous groups' sets, to reuse when the globals are
                 // the same and only the groups changed.
@@ -273,7 +283,7 @@ impl Snapshot {
             .map_or_else(|| global_set(&policy.globals, &[]), Arc::clone);
         let snapshot = Snapshot {
             generation,
-            layout: Arc::clone(&layout),
+            layout: layout.clone(),
             globals: globals.clone(),
             empty: Arc::clone(&empty),
             all_globals,
@@ -306,24 +316,19 @@ impl Snapshot {
     /// alone, firewall on.
     #[inline]
     pub fn connection(&self, if_index: u32) -> ConnTables<'_> {
-        let pos = self.layout.index.get(if_index);
-        match usize::try_from(pos)
-            .ok()
-            .and_then(|p| self.layout.slots.get(p))
-        {
-            Some(s) => self.connection_at(s),
-            None => self.fallback(),
-        }
+        self.slot(if_index).tables()
     }
 
-    /// The view of an interface no connection names.
+    /// [`Snapshot::connection`] for the packet path, which reads the global
+    /// set only when the connection's own set did not decide.
     #[inline]
-    fn fallback(&self) -> ConnTables<'_> {
-        ConnTables {
-            if_index: 0,
-            enabled: true,
-            own: &self.empty,
-            global: &self.all_globals,
+    pub(crate) fn slot(&self, if_index: u32) -> SlotRef<'_> {
+        let pos = self.layout.index.get(if_index);
+        SlotRef {
+            snap: self,
+            slot: usize::try_from(pos)
+                .ok()
+                .and_then(|p| self.layout.slots.get(p)),
         }
     }
 
@@ -336,28 +341,21 @@ impl Snapshot {
             .layout
             .slots
             .iter()
-            .map(|s| self.connection_at(s))
-            .chain([self.fallback()]);
+            .map(|s| SlotRef {
+                snap: self,
+                slot: Some(s),
+            })
+            .chain([SlotRef {
+                snap: self,
+                slot: None,
+            }])
+            .map(SlotRef::tables);
         let mut seen: Vec<*const PortSet> = views
             .flat_map(|c| [std::ptr::from_ref(c.own), std::ptr::from_ref(c.global)])
             .collect();
         seen.sort_unstable();
         seen.dedup();
         seen.len()
-    }
-
-    /// The view of one slot of the layout.
-    #[inline]
-    fn connection_at<'s>(&'s self, s: &'s Slot) -> ConnTables<'s> {
-        ConnTables {
-            if_index: s.if_index,
-            enabled: s.enabled,
-            own: &s.own,
-            global: usize::try_from(s.group)
-                .ok()
-                .and_then(|g| self.globals.get(g))
-                .unwrap_or(&self.all_globals),
-        }
     }
 
     /// The ICMPv6 policy.
@@ -382,6 +380,47 @@ impl Snapshot {
     #[inline(always)]
     pub(super) fn witness(&self) {
         self.witness.check();
+    }
+}
+
+/// A connection's slot in a snapshot (`None`: the unknown interface).
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRef<'s> {
+    snap: &'s Snapshot,
+    slot: Option<&'s Slot>,
+}
+
+impl<'s> SlotRef<'s> {
+    /// Firewall on (always, for the unknown interface).
+    #[inline]
+    pub(crate) fn enabled(self) -> bool {
+        self.slot.is_none_or(|s| s.enabled)
+    }
+
+    /// The own pairs (none for the unknown interface).
+    #[inline]
+    pub(crate) fn own(self) -> &'s PortSet {
+        self.slot.map_or(&self.snap.empty, |s| &s.own)
+    }
+
+    /// The global pairs in effect (all of them for the unknown interface).
+    #[inline]
+    pub(crate) fn global(self) -> &'s PortSet {
+        self.slot
+            .and_then(|s| usize::try_from(s.group).ok())
+            .and_then(|g| self.snap.globals.get(g))
+            .unwrap_or(&self.snap.all_globals)
+    }
+
+    /// The public view.
+    #[inline]
+    fn tables(self) -> ConnTables<'s> {
+        ConnTables {
+            if_index: self.slot.map_or(0, |s| s.if_index),
+            enabled: self.enabled(),
+            own: self.own(),
+            global: self.global(),
+        }
     }
 }
 
@@ -416,7 +455,7 @@ mod tests {
         p1.open_global(pair(22), "ssh");
         let (s1, sets1) = Snapshot::build(Arc::new(p1), 1, Some((&p0, &sets0)));
         // The connections did not change: the same layout, not a copy.
-        assert!(Arc::ptr_eq(&s0.layout, &s1.layout));
+        assert!(s0.layout.same_as(&s1.layout));
         assert_eq!(
             s1.globals.len(),
             2,
@@ -439,7 +478,7 @@ mod tests {
             .unwrap()
             .open_port(pair(8080), "app");
         let (s2, _) = Snapshot::build(Arc::new(p2), 2, Some((&p1, &sets1)));
-        assert!(!Arc::ptr_eq(&s1.layout, &s2.layout));
+        assert!(!s1.layout.same_as(&s2.layout));
         assert!(Arc::ptr_eq(&s1.globals[1], &s2.globals[1]));
         assert!(s2.connection(5).own.contains(6, 8080));
         assert!(std::ptr::eq(s1.connection(6).own, s2.connection(6).own));
