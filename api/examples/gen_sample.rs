@@ -165,7 +165,9 @@ pub fn frames() -> Vec<Sample> {
             "drop\tmalformed\t-\t-",
             {
                 let mut p = ip6(6, 64, REMOTE, LOCAL, &tcp_hdr(1234, 22, 0x02));
-                p[5] = 200;
+                if let Ok(mut ip) = v6fw_engine::wire::Ipv6Packet::new_checked(&mut p[..]) {
+                    ip.set_payload_len(200);
+                }
                 eth(0x86dd, &p)
             },
         ),

@@ -43,7 +43,9 @@ fn tcp(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u
         .tcp(sport, dport, 1, 65535)
         .write(&mut v, &[])
         .unwrap();
-    v[53] = flags;
+    v6fw_engine::wire::TcpPacket::new_checked(&mut v[40..])
+        .unwrap()
+        .set_flags(flags);
     v
 }
 

@@ -3,12 +3,16 @@
 
 use v6fw_capture::link::ipv6_payload;
 
-/// A minimal IPv6 header (version 6, no payload).
+/// A minimal IPv6 header (version 6, no payload, next header 59), written
+/// by etherparse.
 fn ip6() -> Vec<u8> {
-    let mut p = vec![0u8; 40];
-    p[0] = 0x60;
-    p[6] = 59;
-    p[7] = 64;
+    let h = etherparse::Ipv6Header {
+        next_header: etherparse::IpNumber(59),
+        hop_limit: 64,
+        ..Default::default()
+    };
+    let p = h.to_bytes().to_vec();
+    assert_eq!(p.len(), 40);
     p
 }
 

@@ -171,7 +171,7 @@ fn extension_header_past_the_end() {
     }
     // A header whose length field says more than the packet has.
     let mut p = Chain::new(&[Ext::Dst], udp_to(53)).build();
-    p[41] = 2; // 24 bytes
+    set_first_ext_len(&mut p, 60, 2); // 24 bytes
     assert_eq!(h.inb(&p), "drop malformed - -");
 }
 
@@ -210,7 +210,7 @@ fn walk_order_first_violation_wins() {
     assert_eq!(h.inb(&p), "drop chain_too_long - -", "9th header cut short");
     // The header's own bytes come before routing type 0.
     let mut rh0 = Chain::new(&[Ext::Routing(0)], L4::Raw(59, vec![])).build();
-    rh0[41] = 1; // says 16 bytes, has 8
+    set_first_ext_len(&mut rh0, 43, 1); // says 16 bytes, has 8
     assert_eq!(h.inb(&rh0), "drop malformed - -");
     // Earlier headers' violations win over later ones.
     assert_eq!(

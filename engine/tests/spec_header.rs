@@ -87,11 +87,11 @@ fn step2_padding_after_payload_is_ignored() {
     assert_eq!(h.inb(&p), clean);
     // The TCP header lies in the padding: the payload length only covers 10 bytes.
     let mut q = tcp_in(22);
-    q[4..6].copy_from_slice(&10u16.to_be_bytes());
+    set_payload_len(&mut q, 10);
     assert_eq!(h.inb(&q), "drop malformed 6 -");
     // A UDP packet whose payload length is exactly its header.
     let mut u = udp_in(53);
-    u[4..6].copy_from_slice(&8u16.to_be_bytes());
+    set_payload_len(&mut u, 8);
     assert_eq!(h.inb(&u), "accept open_port 17 53");
 }
 
@@ -100,7 +100,7 @@ fn step2_payload_length_zero_needs_jumbo() {
     let mut h = h();
     // Payload length 0 without a hop-by-hop header.
     let mut p = udp_in(53);
-    p[4..6].copy_from_slice(&[0, 0]);
+    set_payload_len(&mut p, 0);
     assert_eq!(h.inb(&p), "drop malformed - -");
     assert_eq!(h.out_at(&p, 0), "accept outbound - -");
     // A bare 40-byte header with next header 59 and payload length 0.
@@ -109,7 +109,7 @@ fn step2_payload_length_zero_needs_jumbo() {
     assert_eq!(h.inb(&bare), "drop malformed - -");
     // Payload length 0 with a hop-by-hop header lacking the Jumbo option.
     let mut hbh = Chain::new(&[Ext::Hbh], udp_to(53)).build();
-    hbh[4..6].copy_from_slice(&[0, 0]);
+    set_payload_len(&mut hbh, 0);
     assert_eq!(h.inb(&hbh), "drop malformed - -");
 
     // A real jumbogram: HBH(Jumbo) + UDP + 65,536 bytes of data.
@@ -138,7 +138,7 @@ fn step2_payload_length_zero_needs_jumbo() {
     assert_eq!(h.line(&j[..100], t), "accept open_port 17 53");
     // The Jumbo option must sit in a hop-by-hop header right after the fixed header.
     let mut late = Chain::new(&[Ext::Dst], udp_to(53)).build();
-    late[4..6].copy_from_slice(&[0, 0]);
+    set_payload_len(&mut late, 0);
     assert_eq!(h.inb(&late), "drop malformed - -");
 }
 

@@ -6,6 +6,8 @@
 //! is [`LOCAL`], remote peers are [`remote`]`(n)`. Inbound packets go from a
 //! remote peer to [`LOCAL`]; outbound packets the other way.
 
+use v6fw_engine::wire::Ipv6Packet;
+
 use etherparse::{
     IpFragOffset, IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6FragmentHeader,
     Ipv6Header, Ipv6RawExtHeader, Ipv6RoutingExtensions, PacketBuilder,
@@ -240,8 +242,9 @@ pub fn first_fragment(peer: u16, dport: u16, id: u32) -> Vec<u8> {
 /// than the packet has (SPEC step 2: `drop malformed`).
 pub fn malformed(peer: u16, dport: u16) -> Vec<u8> {
     let mut p = tcp_syn(peer, 50_000, dport);
-    if let Some(len) = p.get_mut(4..).and_then(<[u8]>::first_chunk_mut::<2>) {
-        *len = u16::from_be_bytes(*len).saturating_add(100).to_be_bytes();
+    if let Ok(mut ip) = Ipv6Packet::new_checked(&mut p[..]) {
+        let len = ip.payload_len().saturating_add(100);
+        ip.set_payload_len(len);
     }
     p
 }

@@ -187,6 +187,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ExtHeader<T> {
             super::set_be16(self.buffer.as_mut(), field::FRAG_OFFSET_M, v);
         }
     }
+
+    /// Sets the header extension length field (8-octet units after the
+    /// first 8; AH: 4-octet units after the first 8, minus 2). The view
+    /// keeps the length it was checked with; a packet whose field now says
+    /// more than it has is what tests of malformed chains build, and the
+    /// walk judges it afresh.
+    #[inline]
+    pub fn set_length_field(&mut self, units: u8) {
+        super::set_byte(self.buffer.as_mut(), field::LENGTH, units);
+    }
 }
 
 impl<'a> ExtHeader<&'a [u8]> {
@@ -320,6 +330,21 @@ mod tests {
             );
         }
         assert!(ExtHeader::new_checked(&bytes[..len], kind).is_ok());
+    }
+
+    #[test]
+    fn set_length_field_writes_the_second_byte() {
+        let mut b = hex(HBH);
+        let mut h = ExtHeader::new_checked(&mut b[..], HOP_BY_HOP).unwrap();
+        h.set_length_field(2);
+        let mut want = hex(HBH);
+        want[1] = 2;
+        assert_eq!(b, want);
+        // Now it says 24 bytes and has 8: a fresh check refuses it.
+        assert_eq!(
+            ExtHeader::new_checked(&b[..], HOP_BY_HOP),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]

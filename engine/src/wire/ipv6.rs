@@ -184,9 +184,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Sets the next-header field.
     #[inline]
     pub fn set_next_header(&mut self, next: u8) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::NEXT_HEADER) {
-            *b = next;
-        }
+        super::set_byte(self.buffer.as_mut(), field::NEXT_HEADER, next);
+    }
+
+    /// Sets the hop limit.
+    #[inline]
+    pub fn set_hop_limit(&mut self, hop_limit: u8) {
+        super::set_byte(self.buffer.as_mut(), field::HOP_LIMIT, hop_limit);
     }
 }
 
@@ -200,6 +204,23 @@ mod tests {
     const UDP_DNS: &str = "6000000000251140 20010db8000000000000000000000001 \
         262000fe000000000000000000000009 30390035002598b3 \
         123401000001000000000000076578616d706c6503636f6d0000010001";
+
+    #[test]
+    fn setters_write_what_getters_read() {
+        let mut bytes = hex(UDP_DNS);
+        let mut p = Ipv6Packet::new_checked(&mut bytes[..]).unwrap();
+        p.set_payload_len(8);
+        p.set_next_header(59);
+        p.set_hop_limit(255);
+        assert_eq!(
+            (p.payload_len(), p.next_header(), p.hop_limit()),
+            (8, 59, 255)
+        );
+        // Bytes 4-7 of the fixed header, nothing else.
+        let mut want = hex(UDP_DNS);
+        want[4..8].copy_from_slice(&[0, 8, 59, 255]);
+        assert_eq!(bytes, want);
+    }
 
     #[test]
     fn reads_a_real_header() {

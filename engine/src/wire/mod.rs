@@ -105,6 +105,14 @@ fn byte(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
+/// Writes `v` at `at`; does nothing past the end.
+#[inline]
+fn set_byte(b: &mut [u8], at: usize, v: u8) {
+    if let Some(d) = b.get_mut(at) {
+        *d = v;
+    }
+}
+
 /// Writes `v` big-endian at `at`; does nothing past the end.
 #[inline]
 fn set_be16(b: &mut [u8], at: usize, v: u16) {

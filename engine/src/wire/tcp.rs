@@ -124,6 +124,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Sets the flags byte (CWR ECE URG ACK PSH RST SYN FIN).
+    #[inline]
+    pub fn set_flags(&mut self, flags: u8) {
+        super::set_byte(self.buffer.as_mut(), field::FLAGS, flags);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +141,18 @@ mod tests {
     /// A TCP SYN 30000 -> 80, shared/captures/zeek/chksums/ip6-tcp-bad-chksum.pcap.
     const SYN: &str = "6000000000140640200104f80004000702e081fffe52ffff\
         200104f80004000702e081fffe529a6b7530005000000000000000005002200000010000";
+
+    #[test]
+    fn set_flags_writes_what_flags_reads() {
+        let mut p = hex(SYN);
+        let mut t = TcpPacket::new_checked(p.get_mut(40..).unwrap()).unwrap();
+        t.set_flags(0x12);
+        assert_eq!(t.flags(), 0x12);
+        // Byte 13 of the TCP header, nothing else.
+        let mut want = hex(SYN);
+        want[53] = 0x12;
+        assert_eq!(p, want);
+    }
 
     #[test]
     fn reads_a_real_syn() {

@@ -119,3 +119,21 @@ pub fn line(d: &Decision) -> String {
 pub fn h() -> Harness {
     Harness::new(test_policy())
 }
+
+/// Rewrites a packet's payload-length field, through the wire view (the one
+/// place that knows where it lies).
+#[allow(dead_code)] // not every test file edits lengths
+pub fn set_payload_len(p: &mut [u8], len: u16) {
+    v6fw_engine::wire::Ipv6Packet::new_checked(p)
+        .unwrap()
+        .set_payload_len(len);
+}
+
+/// Rewrites the length field of the extension header of kind `kind` right
+/// after the fixed header, through the wire view.
+#[allow(dead_code)] // not every test file edits lengths
+pub fn set_first_ext_len(p: &mut [u8], kind: u8, units: u8) {
+    v6fw_engine::wire::ExtHeader::new_checked(&mut p[40..], kind)
+        .unwrap()
+        .set_length_field(units);
+}
