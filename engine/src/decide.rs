@@ -353,7 +353,7 @@ impl Worker {
 
     /// Whether the packet (TCP flags `tcp`, `None` for UDP) from `remote`
     /// to `local` (address, port) is the reply of a tracked flow.
-    #[inline(never)]
+    #[inline]
     fn is_reply(
         &mut self,
         proto: u8,
