@@ -197,9 +197,9 @@ impl Worker {
     ///
     /// The whole inbound packet whose upper layer was reached is the common
     /// case and stays inline; what is decided before the policy (SPEC.md
-    /// steps 1-3: not a whole packet, or outbound) and what needs a table
-    /// (flows, fragments, ICMPv6 errors) is in functions of their own, off
-    /// the common path. Those functions get a copy of the walk, made on
+    /// steps 1-3: not a whole packet, or outbound), fragment memory and
+    /// related ICMPv6 errors are in functions of their own, off the common
+    /// path. Those functions get a copy of the walk, made on
     /// their own branch, so that the common path keeps the walk in
     /// registers instead of building it in memory for them.
     #[inline(always)]
@@ -219,7 +219,10 @@ impl Worker {
                 Some((proto, sport, dport)) => {
                     self.port_reason(snap, conn, w, proto, sport, dport, now)
                 }
-                None => self.other_reason(snap, w, now),
+                None => match w.icmp_type() {
+                    Some(ty) => self.icmp_reason(snap, w, ty, now),
+                    None => Reason::UnsupportedProtocol,
+                },
             },
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(&w.clone(), now)),
             Outcome::BadLength => Reason::Malformed,
@@ -262,16 +265,6 @@ impl Worker {
             return Some(Decision::with_columns(Reason::Outbound, w));
         }
         None
-    }
-
-    /// Step 6 for a whole inbound upper layer that is not TCP or UDP:
-    /// ICMPv6, or a protocol the firewall does not know.
-    #[inline(always)]
-    fn other_reason(&mut self, snap: &Snapshot, w: &Walk<'_>, now: u64) -> Reason {
-        match w.icmp_type() {
-            Some(ty) => self.icmp_reason(snap, w, ty, now),
-            None => Reason::UnsupportedProtocol,
-        }
     }
 
     /// Step 5 for a packet with a fragment header decided `reason`: a first
