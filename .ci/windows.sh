@@ -75,7 +75,9 @@ awk '/Running tests\// { f = $2 } /^running 0 tests/ && f { print f } /^running 
 echo "checks that pass under Wine without asserting (each test's wine_skip reason; a Windows host runs them):"
 grep -rhoE 'wine_skip\("[^"]*"\)' engine capture api --include='*.rs' | sed 's|^wine_skip("\(.*\)")$|  \1|'
 if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
-  tail -n 60 "$log"
+  # Each failed test's own output (its panic message) first, then the end.
+  awk '/^---- .* stdout ----$/ { on = 1 } /^failures:$/ && on { on = 0 } on' "$log" | head -n 200
+  tail -n 30 "$log"
   echo "FAILED: Windows tests under Wine (exit $rc, $failed failed)"
   exit 1
 fi

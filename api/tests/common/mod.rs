@@ -37,18 +37,24 @@ pub fn succeeded(out: std::process::Output) -> std::process::Output {
     out
 }
 
-/// Whether this runs under Wine (ntdll exports `wine_get_version`), where
-/// the check `why` names cannot be made: then the test says so and returns
-/// early (.ci/windows.sh lists every such check).
+/// Whether this runs under Wine (ntdll exports `wine_get_version`).
 #[cfg(windows)]
-pub fn wine_skip(why: &str) -> bool {
+pub fn under_wine() -> bool {
     use windows::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
     // SAFETY: both strings are NUL-terminated literals; ntdll is always loaded.
-    let wine = unsafe {
+    unsafe {
         GetModuleHandleW(windows::core::w!("ntdll.dll"))
             .map(|m| GetProcAddress(m, windows::core::s!("wine_get_version")).is_some())
             .unwrap_or(false)
-    };
+    }
+}
+
+/// Whether this runs under Wine, where the check `why` names cannot be
+/// made: then the test says so and returns early (.ci/windows.sh lists
+/// every such check).
+#[cfg(windows)]
+pub fn wine_skip(why: &str) -> bool {
+    let wine = under_wine();
     if wine {
         eprintln!("note: under Wine, not checked: {why}");
     }
