@@ -1,6 +1,6 @@
 //! v6fw-capture: where packets come from and where verdicts go.
 //!
-//! - [`file`]: pcap and pcapng captures, streamed in constant memory, with the
+//! - [`mod@file`]: pcap and pcapng captures, streamed in constant memory, with the
 //!   link-layer headers SPEC.md lists stripped down to the IP packet.
 //! - [`replay`]: decide every frame of a capture as the live path would.
 //! - [`backend`]: the batch trait the live backends share — receive a batch,

@@ -2,12 +2,12 @@
 //! both directions, to this process; accepted packets are re-injected,
 //! dropped ones simply are not.
 //!
-//! One [`WinDivert`] handle per worker. A batch is one `WinDivertRecvEx`
+//! One `WinDivert` handle per worker. A batch is one `WinDivertRecvEx`
 //! (up to [`crate::backend::MAX_BATCH`] packets, concatenated in one buffer
 //! with one `WINDIVERT_ADDRESS` each) and one `WinDivertSendEx` of the
 //! accepted packets, compacted in place. The address gives the direction
 //! (`Outbound` bit) and the interface index (`Network.IfIdx`), which selects
-//! the connection. Stopping: [`Stopper::stop`] calls `WinDivertShutdown`,
+//! the connection. Stopping: `Stopper::stop` calls `WinDivertShutdown`,
 //! which makes the blocked receive return so the loop sees its flag.
 //!
 //! This speaks to `windivert-sys` (the C API) directly rather than the

@@ -7,7 +7,7 @@
 //! with every connection ignoring the same globals (a *group*).
 //!
 //! What depends on the connections alone (their order, interface index,
-//! switch, own set and group: the [`Layout`]) is built only when a
+//! switch, own set and group: the `Layout`) is built only when a
 //! connection changed, and shared, behind one `Arc`, by every snapshot
 //! until then; what depends on the global pairs is one set per group. So a
 //! change of the global pairs (the common publish) rebuilds a set per group
