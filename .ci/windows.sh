@@ -34,6 +34,13 @@ mkdir -p "$root/target/wine/shim"
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
   wineboot -i >/dev/null 2>&1 || true
 fi
+# One wineserver for the whole script, kept alive until it ends. Two CI runs
+# each saw one Wine process end with no output (in cli_docs, in e2e), which
+# 40 local runs did not reproduce; a process started while the previous
+# one's server shuts down is the suspect, so the server never shuts down.
+wineserver -k 2>/dev/null || true
+wineserver -p
+trap 'wineserver -k 2>/dev/null || true' EXIT
 
 step "bcryptprimitives.dll shim (Rust's std imports ProcessPrng; Wine 8 lacks it)"
 x86_64-w64-mingw32-gcc -shared -O2 -Wall -o "$root/target/wine/shim/bcryptprimitives.dll" \

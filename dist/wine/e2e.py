@@ -372,7 +372,7 @@ def as_a_service(work, exe_src, sim, shim):
                  "--socket", pipe, "--open", "22/tcp", "--stats-interval", "0", env=env)
         check(r.returncode == 0, f"service install: {r.returncode} {r.stdout} {r.stderr}")
         r = wine(exe, "service", "install", "--", "--bogus", env=env)
-        check(r.returncode == 1 and "--bogus" in r.stderr, f"bad run arguments refused: {r.stderr}")
+        check(r.returncode == 1 and "--bogus" in r.stderr, f"bad run arguments refused: {r.returncode} {r.stdout!r} {r.stderr!r}")
         r = wine(exe, "service", "start", env=env)
         check(r.returncode == 0, f"service start: {r.returncode} {r.stdout} {r.stderr}")
         deadline = time.monotonic() + 60
