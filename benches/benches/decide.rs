@@ -26,8 +26,8 @@ mod scale;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use v6fw_benches::baseline::{
-    baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, ParkingLotPorts,
-    PortLookup, StdRwLockPorts, V6fwDecider, NOW_NS,
+    baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, Floor,
+    ParkingLotPorts, PortLookup, StdRwLockPorts, V6fwDecider, NOW_NS,
 };
 use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol};
 use v6fw_testkit::packets::{self, MixedBatch};
@@ -107,21 +107,6 @@ fn kinds(c: &mut Criterion) {
     }
 }
 
-/// The floor DESIGN.md quotes: the port at a fixed offset and one bit test.
-fn floor_batch(bits: &[u64; 1024], batch: &[Vec<u8>]) -> usize {
-    batch
-        .iter()
-        .filter(|p| {
-            let port = p
-                .get(42..44)
-                .and_then(<[u8]>::first_chunk::<2>)
-                .map_or(0, |b| u16::from_be_bytes(*b));
-            bits.get(usize::from(port >> 6))
-                .is_some_and(|w| (w >> (port & 63)) & 1 == 1)
-        })
-        .count()
-}
-
 fn mixed(c: &mut Criterion) {
     let batch = MixedBatch::new(1_024, 1);
     let engine = bench_engine();
@@ -141,14 +126,9 @@ fn mixed(c: &mut Criterion) {
         b.iter(|| d_stateless.decide_batch(black_box(&batch.packets)))
     });
     baselines(|base, ports| ports.bench_batch(&mut g, BenchmarkId::from_parameter(base), &batch));
-    let mut bits = [0u64; 1024];
-    for &p in &packets::OPEN_TCP {
-        if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
-            *w |= 1 << (p & 63);
-        }
-    }
+    let mut floor = Floor::new();
     g.bench_function("bare_floor", |b| {
-        b.iter(|| floor_batch(&bits, black_box(&batch.packets)))
+        b.iter(|| floor.decide_batch(black_box(&batch.packets)))
     });
     g.bench_function("epoch_pin_only", |b| {
         b.iter(|| black_box(engine.table().pin().generation()))

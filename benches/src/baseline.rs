@@ -124,6 +124,54 @@ impl BatchDecider for V6fwDecider<'_> {
     }
 }
 
+/// The floor DESIGN.md quotes (`mixed_1024/bare_floor`): the destination
+/// port read at a fixed offset and one bit test against the open TCP ports,
+/// with no check of anything else. Not a firewall: the least a decision can
+/// cost. Its fixed offset (a TCP header right after the fixed IPv6 header)
+/// is the definition of the floor, so it does not go through the wire views.
+#[derive(Debug, Clone)]
+pub struct Floor {
+    bits: [u64; 1024],
+}
+
+impl Floor {
+    /// The floor's bitset of [`OPEN_TCP`].
+    pub fn new() -> Self {
+        let mut bits = [0u64; 1024];
+        for &p in &OPEN_TCP {
+            if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
+        Floor { bits }
+    }
+}
+
+impl BatchDecider for Floor {
+    /// How many packets of `batch` have their port bit set.
+    #[inline]
+    fn decide_batch(&mut self, batch: &[Vec<u8>]) -> usize {
+        batch
+            .iter()
+            .filter(|p| {
+                let port = p
+                    .get(42..44)
+                    .and_then(<[u8]>::first_chunk::<2>)
+                    .map_or(0, |b| u16::from_be_bytes(*b));
+                self.bits
+                    .get(usize::from(port >> 6))
+                    .is_some_and(|w| (w >> (port & 63)) & 1 == 1)
+            })
+            .count()
+    }
+}
+
+impl Default for Floor {
+    fn default() -> Self {
+        Floor::new()
+    }
+}
+
 /// A shared, changeable `(port, protocol)` set, however it is synchronised.
 pub trait PortLookup: Send + Sync {
     /// Whether the pair is open.
