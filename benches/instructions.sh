@@ -10,8 +10,7 @@ cargo build --release -q -p v6fw-benches --bin instructions
 bin=${CARGO_TARGET_DIR:-target}/release/instructions
 n=204800
 kinds=("$@")
-[ ${#kinds[@]} -gt 0 ] || kinds=(tcp-syn udp icmp-ndp ext-chain3 first-fragment malformed
-  tcp-established udp-established udp-closed mixed mixed-std-rwlock floor)
+[ ${#kinds[@]} -gt 0 ] || mapfile -t kinds < <("$bin" --list)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ir() { # instructions of one run

@@ -9,40 +9,15 @@ use std::path::Path;
 use std::process::Command;
 
 use common::succeeded;
-#[cfg(windows)]
-use common::under_wine;
 
-/// Runs `v6fw args`, which must succeed, and returns its standard output.
-///
-/// Under Wine a failed run is printed and tried once more: this file starts
-/// some thirty processes, and one of its runs failed once in CI under Wine
-/// in a way 16 local runs did not reproduce. A second failure fails the test,
-/// so a real fault still does.
 fn v6fw(args: &[&str]) -> String {
-    let run = || {
+    let out = succeeded(
         Command::new(env!("CARGO_BIN_EXE_v6fw"))
             .args(args)
             .output()
-            .unwrap()
-    };
-    let mut out = run();
-    if !out.status.success() && under_wine() {
-        eprintln!(
-            "note: under Wine, `v6fw {}` failed ({:?}); stdout: {:?}; stderr: {:?}; trying once more",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out = run();
-    }
-    let out = succeeded(out);
+            .unwrap(),
+    );
     String::from_utf8(out.stdout).unwrap()
-}
-
-#[cfg(not(windows))]
-fn under_wine() -> bool {
-    false
 }
 
 /// The subcommands `v6fw <path> --help` lists under "Commands:" (without `help`).

@@ -26,35 +26,31 @@ pub fn tcp_syn(dport: u16) -> Vec<u8> {
     tcp_syn_pkt(LOCAL, REMOTE, 40000, dport)
 }
 
-/// `out` itself if the command exited 0; otherwise fails with its stderr.
+/// `out` itself if the command exited 0; otherwise fails with its exit
+/// status, stdout and stderr (a process that printed nothing says so).
 pub fn succeeded(out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
-        "exit {:?}: {}",
+        "exit {:?}; stdout: {:?}; stderr: {:?}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out
 }
 
-/// Whether this runs under Wine (ntdll exports `wine_get_version`).
+/// Whether this runs under Wine (ntdll exports `wine_get_version`), where
+/// the check `why` names cannot be made: then the test says so and returns
+/// early (.ci/windows.sh lists every such check).
 #[cfg(windows)]
-pub fn under_wine() -> bool {
+pub fn wine_skip(why: &str) -> bool {
     use windows::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
     // SAFETY: both strings are NUL-terminated literals; ntdll is always loaded.
-    unsafe {
+    let wine = unsafe {
         GetModuleHandleW(windows::core::w!("ntdll.dll"))
             .map(|m| GetProcAddress(m, windows::core::s!("wine_get_version")).is_some())
             .unwrap_or(false)
-    }
-}
-
-/// Whether this runs under Wine, where the check `why` names cannot be
-/// made: then the test says so and returns early (.ci/windows.sh lists
-/// every such check).
-#[cfg(windows)]
-pub fn wine_skip(why: &str) -> bool {
-    let wine = under_wine();
+    };
     if wine {
         eprintln!("note: under Wine, not checked: {why}");
     }

@@ -55,8 +55,11 @@ enum Kind {
 #[command(version)]
 struct Args {
     /// The packet.
-    #[arg(long, value_enum)]
-    kind: Kind,
+    #[arg(long, value_enum, required_unless_present = "list")]
+    kind: Option<Kind>,
+    /// Print every kind's name, one a line, and decide nothing.
+    #[arg(long)]
+    list: bool,
     /// How many packets (in whole batches of 1,024, rounded down).
     #[arg(long, default_value_t = 204_800)]
     count: usize,
@@ -64,8 +67,16 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    let Some(kind) = args.kind.filter(|_| !args.list) else {
+        for k in Kind::value_variants() {
+            if let Some(name) = k.to_possible_value() {
+                println!("{}", name.get_name());
+            }
+        }
+        return;
+    };
     let engine = bench_engine();
-    let (outbound, batch): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match args.kind {
+    let (outbound, batch): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match kind {
         Kind::TcpSyn => (vec![], vec![packets::tcp_syn(1, 40_000, 22)]),
         Kind::Udp => (vec![], vec![packets::udp(1, 40_000, 53)]),
         Kind::IcmpNdp => (vec![], vec![packets::icmpv6_ndp(1)]),
@@ -93,7 +104,7 @@ fn main() {
     };
     let rounds = args.count / batch.len().max(1);
     let ports = StdRwLockPorts::new(baseline_pairs());
-    let accepted = match args.kind {
+    let accepted = match kind {
         Kind::Floor => rounds_of(&mut Floor::new(), &batch, rounds),
         Kind::MixedStdRwlock => {
             rounds_of(&mut BaselineDecider::new(&ports, &outbound), &batch, rounds)
