@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/ansible-venv
-if [ ! -x "$venv/bin/ansible-playbook" ]; then
+# A venv is not relocatable: one whose scripts point to a Python elsewhere
+# (a target/ moved or restored from another checkout) is made again.
+if ! "$venv/bin/ansible-playbook" --version >/dev/null 2>&1; then
   rm -rf "$venv"
   if ! python3 -m venv "$venv"; then
     # Debian and Ubuntu ship venv separately.
