@@ -3,8 +3,9 @@
 //! Groups (each compares v6fw with etherparse + `std::sync::RwLock<HashSet>`,
 //! `parking_lot::RwLock<HashSet>` and `arc_swap::ArcSwap<HashSet>`):
 //! - `kind/<packet>`: one packet of each kind, decided inbound (v6fw on a
-//!   snapshot pinned outside the timing loop, as a batch would), and v6fw's
-//!   header walk alone.
+//!   snapshot pinned outside the timing loop, as a batch would), v6fw's
+//!   header walk alone, and for a TCP SYN and UDP the least SPEC.md lets
+//!   the decision cost (`spec_minimum`, see `v6fw_benches::minimum`).
 //! - `mixed_1024`: the mixed batch of 1,024 packets, one pin per batch; plus
 //!   v6fw with flow state off, the bare floor (port at a fixed offset and a
 //!   bit test) and one epoch pin.
@@ -26,9 +27,10 @@ mod scale;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use v6fw_benches::baseline::{
-    baseline_pairs, bench_engine, ArcSwapPorts, BaselineDecider, BatchDecider, Floor,
-    ParkingLotPorts, PortLookup, StdRwLockPorts, V6fwDecider, NOW_NS,
+    baseline_pairs, bench_engine, bench_policy, ArcSwapPorts, BaselineDecider, BatchDecider, Floor,
+    ParkingLotPorts, PortLookup, StdRwLockPorts, V6fwDecider, IF_INDEX, NOW_NS,
 };
+use v6fw_benches::minimum::SpecMinimum;
 use v6fw_engine::{Connection, Engine, Policy, PortPair, Protocol};
 use v6fw_testkit::packets::{self, MixedBatch};
 
@@ -102,6 +104,14 @@ fn kinds(c: &mut Criterion) {
         g.bench_function("v6fw_walk_only", |b| {
             b.iter(|| v6fw_engine::walk::walk(black_box(pkt), false))
         });
+        // The least a decision of this packet can cost (TCP SYN and UDP only).
+        if let Some(mut min) = SpecMinimum::new(&bench_policy()) {
+            if min.decide(pkt, IF_INDEX).is_some() {
+                g.bench_function("spec_minimum", |b| {
+                    b.iter(|| min.decide(black_box(pkt), IF_INDEX))
+                });
+            }
+        }
         baselines(|base, ports| ports.bench_one(&mut g, BenchmarkId::from_parameter(base), pkt));
         g.finish();
     }

@@ -8,6 +8,8 @@
 //! - [`harness`]: the multi-threaded throughput and RSS measurements behind
 //!   the `throughput` binary.
 //! - [`capture`]: reading IPv6 packets out of pcap/pcapng files (fuzz seeds).
+//! - [`minimum`]: the least SPEC.md lets a TCP SYN or UDP decision cost (a
+//!   special-purpose decider, timed beside v6fw's as a bound, not a firewall).
 //!
 //! The key choice: the baselines live here, beside v6fw's decider, and every
 //! figure is a ratio measured in the same run on the same packets, because
@@ -16,3 +18,4 @@
 pub mod baseline;
 pub mod capture;
 pub mod harness;
+pub mod minimum;

@@ -15,8 +15,10 @@ use std::hint::black_box;
 
 use clap::{Parser, ValueEnum};
 use v6fw_benches::baseline::{
-    baseline_pairs, bench_engine, BaselineDecider, BatchDecider, Floor, StdRwLockPorts, V6fwDecider,
+    baseline_pairs, bench_engine, bench_policy, BaselineDecider, BatchDecider, Floor,
+    StdRwLockPorts, V6fwDecider,
 };
+use v6fw_benches::minimum::SpecMinimum;
 use v6fw_testkit::packets::{self, MixedBatch};
 
 /// Which packet to decide.
@@ -40,6 +42,12 @@ enum Kind {
     UdpEstablished,
     /// UDP to a closed port: a flow-table miss, then `port_closed`.
     UdpClosed,
+    /// The TCP SYN of `tcp-syn`, decided by the least SPEC.md allows
+    /// (`kind/tcp_syn/spec_minimum`).
+    TcpSynMinimum,
+    /// The UDP datagram of `udp`, decided by the least SPEC.md allows
+    /// (`kind/udp/spec_minimum`).
+    UdpMinimum,
     /// The 1,024-packet mixed batch (`mixed_1024/v6fw`): per packet of it.
     Mixed,
     /// etherparse + std `RwLock` on the mixed batch
@@ -77,8 +85,8 @@ fn main() {
     };
     let engine = bench_engine();
     let (outbound, batch): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match kind {
-        Kind::TcpSyn => (vec![], vec![packets::tcp_syn(1, 40_000, 22)]),
-        Kind::Udp => (vec![], vec![packets::udp(1, 40_000, 53)]),
+        Kind::TcpSyn | Kind::TcpSynMinimum => (vec![], vec![packets::tcp_syn(1, 40_000, 22)]),
+        Kind::Udp | Kind::UdpMinimum => (vec![], vec![packets::udp(1, 40_000, 53)]),
         Kind::IcmpNdp => (vec![], vec![packets::icmpv6_ndp(1)]),
         Kind::ExtChain3 => (vec![], vec![packets::ext_chain3(1, 40_000, 22)]),
         Kind::FirstFragment => (vec![], vec![packets::first_fragment(1, 53, 9)]),
@@ -106,6 +114,15 @@ fn main() {
     let ports = StdRwLockPorts::new(baseline_pairs());
     let accepted = match kind {
         Kind::Floor => rounds_of(&mut Floor::new(), &batch, rounds),
+        Kind::TcpSynMinimum | Kind::UdpMinimum => match SpecMinimum::new(&bench_policy()) {
+            Some(mut min) => rounds_of(&mut min, &batch, rounds),
+            None => {
+                eprintln!(
+                    "the bench policy has a scoped pair, which SpecMinimum does not implement"
+                );
+                std::process::exit(2);
+            }
+        },
         Kind::MixedStdRwlock => {
             rounds_of(&mut BaselineDecider::new(&ports, &outbound), &batch, rounds)
         }
