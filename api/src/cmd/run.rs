@@ -2,7 +2,7 @@
 //! Linux, WinDivert on Windows), decides every packet, hands verdicts back.
 //!
 //! The shape follows mini-redis: [`run`] claims the network namespace (one
-//! daemon each, [`instance`]), checks rights, opens the durable policy
+//! daemon each, `instance` on Linux), checks rights, opens the durable policy
 //! ([`FirewallManager::open`] on `--state-dir`), applies `--open` and
 //! `--no-state` through it (persisted), starts the firewall log's writer and
 //! the control socket (`--socket`), and calls [`serve`] with the manager and
@@ -17,7 +17,7 @@
 //! - the connections are the host's interfaces (refreshed at start and every
 //!   [`REFRESH_INTERVAL`]); the interface index of a packet selects its
 //!   connection;
-//! - each worker has a [`LogHook`](v6fw_api::log::LogHook) that reads the log
+//! - each worker has a [`v6fw_api::log::LogHook`] that reads the log
 //!   switches from the manager's log settings once per batch; one writer
 //!   thread follows the same settings ([`v6fw_api::log::config_for`]).
 //!
@@ -25,7 +25,7 @@
 //! cleanly (rules first, so no packet is queued to a process that is
 //! leaving, then the workers, the control socket, the log writer, the
 //! totals); SIGHUP reloads; a worker that fails or panics is restarted
-//! ([`supervise`]); past the restart budget the daemon exits with code
+//! ([`supervise()`]); past the restart budget the daemon exits with code
 //! [`FAULT_EXIT`] and leaves its rules in place, so fail-closed never
 //! leaves the host unfiltered; a control socket that dies is started again.
 
@@ -169,6 +169,7 @@ pub struct Args {
     /// Serve Prometheus/OpenMetrics counters at http://ADDR/metrics; without
     /// ADDR on [::1]:9640 (loopback). A non-loopback address is served, with
     /// a warning, only when given.
+    #[allow(rustdoc::broken_intra_doc_links)] // clap help: `[::1]` is an address
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = metrics::DEFAULT_ADDR, value_parser = metrics::parse_addr)]
     pub metrics: Option<SocketAddr>,
@@ -573,95 +574,4 @@ fn fault(live: Live, shutdown: &AtomicBool, why: &str, fail_open: bool) -> Vec<S
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: Args,
-    }
-
-    fn parse(args: &[&str]) -> Result<Args, String> {
-        let mut all = vec!["v6fw-run"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all)
-            .map(|c| c.run)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn every_numeric_option_is_range_checked() {
-        for bad in [
-            &["--queue-len", "0"][..],
-            &["--queue-len", "1048577"],
-            &["--copy-range", "63"],
-            &["--copy-range", "65536"],
-            &["--batch", "0"],
-            &["--batch", "256"],
-            &["--stats-interval", "86401"],
-            &["--mark-bit", "32"],
-            &["--queues", "3-1"],
-            &["--queues", "0-64"],
-            &["--queues", "65536"],
-        ] {
-            let err = parse(bad).expect_err(&format!("{bad:?} was accepted"));
-            assert!(err.contains(bad[0]), "{bad:?}: {err}");
-        }
-        let ok = parse(&["--queue-len", "1", "--batch", "255", "--mark-bit", "0"]).unwrap();
-        assert_eq!((ok.queue_len, ok.batch, ok.mark_bit), (1, 255, Some(0)));
-        assert!(parse(&["--fail-open", "--fail-closed"]).is_err());
-        assert!(parse(&["--offload", "everything"]).is_err());
-        assert!(
-            parse(&["--offload", "established", "--no-rules"]).is_err(),
-            "offload is a rule: with --no-rules there is none"
-        );
-        let on = parse(&["--offload", "established"]).unwrap();
-        assert_eq!(on.offload, Some(Offload::Established));
-        assert_eq!(parse(&[]).unwrap().offload, None, "default off");
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")] // the mark is NFQUEUE's
-    fn the_accept_mark_follows_the_rules() {
-        let mark = |a: &[&str]| backends::accept_mark(&parse(a).unwrap());
-        assert_eq!(mark(&[]), 1 << DEFAULT_MARK_BIT);
-        assert_eq!(
-            mark(&["--no-rules"]),
-            0,
-            "no RETURN rule: NF_REPEAT would loop"
-        );
-        assert_eq!(mark(&["--no-rules", "--mark-bit", "3"]), 8);
-    }
-
-    fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
-        FirewallManager::open(&dir.join("state")).unwrap()
-    }
-
-    #[test]
-    fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let mgr = manager_in(dir.path());
-        let store = mgr.store().unwrap();
-        let mut edited = store.load().unwrap().unwrap();
-        edited.policy.open_global(
-            PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
-            "t",
-        );
-        std::fs::write(store.path(), v6fw_api::store::render(&edited).unwrap()).unwrap();
-        reload(&mgr).unwrap();
-        let open = |m: &FirewallManager| {
-            m.is_global_port_open(9090, v6fw_engine::Protocol::Tcp)
-                .unwrap()
-        };
-        assert!(open(&mgr), "the edited file took effect");
-        std::fs::write(store.path(), "this is [not toml").unwrap();
-        let err = reload(&mgr).unwrap_err().to_string();
-        assert!(err.contains("line 1"), "{err}");
-        assert!(open(&mgr), "a bad file leaves the running policy");
-        std::fs::remove_file(store.path()).unwrap();
-        assert!(reload(&mgr).unwrap_err().to_string().contains("is gone"));
-        assert!(open(&mgr));
-    }
-}
+mod tests;

@@ -1,0 +1,90 @@
+use super::*;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    run: Args,
+}
+
+fn parse(args: &[&str]) -> Result<Args, String> {
+    let mut all = vec!["v6fw-run"];
+    all.extend_from_slice(args);
+    Cli::try_parse_from(all)
+        .map(|c| c.run)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_numeric_option_is_range_checked() {
+    for bad in [
+        &["--queue-len", "0"][..],
+        &["--queue-len", "1048577"],
+        &["--copy-range", "63"],
+        &["--copy-range", "65536"],
+        &["--batch", "0"],
+        &["--batch", "256"],
+        &["--stats-interval", "86401"],
+        &["--mark-bit", "32"],
+        &["--queues", "3-1"],
+        &["--queues", "0-64"],
+        &["--queues", "65536"],
+    ] {
+        let err = parse(bad).expect_err(&format!("{bad:?} was accepted"));
+        assert!(err.contains(bad[0]), "{bad:?}: {err}");
+    }
+    let ok = parse(&["--queue-len", "1", "--batch", "255", "--mark-bit", "0"]).unwrap();
+    assert_eq!((ok.queue_len, ok.batch, ok.mark_bit), (1, 255, Some(0)));
+    assert!(parse(&["--fail-open", "--fail-closed"]).is_err());
+    assert!(parse(&["--offload", "everything"]).is_err());
+    assert!(
+        parse(&["--offload", "established", "--no-rules"]).is_err(),
+        "offload is a rule: with --no-rules there is none"
+    );
+    let on = parse(&["--offload", "established"]).unwrap();
+    assert_eq!(on.offload, Some(Offload::Established));
+    assert_eq!(parse(&[]).unwrap().offload, None, "default off");
+}
+
+#[test]
+#[cfg(target_os = "linux")] // the mark is NFQUEUE's
+fn the_accept_mark_follows_the_rules() {
+    let mark = |a: &[&str]| backends::accept_mark(&parse(a).unwrap());
+    assert_eq!(mark(&[]), 1 << DEFAULT_MARK_BIT);
+    assert_eq!(
+        mark(&["--no-rules"]),
+        0,
+        "no RETURN rule: NF_REPEAT would loop"
+    );
+    assert_eq!(mark(&["--no-rules", "--mark-bit", "3"]), 8);
+}
+
+fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
+    FirewallManager::open(&dir.join("state")).unwrap()
+}
+
+#[test]
+fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = manager_in(dir.path());
+    let store = mgr.store().unwrap();
+    let mut edited = store.load().unwrap().unwrap();
+    edited.policy.open_global(
+        PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
+        "t",
+    );
+    std::fs::write(store.path(), v6fw_api::store::render(&edited).unwrap()).unwrap();
+    reload(&mgr).unwrap();
+    let open = |m: &FirewallManager| {
+        m.is_global_port_open(9090, v6fw_engine::Protocol::Tcp)
+            .unwrap()
+    };
+    assert!(open(&mgr), "the edited file took effect");
+    std::fs::write(store.path(), "this is [not toml").unwrap();
+    let err = reload(&mgr).unwrap_err().to_string();
+    assert!(err.contains("line 1"), "{err}");
+    assert!(open(&mgr), "a bad file leaves the running policy");
+    std::fs::remove_file(store.path()).unwrap();
+    assert!(reload(&mgr).unwrap_err().to_string().contains("is gone"));
+    assert!(open(&mgr));
+}
