@@ -43,7 +43,8 @@ fn tcp(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u
         .tcp(sport, dport, 1, 65535)
         .write(&mut v, &[])
         .unwrap();
-    v6fw_engine::wire::TcpPacket::new_checked(&mut v[40..])
+    let mut ip = v6fw_engine::wire::Ipv6Packet::new_checked(&mut v[..]).unwrap();
+    v6fw_engine::wire::TcpPacket::new_checked(ip.payload_mut())
         .unwrap()
         .set_flags(flags);
     v

@@ -441,7 +441,9 @@ fn related_errors_must_quote_what_the_host_sent() {
     };
     assert_eq!(h.inb(&icmp_error(1, &echo)), "accept icmp_allowed 58 1");
     let mut echo_from_other = echo.clone();
-    echo_from_other[8..24].copy_from_slice(&OTHER);
+    v6fw_engine::wire::Ipv6Packet::new_checked(&mut echo_from_other[..])
+        .unwrap()
+        .set_src_addr(OTHER);
     assert_eq!(
         h.inb(&icmp_error(1, &echo_from_other)),
         "drop icmp_unrelated 58 1"

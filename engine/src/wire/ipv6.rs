@@ -192,6 +192,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     pub fn set_hop_limit(&mut self, hop_limit: u8) {
         super::set_byte(self.buffer.as_mut(), field::HOP_LIMIT, hop_limit);
     }
+
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src_addr(&mut self, addr: [u8; 16]) {
+        set_addr(self.buffer.as_mut(), field::SRC_ADDR, addr);
+    }
+
+    /// Everything after the fixed header, as far as the buffer goes, to
+    /// change (the first extension header or the upper layer).
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        self.buffer
+            .as_mut()
+            .get_mut(field::HEADER_LEN..)
+            .unwrap_or_default()
+    }
+}
+
+/// Writes the 16 bytes of `addr` at `at`; does nothing past the end (which
+/// the view's contract rules out).
+#[inline]
+fn set_addr(b: &mut [u8], at: usize, addr: [u8; 16]) {
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<16>) {
+        *d = addr;
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +245,26 @@ mod tests {
         let mut want = hex(UDP_DNS);
         want[4..8].copy_from_slice(&[0, 8, 59, 255]);
         assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn address_setters_and_the_payload_to_change() {
+        let mut bytes = hex(UDP_DNS);
+        let mut p = Ipv6Packet::new_checked(&mut bytes[..]).unwrap();
+        let dst = p.dst_addr();
+        p.set_src_addr([0xaa; 16]);
+        assert_eq!((p.src_addr(), p.dst_addr()), ([0xaa; 16], dst));
+        p.payload_mut()[0] = 0xff;
+        assert_eq!(p.payload().len(), hex(UDP_DNS).len() - 40);
+        // Bytes 8-23 and the payload's first, nothing else.
+        let mut want = hex(UDP_DNS);
+        want[8..24].copy_from_slice(&[0xaa; 16]);
+        want[40] = 0xff;
+        assert_eq!(bytes, want);
+        // A bare fixed header has an empty payload to change.
+        let mut header = [0u8; 40];
+        let mut p = Ipv6Packet::new_checked(&mut header[..]).unwrap();
+        assert!(p.payload_mut().is_empty());
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub fn set_payload_len(p: &mut [u8], len: u16) {
 /// after the fixed header, through the wire view.
 #[allow(dead_code)] // not every test file edits lengths
 pub fn set_first_ext_len(p: &mut [u8], kind: u8, units: u8) {
-    v6fw_engine::wire::ExtHeader::new_checked(&mut p[40..], kind)
+    let mut ip = v6fw_engine::wire::Ipv6Packet::new_checked(p).unwrap();
+    v6fw_engine::wire::ExtHeader::new_checked(ip.payload_mut(), kind)
         .unwrap()
         .set_length_field(units);
 }
