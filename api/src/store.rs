@@ -99,7 +99,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub const OLD_STATE_DIR: &str = "/var/lib/v6fw";
 
 /// The default state directory: `/etc/v6fw` (FHS: the policy is the host's
-/// configuration; the log goes to [`crate::log::DEFAULT_LOG_DIR`]),
+/// configuration; the log goes to `/var/log/v6fw`),
 /// `%ProgramData%\v6fw` on Windows.
 pub fn default_state_dir() -> PathBuf {
     #[cfg(windows)]

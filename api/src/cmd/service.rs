@@ -4,7 +4,7 @@
 //!
 //! The service runs exactly `v6fw run` with the arguments given at install
 //! (`v6fw service install -- --open 3389/tcp`); its Stop and Shutdown
-//! controls take the path Ctrl-C takes ([`privilege::request_stop`]): the
+//! controls take the path Ctrl-C takes (`privilege::request_stop`, Windows only): the
 //! handle is shut down, the workers finish their batch, the totals are
 //! logged. Its standard error (the daemon's log) goes nowhere: read the
 //! firewall log and `v6fw stats`.

@@ -6,7 +6,7 @@
 //! - [`server`]: the Unix socket server ([`server::serve`]); reads for
 //!   everyone, changes for root and the `--admin-group` (`SO_PEERCRED`), a
 //!   cap per uid with places kept for root.
-//! - [`peer`] (Unix): who a client is and whether it is an admin.
+//! - `peer` (Unix): who a client is and whether it is an admin.
 //! - [`client`]: the client the command line uses.
 //! - `pipe` (Windows): the same channel as a named pipe
 //!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated

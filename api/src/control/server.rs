@@ -152,9 +152,6 @@ pub fn serve(
     )))
 }
 
-/// The per-client part both servers share: the client caps, reading request
-/// lines with their limits, dispatching them and writing the replies, over
-/// any stream that implements [`session::Conn`].
 #[cfg(any(unix, windows))]
 pub(super) mod session;
 

@@ -45,7 +45,7 @@ pub const DEFAULT_FILE: &str = "pfirewall.log";
 #[cfg(unix)]
 pub const DEFAULT_LOG_DIR: &str = "/var/log/v6fw";
 
-/// The directory of the log when no path is set: [`DEFAULT_LOG_DIR`] for
+/// The directory of the log when no path is set: `DEFAULT_LOG_DIR` (Unix) for
 /// the default state directory, else (`--state-dir DIR`) the state
 /// directory itself, as before.
 pub fn default_log_dir(state_dir: &Path) -> PathBuf {
@@ -56,7 +56,7 @@ pub fn default_log_dir(state_dir: &Path) -> PathBuf {
     state_dir.to_path_buf()
 }
 
-/// Creates [`DEFAULT_LOG_DIR`] (mode 0750) when `state_dir` logs there by
+/// Creates `DEFAULT_LOG_DIR` (Unix, mode 0750) when `state_dir` logs there by
 /// default and it is missing (the daemon's start; a package or systemd's
 /// `LogsDirectory=` may have made it already).
 pub fn create_default_dir(state_dir: &Path) -> std::io::Result<()> {

@@ -27,7 +27,7 @@ struct Args {
     /// The shared capture directory (searched recursively for .pcap/.pcapng).
     #[arg(long)]
     captures: Option<PathBuf>,
-    /// The corpus root: files go to OUT/<target>/.
+    /// The corpus root: files go to OUT/TARGET/ (one directory per fuzz target).
     #[arg(long, default_value = "fuzz/corpus")]
     out: PathBuf,
     /// Most capture packets to take.

@@ -23,11 +23,11 @@ use v6fw_testkit::packets::MixedBatch;
 /// Which baseline to race v6fw against.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Baseline {
-    /// etherparse + std::sync::RwLock<HashSet>.
+    /// etherparse + a HashSet behind std::sync::RwLock.
     Std,
-    /// etherparse + parking_lot::RwLock<HashSet>.
+    /// etherparse + a HashSet behind parking_lot::RwLock.
     ParkingLot,
-    /// etherparse + arc_swap::ArcSwap<HashSet>.
+    /// etherparse + a HashSet behind arc_swap::ArcSwap.
     ArcSwap,
 }
 

@@ -111,7 +111,7 @@ fn parse(buf: &[u8], proto: u8, out: &mut Vec<Session>) -> Part {
 }
 
 /// An `inet_diag_msg`: family, state, timer, retrans, then the sockid
-/// (be16 sport, be16 dport, src[16], dst[16], if, cookie[2]).
+/// (be16 sport, be16 dport, `src[16]`, `dst[16]`, if, `cookie[2]`).
 fn session(msg: &[u8], proto: u8) -> Option<Session> {
     if *msg.first()? != AF_INET6 {
         return None;

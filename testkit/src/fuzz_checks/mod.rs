@@ -5,16 +5,16 @@
 //! Each check takes the raw fuzz input and returns `Err` with a description
 //! of the first broken invariant; the fuzz targets turn that into a panic.
 //!
-//! - [`decide`]: SPEC.md's column and verdict invariants through
+//! - [`decide()`]: SPEC.md's column and verdict invariants through
 //!   [`v6fw_engine::Engine`] / [`v6fw_engine::Worker`], inbound and outbound,
 //!   truncated or not.
 //! - [`parse_vs_etherparse`]: differential against etherparse 0.21's
 //!   `SlicedPacket::from_ip`, with every deliberate difference named.
-//! - [`policy_ops`]: a sequence of policy changes and held snapshots against
+//! - [`policy_ops()`]: a sequence of policy changes and held snapshots against
 //!   a `BTreeSet` model.
 //! - [`control_request`]: bytes as control-protocol lines through the
 //!   daemon's parser and handler.
-//! - [`capture_file`]: bytes as a pcap/pcapng file through the replay reader.
+//! - [`capture_file()`]: bytes as a pcap/pcapng file through the replay reader.
 
 mod capture_file;
 mod control;

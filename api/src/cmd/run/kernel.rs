@@ -1,5 +1,5 @@
 //! The kernel's queue drops over the daemon's whole run, per queue: the
-//! counters of [`v6fw_capture::nfqueue::drops`] start at 0 whenever a queue
+//! counters of `v6fw_capture::nfqueue::drops` (Linux) start at 0 whenever a queue
 //! is bound, so a restarted worker's queue is added on, not taken for a
 //! decrease.
 

@@ -72,9 +72,11 @@ enum Internal {
         seconds: f64,
     },
     /// Reads one TCP stream on [::]:PORT; prints `{"received","cpu"}`.
+    #[allow(rustdoc::broken_intra_doc_links)] // clap help: `[::]` is an address
     #[command(name = "internal-tcp-recv", hide = true)]
     TcpRecv(Listen),
     /// Counts datagrams on [::]:PORT until STOP exists; prints `{"received"}`.
+    #[allow(rustdoc::broken_intra_doc_links)] // clap help: `[::]` is an address
     #[command(name = "internal-recv", hide = true)]
     Recv(Listen),
     /// The naive consumer; prints `{"decided","accepted","dropped","errors"}`.
