@@ -5,7 +5,7 @@
 //! the policy.
 //!
 //! Not on Windows: it checks a Unix socket's peer uid, file mode and Unix groups;
-//! the named pipe's checks are in api_control.rs and windows_acl.rs.
+//! the named pipe's checks are in api_control.rs, cli_daemon.rs and windows_acl.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(target_os = "linux")]
 

@@ -39,6 +39,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon on `run/control.sock` in a fresh 0755 directory under /tmp
+    /// named `prefix…` (so an unprivileged user can reach it), with
+    /// connection `test0` (index 1000); stopping panics if the server did.
+    pub fn reachable(prefix: &str) -> Daemon {
+        Daemon::start_with(
+            &DaemonOptions {
+                prefix,
+                dir_mode: Some(0o755),
+                socket: "run/control.sock",
+                strict_stop: true,
+            },
+            |_| {},
+        )
+    }
+
     /// Starts the server once `setup` has prepared the manager (opened ports,
     /// log settings).
     pub fn start_with(
