@@ -36,20 +36,6 @@ const IMPOSTOR_SOCKET: &str = "V6FW_SEC_IMPOSTOR_SOCKET";
 /// Connections the unprivileged holder opens.
 const HOLDERS: usize = 100;
 
-/// A server on `run/control.sock` in a fresh 0755 directory (reachable by
-/// an unprivileged user).
-fn daemon(prefix: &str) -> Daemon {
-    Daemon::start_with(
-        &DaemonOptions {
-            prefix,
-            dir_mode: Some(0o755),
-            socket: "run/control.sock",
-            strict_stop: true,
-        },
-        |_| {},
-    )
-}
-
 /// A helper test of this binary run as uid 65534, killed on drop.
 struct Helper {
     child: std::process::Child,
@@ -183,7 +169,7 @@ fn nobody_cannot_lock_root_out() {
     if !root_or_skip("nobody_cannot_lock_root_out") {
         return;
     }
-    let d = daemon("v6fw-sec-hold-");
+    let d = Daemon::reachable("v6fw-sec-hold-");
     let mut holder = Helper::start(d.dir.path(), "holder", HOLDER_SOCKET, &d.socket);
     let report = holder.wait_for("served=");
     assert!(
