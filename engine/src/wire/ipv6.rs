@@ -1,6 +1,6 @@
 //! The IPv6 fixed header (RFC 8200 §3).
 
-use super::{be16, byte, bytes, set_be16, Error};
+use super::{be16, byte, bytes, set_be16, set_bytes, Error};
 
 /// Byte ranges of the fixed header.
 ///
@@ -196,7 +196,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Sets the source address.
     #[inline]
     pub fn set_src_addr(&mut self, addr: [u8; 16]) {
-        set_addr(self.buffer.as_mut(), field::SRC_ADDR, addr);
+        set_bytes(self.buffer.as_mut(), field::SRC_ADDR, addr);
     }
 
     /// Everything after the fixed header, as far as the buffer goes, to
@@ -207,15 +207,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
             .as_mut()
             .get_mut(field::HEADER_LEN..)
             .unwrap_or_default()
-    }
-}
-
-/// Writes the 16 bytes of `addr` at `at`; does nothing past the end (which
-/// the view's contract rules out).
-#[inline]
-fn set_addr(b: &mut [u8], at: usize, addr: [u8; 16]) {
-    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<16>) {
-        *d = addr;
     }
 }
 

@@ -113,12 +113,19 @@ fn set_byte(b: &mut [u8], at: usize, v: u8) {
     }
 }
 
+/// Writes the `N` bytes `v` at `at`; does nothing past the end: the one
+/// helper every setter writes through, the mirror of [`bytes`].
+#[inline]
+fn set_bytes<const N: usize>(b: &mut [u8], at: usize, v: [u8; N]) {
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>) {
+        *d = v;
+    }
+}
+
 /// Writes `v` big-endian at `at`; does nothing past the end.
 #[inline]
 fn set_be16(b: &mut [u8], at: usize, v: u16) {
-    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<2>) {
-        *d = v.to_be_bytes();
-    }
+    set_bytes(b, at, v.to_be_bytes());
 }
 
 #[cfg(test)]
