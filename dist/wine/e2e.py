@@ -52,10 +52,17 @@ IFIDX = 4242  # no connection has it: judged on the global pairs alone
 CHECKS = 0
 
 
+def fail(what):
+    """Ends the run: `what` did not hold."""
+    sys.exit(f"e2e FAILED: {what}")
+
+
 def check(cond, what):
+    """One counted check. Polling loops call `fail` instead, so the count does
+    not depend on how many times they looked."""
     global CHECKS
     if not cond:
-        sys.exit(f"e2e FAILED: {what}")
+        fail(what)
     CHECKS += 1
 
 
@@ -172,9 +179,10 @@ class Driver:
             if len(got) == len(packets):
                 return [l.rsplit(" ", 1)[1] for l in got]
             errors = [l for l in self.log() if l.startswith("error")]
-            check(not errors, f"the simulated driver reports: {errors}")
+            if errors:
+                fail(f"the simulated driver reports: {errors}")
             time.sleep(0.02)
-        sys.exit(f"e2e FAILED: batch {n} was not decided within 30 s; sim.log:\n" + "\n".join(self.log()))
+        fail(f"batch {n} was not decided within 30 s; sim.log:\n" + "\n".join(self.log()))
 
 
 # --- the run -----------------------------------------------------------------
@@ -233,8 +241,9 @@ def run_daemon(daemon, driver, exe, env, state, pipe):
     deadline = time.monotonic() + 60
     while not any(l.startswith("open ") for l in driver.log()):
         if daemon.poll() is not None:
-            sys.exit(f"e2e FAILED: v6fw run exited early: {daemon.communicate(timeout=10)}")
-        check(time.monotonic() < deadline, "v6fw run did not open the driver within 60 s")
+            fail(f"v6fw run exited early: {daemon.communicate(timeout=10)}")
+        if time.monotonic() >= deadline:
+            fail("v6fw run did not open the driver within 60 s")
         time.sleep(0.05)
     log = driver.log()
     check(log[0] == 'open filter="ipv6 and not loopback" layer=0 priority=0 flags=0', log[0])
@@ -291,7 +300,7 @@ def run_daemon(daemon, driver, exe, env, state, pipe):
     try:
         out, err = daemon.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        sys.exit("e2e FAILED: v6fw run did not stop within 30 s of SIGINT")
+        fail("v6fw run did not stop within 30 s of SIGINT")
     check(daemon.returncode == 0, f"v6fw run exits 0 on SIGINT: {daemon.returncode}\n{err}")
     totals = json.loads(out)
     want = {
@@ -377,7 +386,8 @@ def as_a_service(work, exe_src, sim, shim):
         check(r.returncode == 0, f"service start: {r.returncode} {r.stdout} {r.stderr}")
         deadline = time.monotonic() + 60
         while not any(l.startswith("open ") for l in driver.log()):
-            check(time.monotonic() < deadline, "the service did not open the driver within 60 s")
+            if time.monotonic() >= deadline:
+                fail("the service did not open the driver within 60 s")
             time.sleep(0.05)
         got = driver.send([("in", tcp(REMOTE, LOCAL, 40000, 22)), ("in", tcp(REMOTE, LOCAL, 40000, 23))])
         expect(got, ["global_port", "port_closed"])
