@@ -420,9 +420,19 @@ mod tests {
             let second = waiting.recv(&mut buf, &mut addrs, 0);
             (first, second)
         });
-        std::fs::write(dir.path().join("batch-0001.pkts"), "out 2 60\n").unwrap();
+        // Written as the crate's docs say (another name, then a rename): the
+        // receive is already polling, and a file it found empty it would skip.
+        let tmp = dir.path().join("next.tmp");
+        std::fs::write(&tmp, "out 2 60\n").unwrap();
+        std::fs::rename(&tmp, dir.path().join("batch-0001.pkts")).unwrap();
         // The second receive waits (no batch-0002) until the shutdown.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !lines(dir.path()).iter().any(|l| l.starts_with("recv")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first batch was not received within 30 s: {:?}",
+                lines(dir.path())
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         sim.shutdown(3).unwrap();
