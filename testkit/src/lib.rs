@@ -1,6 +1,8 @@
 //! v6fw-testkit: what v6fw's tests, benchmarks and fuzz targets share, and
 //! nothing the firewall itself runs.
 //!
+//! - [`alloc`]: a counting global allocator, for the tests that show the
+//!   packet path never allocates.
 //! - [`builders`]: packets between given addresses (TCP, UDP, ICMPv6, any
 //!   protocol) and hand-assembled extension-header chains, for the engine's
 //!   and api's tests.
@@ -21,6 +23,7 @@
 //! builder rather than one per test directory, and a fuzz check, a benchmark
 //! and a test build the same bytes.
 
+pub mod alloc;
 pub mod builders;
 pub mod fuzz_checks;
 #[cfg(target_os = "linux")]
