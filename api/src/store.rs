@@ -201,8 +201,8 @@ impl PolicyStore {
         Ok(())
     }
 
-    /// Takes the exclusive writer lock of the state directory (`flock` on
-    /// `policy.lock`; `LockFileEx` on Windows), waiting up to about two
+    /// Takes the exclusive writer lock of the state directory (std's file
+    /// lock on `policy.lock`: `flock`, or `LockFileEx` on Windows), waiting up to about two
     /// seconds for another writer. One process at a time may change a policy
     /// file; the lock is released when the returned value is dropped or the
     /// process dies.
@@ -278,64 +278,16 @@ impl PolicyStore {
     }
 }
 
-/// Tries once to lock `file` exclusively: `Ok(false)` if another process holds it.
-#[cfg(unix)]
+/// Tries once to lock `file` exclusively: `Ok(false)` if another process
+/// holds it. std's lock is `flock` on Unix and `LockFileEx` on Windows, both
+/// released when the file is closed or the process ends; where the system has
+/// no file lock this is an error, never a lock that silently admits everyone.
 fn try_lock_exclusive(file: &fs::File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the fd belongs to `file`, which is open for the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
-    let err = std::io::Error::last_os_error();
-    if err.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(err)
-    }
-}
-
-/// Tries once to lock `file` exclusively (`LockFileEx` on its first byte,
-/// which Windows releases when the handle is closed or the process ends):
-/// `Ok(false)` if another process holds it.
-#[cfg(windows)]
-fn try_lock_exclusive(file: &fs::File) -> std::io::Result<bool> {
-    use std::os::windows::io::AsRawHandle;
-    use windows::Win32::Foundation::{ERROR_LOCK_VIOLATION, HANDLE};
-    use windows::Win32::Storage::FileSystem::{
-        LockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
-    };
-    use windows::Win32::System::IO::OVERLAPPED;
-
-    let mut ov = OVERLAPPED::default();
-    // SAFETY: the handle belongs to `file`, open (synchronous I/O) for the
-    // call; `ov` (offset 0) outlives it: with LOCKFILE_FAIL_IMMEDIATELY on a
-    // synchronous handle the call completes before it returns.
-    let ok = unsafe {
-        LockFileEx(
-            HANDLE(file.as_raw_handle() as isize),
-            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
-            0,
-            1,
-            0,
-            &mut ov,
-        )
-    };
-    if ok.as_bool() {
-        return Ok(true);
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == i32::try_from(ERROR_LOCK_VIOLATION.0).ok() {
-        Ok(false)
-    } else {
-        Err(err)
-    }
-}
-
-/// Other systems have no lock: every writer is accepted.
-#[cfg(not(any(unix, windows)))]
-fn try_lock_exclusive(_file: &fs::File) -> std::io::Result<bool> {
-    Ok(true)
 }
 
 /// The writer lock of a state directory; released on drop.

@@ -18,7 +18,7 @@ const CHANGES: u16 = 1_000;
 /// The change number `i` of a run starting at `start`: even ones open a
 /// global TCP pair, odd ones an own UDP pair of connection `crash0`.
 fn pair_of(port: u16, start: u16) -> (PortPair, bool) {
-    let global = (port - start) % 2 == 0;
+    let global = (port - start).is_multiple_of(2);
     let proto = if global { Protocol::Tcp } else { Protocol::Udp };
     (PortPair::new(port, proto).unwrap(), global)
 }

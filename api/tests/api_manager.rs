@@ -312,7 +312,7 @@ fn snapshots_are_taken_at_the_call() {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) && n < 400 {
                 let port = 100 + u16::try_from(n % 10).unwrap();
-                if (n / 10) % 2 == 0 {
+                if (n / 10).is_multiple_of(2) {
                     assert!(c.open_port(port, TCP, "w").unwrap());
                 } else {
                     assert!(c.close_port(port, TCP).unwrap());

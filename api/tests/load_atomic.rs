@@ -131,7 +131,7 @@ fn every_batch_is_decided_by_one_policy_whole() {
     let until = Instant::now() + Duration::from_secs(3);
     let mut loads = 0u32;
     while Instant::now() < until && loads < 2_000 {
-        mgr.load(policy(if loads % 2 == 0 { A } else { B }))
+        mgr.load(policy(if loads.is_multiple_of(2) { A } else { B }))
             .unwrap();
         loads += 1;
     }

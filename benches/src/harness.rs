@@ -129,7 +129,7 @@ where
 /// over [`WRITER_PORTS`] ports (never one the mixed batch uses).
 pub fn writer_change(i: u64) -> (u16, bool) {
     let port = WRITER_BASE_PORT + u16::try_from((i / 2) % u64::from(WRITER_PORTS)).unwrap_or(0);
-    (port, i % 2 == 0)
+    (port, i.is_multiple_of(2))
 }
 
 /// v6fw on `engine`: readers decide `mixed`, the writer publishes changes

@@ -418,7 +418,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut n = 0u64;
     let totals = replay(&mut file, &engine, &opts, |r| {
         n += 1;
-        if let Some(bar) = bar.as_ref().filter(|_| n % 4096 == 0) {
+        if let Some(bar) = bar.as_ref().filter(|_| n.is_multiple_of(4096)) {
             bar.set_position(r.position);
         }
         if let Some((filter, sender, _)) = &log {

@@ -104,7 +104,7 @@ impl CaptureFile {
         };
         self.interfaces.clear();
         let total = self.u32_at(&[l0, l1, l2, l3], 0);
-        if total < 28 || total % 4 != 0 {
+        if total < 28 || !total.is_multiple_of(4) {
             let what = format!(
                 "section header block length {total} is not a multiple of 4 of at least 28"
             );
@@ -132,7 +132,7 @@ impl CaptureFile {
             return Err(self.truncated(at, what));
         }
         let total = self.u32_at(&len, 0);
-        if total < 12 || total % 4 != 0 {
+        if total < 12 || !total.is_multiple_of(4) {
             let what = format!("block length {total} is not a multiple of 4 of at least 12");
             return Err(self.corrupt(at, what));
         }

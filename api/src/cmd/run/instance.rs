@@ -104,7 +104,6 @@ pub fn claim(me: &Holder) -> Result<Instance, InstanceError> {
 /// [`claim`] with the lock in `dir`, for namespace `inode`.
 fn claim_in(dir: &Path, inode: u64, me: &Holder) -> Result<Instance, InstanceError> {
     use std::io::{Read, Seek, Write};
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 
     let path: PathBuf = dir.join(format!("netns-{inode}.lock"));
@@ -126,17 +125,16 @@ fn claim_in(dir: &Path, inode: u64, me: &Holder) -> Result<Instance, InstanceErr
             .mode(0o600)
             .open(&path)
             .map_err(os)?;
-        // SAFETY: flock on a descriptor this function owns; the result is checked.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return Err(os(e));
+        // std's exclusive lock is flock(LOCK_EX | LOCK_NB) on Linux.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(os(e)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.take(512).read_to_string(&mut text);
+                return Err(Holder::parse(&text)
+                    .map_or(InstanceError::Silent(shown), InstanceError::Running));
             }
-            let mut text = String::new();
-            let _ = file.take(512).read_to_string(&mut text);
-            return Err(
-                Holder::parse(&text).map_or(InstanceError::Silent(shown), InstanceError::Running)
-            );
         }
         let here = std::fs::metadata(&path).map(|m| m.ino()).ok();
         if here != Some(file.metadata().map_err(os)?.ino()) {

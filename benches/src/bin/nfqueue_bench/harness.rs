@@ -51,7 +51,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     match (v.get(n / 2), n.checked_sub(1).and_then(|m| v.get(m / 2))) {
-        (Some(a), Some(b)) if n % 2 == 0 => (a + b) / 2.0,
+        (Some(a), Some(b)) if n.is_multiple_of(2) => (a + b) / 2.0,
         (Some(a), _) => *a,
         _ => 0.0,
     }
