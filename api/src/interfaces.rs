@@ -50,41 +50,20 @@ pub fn list() -> Result<Vec<Interface>, FwError> {
 /// The interfaces of this host, sorted by id.
 #[cfg(all(unix, not(target_os = "linux")))]
 pub fn list() -> Result<Vec<Interface>, FwError> {
-    use std::ffi::CStr;
-
-    // SAFETY: if_nameindex takes no arguments and returns a heap array (or
-    // null on failure) that we own until if_freenameindex.
-    let head = unsafe { libc::if_nameindex() };
-    if head.is_null() {
-        return Err(FwError::Fail(format!(
-            "cannot list the network interfaces: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    let mut out = Vec::new();
-    let mut p = head;
-    loop {
-        // SAFETY: `p` points into the array returned above, which ends with
-        // an entry whose index is 0 and name null; we stop there.
-        let entry = unsafe { &*p };
-        if entry.if_index == 0 || entry.if_name.is_null() {
-            break;
-        }
-        // SAFETY: a non-null if_name is a NUL-terminated string owned by the array.
-        let id = unsafe { CStr::from_ptr(entry.if_name) }
-            .to_string_lossy()
-            .into_owned();
-        out.push(Interface {
-            name: id.clone(),
-            id,
-            index: entry.if_index,
-        });
-        // SAFETY: the terminating entry has not been reached, so the next
-        // element is still inside the array.
-        p = unsafe { p.add(1) };
-    }
-    // SAFETY: `head` came from if_nameindex and is freed exactly once.
-    unsafe { libc::if_freenameindex(head) };
+    let all = nix::net::if_::if_nameindex().map_err(|e| {
+        FwError::Fail(format!("cannot list the network interfaces: {e}")).because(e)
+    })?;
+    let mut out: Vec<Interface> = all
+        .iter()
+        .map(|i| {
+            let id = i.name().to_string_lossy().into_owned();
+            Interface {
+                name: id.clone(),
+                id,
+                index: i.index(),
+            }
+        })
+        .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }

@@ -149,5 +149,5 @@ fn supplementary_has(user: &nix::unistd::User, gid: u32) -> std::io::Result<bool
 fn supplementary_has(user: &nix::unistd::User, gid: u32) -> std::io::Result<bool> {
     let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
         .map_err(std::io::Error::from)?;
-    Ok(group.is_some_and(|g| g.mem.iter().any(|m| *m == user.name)))
+    Ok(group.is_some_and(|g| g.mem.contains(&user.name)))
 }

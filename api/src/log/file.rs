@@ -131,7 +131,11 @@ impl LogDir {
     /// Opens (creating, mode 0640) the log file for appending, without
     /// following a link; returns it and its size.
     pub(super) fn open_append(&self) -> io::Result<(File, u64)> {
-        use rustix::fs::{fchmod, fcntl_setfl, fstat, openat, FileType, Mode, OFlags};
+        use rustix::fs::{fchmod, fcntl_setfl, fstat, openat, FileType, Mode, OFlags, RawMode};
+
+        // `mode_t` is 32 bits on Linux and 16 on the BSDs and macOS.
+        #[allow(clippy::unnecessary_cast)]
+        let allowed = LOG_FILE_MODE as RawMode;
 
         let cannot = |e: rustix::io::Errno| {
             let e = io::Error::from(e);
@@ -155,7 +159,7 @@ impl LogDir {
                 | OFlags::NONBLOCK
                 | OFlags::NOCTTY
                 | OFlags::CLOEXEC,
-            Mode::from_raw_mode(LOG_FILE_MODE),
+            Mode::from_raw_mode(allowed),
         )
         .map_err(cannot)?;
         let st = fstat(&fd).map_err(cannot)?;
@@ -174,8 +178,8 @@ impl LogDir {
             )));
         }
         let mode = st.st_mode & 0o7777;
-        if mode & !LOG_FILE_MODE != 0 {
-            fchmod(&fd, Mode::from_raw_mode(mode & LOG_FILE_MODE)).map_err(cannot)?;
+        if mode & !allowed != 0 {
+            fchmod(&fd, Mode::from_raw_mode(mode & allowed)).map_err(cannot)?;
         }
         // Back to blocking writes: a full FIFO holds the writer thread (never
         // the packet path, which only queues).

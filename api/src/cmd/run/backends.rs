@@ -25,6 +25,7 @@ pub(super) struct Live {
 }
 
 /// What every worker shares (cloned into each worker thread).
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend there
 #[derive(Clone)]
 pub(super) struct Shared {
     pub(super) engine: Arc<Engine>,
@@ -52,6 +53,7 @@ pub(super) fn open_sessions() -> Vec<Flow> {
 }
 
 /// Records `flows` in a new worker.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend there
 fn adopt(worker: &mut Worker, flows: &[Flow], now: u64) {
     for (proto, local, remote) in flows {
         worker.adopt_flow(*proto, *local, *remote, now);
@@ -60,6 +62,7 @@ fn adopt(worker: &mut Worker, flows: &[Flow], now: u64) {
 
 /// Runs `backend` (of `queue`, if it has one) in a new worker thread that
 /// first adopts `flows` and leaves its counter block in `shared.workers`.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend there
 pub(super) fn spawn<B>(
     mut backend: B,
     queue: Option<u16>,

@@ -137,6 +137,7 @@ type Blocks = (String, Vec<Arc<WorkerCounters>>);
 
 impl WorkerBlocks {
     /// Records a new worker's block (once, at its start: takes a lock).
+    #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend there
     pub fn add(&self, worker: &str, queue: Option<u16>, block: Arc<WorkerCounters>) {
         let mut all = self.blocks.lock();
         let entry = all

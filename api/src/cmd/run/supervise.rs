@@ -84,6 +84,7 @@ pub enum Health {
 
 impl Slot {
     /// Starts the worker with `start`, which is kept for restarts.
+    #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend there
     pub fn start(name: String, mut start: Starter) -> anyhow::Result<Slot> {
         let handle = start()?;
         Ok(Slot {
