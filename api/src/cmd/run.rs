@@ -31,6 +31,8 @@
 
 mod backends;
 mod control;
+#[cfg(unix)]
+mod descriptors;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
@@ -197,6 +199,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     logging::init(args.verbose, args.quiet);
     privilege::check()?;
+    #[cfg(unix)]
+    descriptors::raise_soft_limit();
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),
