@@ -220,6 +220,7 @@ impl<'de> Visitor<'de> for OpeningVisitor {
     }
 
     fn visit_str<E: Error>(self, v: &str) -> Result<Opening, E> {
+        super::names::check_name(v).map_err(E::custom)?;
         Ok(Opening::named(v))
     }
 
@@ -234,8 +235,10 @@ impl<'de> Visitor<'de> for OpeningVisitor {
                 other => return Err(A::Error::unknown_field(other, &["name", "from"])),
             }
         }
+        let name = name.unwrap_or_default();
+        super::names::check_name(&name).map_err(A::Error::custom)?;
         Ok(Opening {
-            name: name.unwrap_or_default(),
+            name,
             from: Scope::new(from.unwrap_or_default()),
         })
     }
