@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::{ACCEPT_POLL, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
 #[cfg(unix)]
 use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
-use crate::control::protocol::{dispatch, parse_request, Reply};
+use crate::control::protocol::{dispatch, parse_request, Caller, Reply};
 use crate::fw::{FirewallManager, FwError};
 
 /// A connected client as the line loop needs it. Writes must give up
@@ -25,9 +25,9 @@ pub(crate) trait Conn: Write + Send + 'static {
     /// end of the stream, a `TimedOut`/`WouldBlock` error when nothing came.
     fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize>;
 
-    /// Whether the peer may change the policy. Asked once, after the
-    /// first request line was read. An error closes the connection.
-    fn peer_is_admin(&mut self) -> std::io::Result<bool>;
+    /// What the peer may do. Asked once, after the first request line was
+    /// read. An error closes the connection.
+    fn peer_caller(&mut self) -> std::io::Result<Caller>;
 }
 
 /// The clients being served on a Unix socket: how many in all and per uid.
@@ -286,7 +286,7 @@ fn serve_client<C: Conn>(
     };
     // Asked once the first line is in: a named pipe can only tell who
     // the client is after data has been read from it.
-    let mut admin: Option<bool> = None;
+    let mut caller: Option<Caller> = None;
     loop {
         let (reply, close) = match reader.next_line(shutdown) {
             Ok(None) | Err(LineError::Io) => return,
@@ -294,17 +294,17 @@ fn serve_client<C: Conn>(
             // keeps the connection from being idle.
             Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Some(line)) => {
-                let admin = match admin {
-                    Some(a) => a,
-                    None => match reader.stream.peer_is_admin() {
-                        Ok(a) => *admin.insert(a),
+                let caller = match caller {
+                    Some(c) => c,
+                    None => match reader.stream.peer_caller() {
+                        Ok(c) => *caller.insert(c),
                         Err(e) => {
                             tracing::warn!("cannot tell who a control client is: {e}; closing");
                             return;
                         }
                     },
                 };
-                let result = parse_request(&line).and_then(|r| dispatch(manager, r, admin));
+                let result = parse_request(&line).and_then(|r| dispatch(manager, r, caller));
                 (Reply::from_result(result), false)
             }
             Err(LineError::TooLong) => (
