@@ -160,7 +160,9 @@ fn crash_safety() {
         check(dir.path(), &runs);
         // Restart: the manager loads the file (and clears temp files).
         let mgr = FirewallManager::open(dir.path()).unwrap();
-        let own = runs.iter().flat_map(|(s, a)| a.iter().map(|p| pair_of(*p, *s).1));
+        let own = runs
+            .iter()
+            .flat_map(|(s, a)| a.iter().map(|p| pair_of(*p, *s).1));
         if own.clone().any(|global| !global) {
             assert!(mgr.connection("crash0").is_ok());
         }

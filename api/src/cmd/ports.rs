@@ -79,7 +79,13 @@ impl Where {
             (Some(_), None) => Fallback::Never,
             _ => Fallback::File,
         };
-        execute(self.socket().as_deref(), &self.state_dir(), req, expect, file)
+        execute(
+            self.socket().as_deref(),
+            &self.state_dir(),
+            req,
+            expect,
+            file,
+        )
     }
 
     /// A note for a change, naming the file changed when no daemon ran.
@@ -88,7 +94,9 @@ impl Where {
             Route::Daemon => String::new(),
             Route::File => format!(
                 " (no daemon running: policy file updated: {})",
-                self.state_dir().join(v6fw_api::store::POLICY_FILE).display()
+                self.state_dir()
+                    .join(v6fw_api::store::POLICY_FILE)
+                    .display()
             ),
         }
     }

@@ -127,7 +127,11 @@ fn child_table<'a>(
     parent
         .get_mut(key)
         .and_then(Item::as_table_like_mut)
-        .ok_or_else(|| FwError::Fail(format!("`{key}` in the policy file is not a table: make it one (see `v6fw check`)")))
+        .ok_or_else(|| {
+            FwError::Fail(format!(
+                "`{key}` in the policy file is not a table: make it one (see `v6fw check`)"
+            ))
+        })
 }
 
 /// The pairs that differ between two maps.
@@ -177,14 +181,21 @@ fn edit_pair_map(
     if changed.is_empty() {
         return Ok(());
     }
-    let mut write: BTreeSet<PortPair> = changed.intersection(&new.keys().copied().collect()).copied().collect();
+    let mut write: BTreeSet<PortPair> = changed
+        .intersection(&new.keys().copied().collect())
+        .copied()
+        .collect();
     let mut taken = Vec::new();
     for (key, _) in table.iter() {
         let runs = runs_of(key)?;
         if touches(&runs, &changed) {
             taken.push(key.to_string());
             // The key's other pairs are unchanged: written back.
-            write.extend(runs.into_iter().flat_map(PortRun::pairs).filter(|p| !changed.contains(p)));
+            write.extend(
+                runs.into_iter()
+                    .flat_map(PortRun::pairs)
+                    .filter(|p| !changed.contains(p)),
+            );
         }
     }
     for key in &taken {
@@ -257,7 +268,11 @@ fn edit_pair_set(
         let runs = runs_of(text)?;
         let hit = touches(&runs, &changed);
         if hit {
-            write.extend(runs.into_iter().flat_map(PortRun::pairs).filter(|p| !changed.contains(p)));
+            write.extend(
+                runs.into_iter()
+                    .flat_map(PortRun::pairs)
+                    .filter(|p| !changed.contains(p)),
+            );
         }
         keep.push(!hit);
     }
@@ -353,7 +368,8 @@ mod tests {
 
     #[test]
     fn comments_order_and_spellings_stay() {
-        let text = "# mine\n[globals]\n# the web\n\"http\" = \"web\" # port 80\n\"022/tcp\" = \"ssh\"\n";
+        let text =
+            "# mine\n[globals]\n# the web\n\"http\" = \"web\" # port 80\n\"022/tcp\" = \"ssh\"\n";
         let out = edit(text, |f| {
             f.policy.open_global(pair("9000/tcp"), "x");
         });
@@ -365,7 +381,8 @@ mod tests {
     fn ranges_are_written_as_ranges_and_split_when_one_pair_closes() {
         let out = edit("# all\n", |f| {
             for p in 1..=65535 {
-                f.policy.open_global(PortPair::new(p, v6fw_engine::Protocol::Udp).unwrap(), "all");
+                f.policy
+                    .open_global(PortPair::new(p, v6fw_engine::Protocol::Udp).unwrap(), "all");
             }
         });
         assert!(out.len() < 100, "{out}");
@@ -373,7 +390,10 @@ mod tests {
         let out = edit(&out, |f| {
             f.policy.close_global(pair("53/udp"));
         });
-        assert!(out.contains("\"1:52/udp\" = \"all\"") && out.contains("\"54:65535/udp\" = \"all\""), "{out}");
+        assert!(
+            out.contains("\"1:52/udp\" = \"all\"") && out.contains("\"54:65535/udp\" = \"all\""),
+            "{out}"
+        );
     }
 
     #[test]
@@ -381,15 +401,27 @@ mod tests {
         let text = "[globals]\n";
         let before = super::super::parse(Path::new("/x/policy.toml"), text).unwrap();
         let mut running = before.clone();
-        running.policy.add_connection(Connection::new("eth0", "eth0", 7)).unwrap();
+        running
+            .policy
+            .add_connection(Connection::new("eth0", "eth0", 7))
+            .unwrap();
         let mut after = running.clone();
-        after.policy.connections.get_mut("eth0").unwrap().open_port(pair("80/tcp"), "web");
+        after
+            .policy
+            .connections
+            .get_mut("eth0")
+            .unwrap()
+            .open_port(pair("80/tcp"), "web");
         let mut doc: DocumentMut = text.parse().unwrap();
         // A change elsewhere while eth0 is adopted (in memory).
         let mut other = running.clone();
         other.policy.open_global(pair("1/tcp"), "one");
         apply(&mut doc, &running, &other, false).unwrap();
-        assert_eq!(doc.to_string(), "[globals]\n\"1/tcp\" = \"one\"\n", "an adopted interface is not written");
+        assert_eq!(
+            doc.to_string(),
+            "[globals]\n\"1/tcp\" = \"one\"\n",
+            "an adopted interface is not written"
+        );
         let mut doc: DocumentMut = text.parse().unwrap();
         apply(&mut doc, &running, &after, false).unwrap();
         let out = doc.to_string();

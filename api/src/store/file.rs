@@ -203,7 +203,10 @@ mod tests {
         assert!(e.contains("symbolic link"), "{e}");
         fs::set_permissions(&real, fs::Permissions::from_mode(0o666)).unwrap();
         let e = read_checked(&real).unwrap_err().to_string();
-        assert!(e.contains("writable by its group or by everyone (mode 0666)"), "{e}");
+        assert!(
+            e.contains("writable by its group or by everyone (mode 0666)"),
+            "{e}"
+        );
         fs::set_permissions(&real, fs::Permissions::from_mode(0o620)).unwrap();
         assert!(read_checked(&real).is_err());
         assert!(read_checked(&t.path().join("none")).unwrap().is_none());
