@@ -29,6 +29,7 @@
 //! [`FAULT_EXIT`] and leaves its rules in place, so fail-closed never
 //! leaves the host unfiltered; a control socket that dies is started again.
 
+mod adopt;
 mod backends;
 mod control;
 #[cfg(unix)]
@@ -325,13 +326,7 @@ fn serve(
     sources: &metrics::Sources,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let flows = backends::open_sessions();
-    let tcp = flows.iter().filter(|f| f.0 == 6).count();
-    tracing::info!(
-        "v6fw run: adopted {} open sessions as flows ({tcp} TCP, {} UDP)",
-        flows.len(),
-        flows.len() - tcp
-    );
+    let flows = adopt::open_sessions(manager.engine().state().flow_capacity);
     let shared = Shared {
         engine: Arc::clone(manager.engine()),
         shutdown: Arc::clone(shutdown),
