@@ -31,7 +31,7 @@
 mod doc;
 mod file;
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -240,13 +240,13 @@ impl PolicyStore {
     /// seconds for another writer. One process at a time may change a policy
     /// file; the lock is released when the returned value is dropped or the
     /// process dies.
+    ///
+    /// The lock file is the owner's alone (see [`crate::lock_file::open`]): nobody
+    /// else can open it, so nobody else can hold the lock to keep the daemon
+    /// from starting or root's offline changes from being made.
     pub fn lock(&self) -> Result<StoreLock, FwError> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = crate::lock_file::open(&path)
             .map_err(|e| FwError::io("open the lock file", &path, e))?;
         for attempt in 0..40 {
             let err = match try_lock_exclusive(&file) {

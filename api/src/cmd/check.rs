@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::output::shown;
 use v6fw_api::store::from_toml;
 use v6fw_engine::Policy;
 
@@ -130,9 +132,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !errors.is_empty() {
         for e in &errors {
             if e.line == 0 {
-                eprintln!("{}: {}", file.display(), e.message);
+                eprintln!("{}: {}", file.display(), shown(&e.message));
             } else {
-                eprintln!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
+                let (line, column) = (e.line, e.column);
+                eprintln!("{}:{line}:{column}: {}", file.display(), shown(&e.message));
             }
         }
         eprintln!(

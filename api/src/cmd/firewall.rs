@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (v, route) = place.run(&req)?;
     let r: ChangedResult = decode(v)?;
+    let id = crate::output::shown(&id);
     if r.changed {
         println!("firewall {word} for connection {id}{}", place.note(route));
     } else {

@@ -284,7 +284,7 @@ pub fn parse_pairs(s: &str) -> Result<Vec<PortPair>, FwError> {
 
 fn where_text(connection: &Option<String>) -> String {
     match connection {
-        Some(id) => format!("on connection {id}"),
+        Some(id) => format!("on connection {}", crate::output::shown(id)),
         None => "globally".to_string(),
     }
 }
@@ -317,6 +317,7 @@ fn report(
 ) -> Result<(), FwError> {
     let (v, route) = place.run(req)?;
     let r: ChangedResult = decode(v)?;
+    let connection = crate::output::shown(connection);
     if r.changed {
         println!("{done} on connection {connection}{}", place.note(route));
     } else {
@@ -371,7 +372,7 @@ fn list(scope: &Scope, json: bool, place: &Where) -> Result<(), FwError> {
         print_ports(&g.ports);
     }
     for (id, p) in &sections {
-        println!("connection {id}:");
+        println!("connection {}:", crate::output::shown(id));
         print_ports(&p.ports);
     }
     Ok(())
@@ -408,7 +409,11 @@ pub(crate) fn print_ports(ports: &[WirePort]) {
         } else {
             format!("{}:{}/{}", p.port, last, p.protocol)
         };
-        let name = if p.name.is_empty() { "-" } else { &p.name };
+        let name = if p.name.is_empty() {
+            "-".into()
+        } else {
+            crate::output::shown(&p.name)
+        };
         let from = if p.from.is_empty() {
             "any".to_string()
         } else {

@@ -31,6 +31,8 @@
 
 mod backends;
 mod control;
+#[cfg(unix)]
+mod descriptors;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
@@ -108,7 +110,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Members of this group may change the policy through the control
-    /// socket too (besides root; Unix).
+    /// socket too (besides root; Unix): processes holding it (Linux:
+    /// SO_PEERGROUPS). They may set the log only to a new file, or one v6fw
+    /// wrote, in the log directory.
     #[arg(long, value_name = "NAME")]
     pub admin_group: Option<String>,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
@@ -202,6 +206,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     logging::init(args.verbose, args.quiet);
     privilege::check()?;
+    #[cfg(unix)]
+    descriptors::raise_soft_limit();
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),

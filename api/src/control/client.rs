@@ -250,7 +250,7 @@ pub fn execute(
         crate::fw::FirewallManager::open_read_only(state_dir)?
     };
     Ok((
-        super::protocol::dispatch(&mgr, req.clone(), admin)?,
+        super::protocol::dispatch(&mgr, req.clone(), super::protocol::Caller::root_if(admin))?,
         Route::File,
     ))
 }

@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use v6fw_engine::{
-    Connection, Engine, Policy, PortPair, PortRun, Protocol, Publisher, Scope, StateConfig,
+    Connection, Engine, Policy, PolicyError, PortPair, PortRun, Protocol, Publisher, Scope,
+    StateConfig,
 };
 
 use super::collection::{ConnectionInfo, OpenPorts};
@@ -38,8 +39,8 @@ use crate::interfaces::{self, Interface};
 use crate::log::{LogCounters, LogSettings, SharedLogSettings};
 use crate::store::{PolicyFile, PolicyStore, StoreLock};
 
-/// Longest name a pair may be given, in characters.
-pub const MAX_NAME_CHARS: usize = 256;
+/// Longest name a pair may be given, in characters (the engine's).
+pub use v6fw_engine::policy::MAX_NAME_CHARS;
 
 /// `INetFwV6Mgr`: the global pairs, the connections and the log settings of
 /// one host, backed by a durable policy file; the policy is published to an
@@ -412,11 +413,7 @@ impl FirewallManager {
     /// Adds one connection by hand (firewall on, no pairs); an existing id is
     /// `E_INVALIDARG`.
     pub fn add_connection(&self, id: &str, name: &str, if_index: u32) -> Result<(), FwError> {
-        if id.is_empty() || id.chars().any(char::is_control) {
-            return Err(FwError::InvalidArg(format!(
-                "connection id {id:?} is not valid: give a non-empty id without control characters"
-            )));
-        }
+        v6fw_engine::policy::check_id(id).map_err(PolicyError::from)?;
         let name = check_name(name)?;
         self.change(|p| Ok(p.add_connection(Connection::new(id, name, if_index))?))
     }
@@ -468,19 +465,10 @@ fn adopt(p: &mut Policy, interfaces: &[Interface]) -> Result<(), FwError> {
     Ok(())
 }
 
-/// Validates the name of a pair: at most [`MAX_NAME_CHARS`] characters, no
-/// control characters.
+/// Validates the name of a pair or connection: the engine's one check
+/// ([`v6fw_engine::policy::check_name`]: at most [`MAX_NAME_CHARS`]
+/// characters, no control characters), as `E_INVALIDARG`.
 pub(crate) fn check_name(name: &str) -> Result<&str, FwError> {
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(FwError::InvalidArg(format!(
-            "the name is too long ({} characters): use at most {MAX_NAME_CHARS}",
-            name.chars().count()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(FwError::InvalidArg(
-            "the name contains control characters (newline, tab, ...): use plain text".into(),
-        ));
-    }
+    v6fw_engine::policy::check_name(name).map_err(PolicyError::from)?;
     Ok(name)
 }

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::{ACCEPT_POLL, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
 #[cfg(unix)]
 use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
-use crate::control::protocol::{dispatch, parse_request, Reply, MAX_ADMIN_REQUEST_BYTES};
+use crate::control::protocol::{dispatch, parse_request, Caller, Reply, MAX_ADMIN_REQUEST_BYTES};
 use crate::fw::{FirewallManager, FwError};
 
 /// A connected client as the line loop needs it. Writes must give up
@@ -25,9 +25,9 @@ pub(crate) trait Conn: Write + Send + 'static {
     /// end of the stream, a `TimedOut`/`WouldBlock` error when nothing came.
     fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize>;
 
-    /// Whether the peer may change the policy. Asked once, after the
-    /// first bytes were read. An error closes the connection.
-    fn peer_is_admin(&mut self) -> std::io::Result<bool>;
+    /// What the peer may do. Asked once, after the first bytes were read.
+    /// An error closes the connection.
+    fn peer_caller(&mut self) -> std::io::Result<Caller>;
 }
 
 /// The clients being served on a Unix socket: how many in all and per uid.
@@ -207,20 +207,20 @@ struct LineReader<C> {
     /// after it. Blank lines do not move it.
     idle_since: Instant,
     idle_timeout: Duration,
-    /// Whether the peer may change the policy, once asked.
-    admin: Option<bool>,
+    /// What the peer may do, once asked.
+    caller: Option<Caller>,
 }
 
 impl<C: Conn> LineReader<C> {
     /// Whether the peer may change the policy (asked once; data must have
     /// been read, as a named pipe tells who its client is only then).
-    fn admin(&mut self) -> std::io::Result<bool> {
-        match self.admin {
-            Some(a) => Ok(a),
+    fn caller(&mut self) -> std::io::Result<Caller> {
+        match self.caller {
+            Some(c) => Ok(c),
             None => {
-                let a = self.stream.peer_is_admin()?;
-                self.admin = Some(a);
-                Ok(a)
+                let c = self.stream.peer_caller()?;
+                self.caller = Some(c);
+                Ok(c)
             }
         }
     }
@@ -232,8 +232,8 @@ impl<C: Conn> LineReader<C> {
         if len < MAX_REQUEST_BYTES {
             return Ok(false);
         }
-        let admin = self.admin().map_err(|_| LineError::Io)?;
-        Ok(!admin || len >= MAX_ADMIN_REQUEST_BYTES)
+        let caller = self.caller().map_err(|_| LineError::Io)?;
+        Ok(!caller.may_change() || len >= MAX_ADMIN_REQUEST_BYTES)
     }
 
     /// The next line without its newline (and `\r`). `None` at a clean
@@ -319,7 +319,7 @@ fn serve_client<C: Conn>(
         buf: Vec::new(),
         idle_since: Instant::now(),
         idle_timeout,
-        admin: None,
+        caller: None,
     };
     loop {
         let (reply, close) = match reader.next_line(shutdown) {
@@ -328,20 +328,20 @@ fn serve_client<C: Conn>(
             // keeps the connection from being idle.
             Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Some(line)) => {
-                let admin = match reader.admin() {
+                let caller = match reader.caller() {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!("cannot tell who a control client is: {e}; closing");
                         return;
                     }
                 };
-                let result = parse_request(&line).and_then(|r| dispatch(manager, r, admin));
+                let result = parse_request(&line).and_then(|r| dispatch(manager, r, caller));
                 (Reply::from_result(result), false)
             }
             Err(LineError::TooLong) => (
                 Reply::error(&FwError::InvalidArg(format!(
                     "the request line is longer than {} bytes: send one short JSON object per line; closing",
-                    if reader.admin == Some(true) { MAX_ADMIN_REQUEST_BYTES } else { MAX_REQUEST_BYTES }
+                    if reader.caller.is_some_and(Caller::may_change) { MAX_ADMIN_REQUEST_BYTES } else { MAX_REQUEST_BYTES }
                 ))),
                 true,
             ),
