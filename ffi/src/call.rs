@@ -1,4 +1,4 @@
-//! The boundary: every exported function runs its body through [`call`],
+//! The boundary: every exported function runs its body through `call`,
 //! which turns an [`FwError`] into its HRESULT and the thread's last error
 //! message, and a panic into `E_UNEXPECTED` (no unwinding crosses into C).
 
