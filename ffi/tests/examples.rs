@@ -25,11 +25,12 @@ const TEST: &str = "ffi examples";
 /// The connection the examples use: the FW namespace's loopback.
 const CONN: &str = "lo";
 
-/// This build's target directory for the profile (target/debug or
-/// target/release): the test runs as target/PROFILE/deps/examples-HASH.
-fn profile_dir() -> PathBuf {
+/// This build's `deps` directory: the test runs as target/PROFILE/deps/examples-HASH,
+/// and cargo builds this package's libv6fw.so for it there (`cargo build` also copies
+/// it up to target/PROFILE, `cargo test` does not).
+fn deps_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 /// `from` copied into `dir` with `mode`, so uid 65534 can read or run it.
@@ -115,8 +116,10 @@ fn c_and_python_examples_drive_a_live_daemon() {
     if !has("gcc", "--version") {
         return lab::skip(TEST, "gcc is not installed (apt-get install gcc)");
     }
-    let target = profile_dir();
-    let (lib, v6fw) = (target.join("libv6fw.so"), target.join("v6fw"));
+    let deps = deps_dir();
+    let lib = deps.join("libv6fw.so");
+    // The v6fw binary, which cargo builds for v6fw-api's tests in target/PROFILE.
+    let v6fw = deps.parent().unwrap().join("v6fw");
     for (file, build) in [(&lib, "-p v6fw-ffi"), (&v6fw, "-p v6fw-api --bin v6fw")] {
         if !file.exists() {
             return lab::skip(
