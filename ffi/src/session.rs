@@ -191,7 +191,11 @@ pub(crate) mod local {
 
     impl Transport for Local {
         fn call(&self, req: &Request) -> Result<Value, FwError> {
-            v6fw_api::control::dispatch(&self.mgr, req.clone(), self.admin)
+            v6fw_api::control::dispatch(
+                &self.mgr,
+                req.clone(),
+                v6fw_api::control::Caller::root_if(self.admin),
+            )
         }
     }
 }
