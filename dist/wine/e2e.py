@@ -236,8 +236,8 @@ def main():
     print(f"e2e: {CHECKS} checks passed")
 
 
-def run_daemon(daemon, driver, exe, env, state, pipe):
-    # Batch of 1: the daemon is up once the driver has been opened.
+def wait_until_open(daemon, driver):
+    """Waits (at most 60 s) until the daemon has opened the driver: it is up."""
     deadline = time.monotonic() + 60
     while not any(l.startswith("open ") for l in driver.log()):
         if daemon.poll() is not None:
@@ -245,6 +245,11 @@ def run_daemon(daemon, driver, exe, env, state, pipe):
         if time.monotonic() >= deadline:
             fail("v6fw run did not open the driver within 60 s")
         time.sleep(0.05)
+
+
+def run_daemon(daemon, driver, exe, env, state, pipe):
+    # Batch of 1: the daemon is up once the driver has been opened.
+    wait_until_open(daemon, driver)
     log = driver.log()
     check(log[0] == 'open filter="ipv6 and not loopback" layer=0 priority=0 flags=0', log[0])
     check("param 0 4096" in log, f"queue length set: {log}")

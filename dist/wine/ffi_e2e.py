@@ -29,12 +29,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402  (its helpers: the driver, wine, packets, checks)
-from e2e import LOCAL, OUTSIDE, Driver, bin_dir, check, expect, fail, tcp, wine, winpath  # noqa: E402
+from e2e import LOCAL, OUTSIDE, Driver, bin_dir, check, expect, tcp, wait_until_open, wine, winpath  # noqa: E402
 
 
 def example(prog, env, *args):
@@ -83,13 +82,7 @@ def main():
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not any(l.startswith("open ") for l in driver.log()):
-            if daemon.poll() is not None:
-                fail(f"v6fw run exited early: {daemon.communicate(timeout=10)}")
-            if time.monotonic() >= deadline:
-                fail("v6fw run did not open the driver within 60 s")
-            time.sleep(0.05)
+        wait_until_open(daemon, driver)
         r = wine(exe, "connections", "--json", "--socket", pipe, env=env)
         check(r.returncode == 0, f"connections over the pipe: {r.returncode} {r.stderr}")
         conns = json.loads(r.stdout.splitlines()[0])["connections"]
