@@ -102,10 +102,10 @@ pub fn check_log_place(path: &Path) -> io::Result<()> {
 
 /// Checks that `path` and its rotation `path.old` are each missing, empty,
 /// or a file v6fw wrote: a regular file with one link, no symbolic link,
-/// beginning with [`super::record::HEADER_START`]. For a log path set by someone other than
+/// beginning with [`crate::log::HEADER_START`]. For a log path set by someone other than
 /// root (`--admin-group`): the daemon appends to the file, narrows its mode
 /// and renames it over `.old`, which must never happen to a file of root's.
-/// The directory is checked as the writer checks it ([`LogDir::open`]).
+/// The directory is checked as the writer checks it.
 pub fn check_made_by_v6fw(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {

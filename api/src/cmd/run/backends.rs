@@ -10,7 +10,7 @@ use anyhow::Context;
 use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
 use v6fw_engine::{Engine, Worker};
 
-use super::adopt::{open_sessions, Flow};
+use super::adopt::Flow;
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
@@ -162,7 +162,7 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
             Some(queue) => spawn(queue, Some(q), &s, flows.clone()),
             None => {
                 let queue = NfQueue::open(&cfg)?;
-                let sessions = open_sessions(s.engine.state().flow_capacity);
+                let sessions = super::adopt::open_sessions(s.engine.state().flow_capacity);
                 spawn(queue, Some(q), &s, sessions)
             }
         });
