@@ -32,6 +32,8 @@
 mod adopt;
 mod backends;
 mod control;
+#[cfg(unix)]
+mod descriptors;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
@@ -156,8 +158,9 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_BATCH as u16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH as i64))]
     pub batch: u16,
-    /// Track no outbound flows (replies are then let in only to open ports).
-    /// Each start sets state tracking on or off by this flag (persisted).
+    /// Track no outbound flows (replies are then let in only to open ports):
+    /// sets `state = false` in the policy (persisted). Without it the
+    /// policy's `state` decides.
     #[arg(long)]
     pub no_state: bool,
     /// Print the totals at exit as JSON.
@@ -185,12 +188,16 @@ pub struct Args {
     pub quiet: u8,
 }
 
-/// Applies `--open` and `--no-state` to the durable policy.
+/// Applies `--open` and `--no-state` to the durable policy (written only
+/// if they change it). Without `--no-state` the policy file's `state`
+/// decides: a start never undoes an admin's `state = false`.
 pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError> {
     for pair in &args.open {
         manager.open_global_port(pair.port(), pair.protocol(), "v6fw run --open")?;
     }
-    manager.set_state_tracking(!args.no_state)?;
+    if args.no_state {
+        manager.set_state_tracking(false)?;
+    }
     Ok(())
 }
 
@@ -200,6 +207,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     logging::init(args.verbose, args.quiet);
     privilege::check()?;
+    #[cfg(unix)]
+    descriptors::raise_soft_limit();
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),
@@ -352,7 +361,11 @@ fn serve(
         } else {
             open.join(", ")
         },
-        if args.no_state { "off" } else { "on" },
+        if manager.policy().state.enabled {
+            "on"
+        } else {
+            "off"
+        },
     );
     let notifier = Notifier::from_env();
     if let Err(e) = notifier.notify("READY=1") {

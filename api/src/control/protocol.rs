@@ -19,8 +19,14 @@ pub use results::{
     PortsResult, ReasonCount, StatsResult, WirePort,
 };
 
-/// Longest request line the server reads, newline included.
+/// Longest request line the server reads, newline included, from a client
+/// that may not change the policy.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest request line the server reads from a client that may change the
+/// policy (root, `--admin-group`): a `load` of the largest policy file v6fw
+/// writes ([`crate::store::MAX_POLICY_BYTES`]; JSON at most doubles it).
+pub const MAX_ADMIN_REQUEST_BYTES: usize = 2 * crate::store::MAX_POLICY_BYTES + MAX_REQUEST_BYTES;
 
 /// Longest reply line a client reads.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
@@ -449,7 +455,7 @@ pub fn dispatch(
                     }
                 }
             }
-            changed(mgr.load(parsed)?)
+            changed(mgr.load_text(parsed, policy)?)
         }
         Request::Reload => changed(mgr.reload()?),
         Request::Stats => to_value(&stats(mgr)),

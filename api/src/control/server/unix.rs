@@ -120,6 +120,8 @@ fn accept_loop(
     path: &PathBuf,
 ) {
     let group = group.map(Arc::new);
+    // When an accept failure was last logged: once a minute, not per poll.
+    let mut warned: Option<std::time::Instant> = None;
     while !shutdown.load(Ordering::Acquire) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -143,7 +145,13 @@ fn accept_loop(
             Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                tracing::warn!("control socket accept failed: {e}");
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        "control socket accept failed: {e} (out of descriptors? raise \
+                         LimitNOFILE=; said once a minute while it lasts)"
+                    );
+                    warned = Some(std::time::Instant::now());
+                }
                 std::thread::sleep(ACCEPT_POLL);
             }
         }
