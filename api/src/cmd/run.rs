@@ -29,8 +29,11 @@
 //! [`FAULT_EXIT`] and leaves its rules in place, so fail-closed never
 //! leaves the host unfiltered; a control socket that dies is started again.
 
+mod adopt;
 mod backends;
 mod control;
+#[cfg(unix)]
+mod descriptors;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
@@ -104,7 +107,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Members of this group may change the policy through the control
-    /// socket too (besides root; Unix).
+    /// socket too (besides root; Unix): processes holding it (Linux:
+    /// SO_PEERGROUPS). They may set the log only to a new file, or one v6fw
+    /// wrote, in the log directory.
     #[arg(long, value_name = "NAME")]
     pub admin_group: Option<String>,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
@@ -151,8 +156,9 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_BATCH as u16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH as i64))]
     pub batch: u16,
-    /// Track no outbound flows (replies are then let in only to open ports).
-    /// Each start sets state tracking on or off by this flag (persisted).
+    /// Track no outbound flows (replies are then let in only to open ports):
+    /// sets `state = false` in the policy (persisted). Without it the
+    /// policy's `state` decides.
     #[arg(long)]
     pub no_state: bool,
     /// Print the totals at exit as JSON.
@@ -181,12 +187,16 @@ pub struct Args {
     pub quiet: u8,
 }
 
-/// Applies `--open` and `--no-state` to the durable policy.
+/// Applies `--open` and `--no-state` to the durable policy (written only
+/// if they change it). Without `--no-state` the policy file's `state`
+/// decides: a start never undoes an admin's `state = false`.
 pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError> {
     for pair in &args.open {
         manager.open_global_port(pair.port(), pair.protocol(), "v6fw run --open")?;
     }
-    manager.set_state_tracking(!args.no_state)?;
+    if args.no_state {
+        manager.set_state_tracking(false)?;
+    }
     Ok(())
 }
 
@@ -210,6 +220,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     logging::init(args.verbose, args.quiet);
     check_args(&args)?;
     privilege::check()?;
+    #[cfg(unix)]
+    descriptors::raise_soft_limit();
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),
@@ -332,13 +344,7 @@ fn serve(
     sources: &metrics::Sources,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let flows = backends::open_sessions();
-    let tcp = flows.iter().filter(|f| f.0 == 6).count();
-    tracing::info!(
-        "v6fw run: adopted {} open sessions as flows ({tcp} TCP, {} UDP)",
-        flows.len(),
-        flows.len() - tcp
-    );
+    let flows = adopt::open_sessions(manager.engine().state().flow_capacity);
     let shared = Shared {
         engine: Arc::clone(manager.engine()),
         shutdown: Arc::clone(shutdown),
@@ -368,7 +374,11 @@ fn serve(
         } else {
             open.join(", ")
         },
-        if args.no_state { "off" } else { "on" },
+        if manager.policy().state.enabled {
+            "on"
+        } else {
+            "off"
+        },
     );
     let notifier = Notifier::from_env();
     if let Err(e) = notifier.notify("READY=1") {

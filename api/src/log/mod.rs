@@ -26,7 +26,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use file::{check_log_place, LOG_FILE_MODE};
+pub use file::{check_log_place, check_made_by_v6fw, LOG_FILE_MODE};
 pub use hook::{wall_clock_ns, LogHook};
 pub use record::{header, LogRecord, TcpFields};
 pub use settings::{LogSettings, SharedLogSettings};

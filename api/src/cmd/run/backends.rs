@@ -10,6 +10,7 @@ use anyhow::Context;
 use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
 use v6fw_engine::{Engine, Worker};
 
+use super::adopt::{open_sessions, Flow};
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
@@ -36,20 +37,6 @@ pub(super) struct Shared {
     pub(super) log: Option<LogHook>,
     /// Where each new worker leaves its counter block for `--metrics`.
     pub(super) workers: Arc<WorkerBlocks>,
-}
-
-/// One open session of the host: protocol, local end, remote end.
-pub(super) type Flow = (u8, ([u8; 16], u16), ([u8; 16], u16));
-
-/// The namespace's open sessions (Linux, from the kernel), to adopt as
-/// flows; logged. Elsewhere none.
-pub(super) fn open_sessions() -> Vec<Flow> {
-    #[cfg(target_os = "linux")]
-    match v6fw_capture::nfqueue::sessions::established() {
-        Ok(list) => return list.iter().map(|s| (s.proto, s.local, s.remote)).collect(),
-        Err(e) => tracing::warn!("cannot read the open sessions ({e}): none adopted"),
-    }
-    Vec::new()
 }
 
 /// Records `flows` in a new worker.
@@ -171,7 +158,8 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
             Some(queue) => spawn(queue, Some(q), &s, flows.clone()),
             None => {
                 let queue = NfQueue::open(&cfg)?;
-                spawn(queue, Some(q), &s, open_sessions())
+                let sessions = open_sessions(s.engine.state().flow_capacity);
+                spawn(queue, Some(q), &s, sessions)
             }
         });
         match Slot::start(format!("nfqueue {q}"), starter) {

@@ -70,7 +70,7 @@ fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let mgr = manager_in(dir.path());
     let store = mgr.store().unwrap();
-    let mut edited = store.load().unwrap().unwrap();
+    let mut edited = store.load().unwrap().unwrap_or_default();
     edited.policy.open_global(
         PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
         "t",
