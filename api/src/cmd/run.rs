@@ -213,6 +213,21 @@ pub fn check_args(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses `--offload` over a policy whose state tracking is off (`state =
+/// false` in the policy file): the kernel would let in the replies the
+/// policy drops, as with `--no-state`.
+pub fn check_offload_state(args: &Args, manager: &FirewallManager) -> anyhow::Result<()> {
+    if args.offload.is_some() && !manager.policy().state.enabled {
+        anyhow::bail!(
+            "--offload established needs state tracking, and the policy has it off (`state` in \
+             policy.toml): without state the policy lets replies in only to open ports, but the \
+             kernel would accept every reply of a flow conntrack tracks; turn state on or leave \
+             out --offload"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `v6fw run` until SIGINT/SIGTERM (or an internal fault).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
@@ -236,6 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
+    check_offload_state(&args, &manager)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
     let options = v6fw_api::control::ServeOptions {

@@ -66,6 +66,21 @@ fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
 }
 
 #[test]
+fn offload_is_refused_over_a_policy_without_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = manager_in(dir.path());
+    let offload = parse(&["--offload", "established"]).unwrap();
+    assert!(
+        check_offload_state(&offload, &mgr).is_ok(),
+        "state is on by default"
+    );
+    mgr.set_state_tracking(false).unwrap();
+    let err = check_offload_state(&offload, &mgr).expect_err("state off in the policy");
+    assert!(err.to_string().contains("needs state tracking"), "{err}");
+    assert!(check_offload_state(&parse(&[]).unwrap(), &mgr).is_ok());
+}
+
+#[test]
 fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let mgr = manager_in(dir.path());
