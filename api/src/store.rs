@@ -4,7 +4,7 @@
 //! someone asked for (`v6fw ports ...`, `v6fw log set`, `v6fw load`, `v6fw
 //! run --open`), never for its own bookkeeping: what the daemon learns at run
 //! time (the interfaces, their indexes) stays in memory. A change is written
-//! into the document as it is ([`doc`]: comments, order and spellings stay;
+//! into the document as it is (`store/doc.rs`: comments, order and spellings stay;
 //! pairs are written as compact ranges), and only over the text v6fw last
 //! read or wrote: a file edited on disk since then is never overwritten, the
 //! change is refused with an error that says to `v6fw reload` first.
@@ -14,7 +14,7 @@
 //! over `policy.toml`, and then the directory itself is fsynced so the
 //! rename survives a power cut. A reader (or a restart after `SIGKILL`) sees
 //! either the old file or the new one, never a mix. Reading is careful too
-//! ([`file`]): no symbolic link, no file another user owns or may write, and
+//! (`store/file.rs`): no symbolic link, no file another user owns or may write, and
 //! no file still being written in place.
 //!
 //! A file that does not parse is never silently replaced: loading fails with
@@ -296,7 +296,7 @@ impl PolicyStore {
     }
 
     /// Writes the change from `before` to `after` into the file as it is
-    /// (see [`doc`]: only what changed is touched), atomically and durably.
+    /// (see `store/doc.rs`: only what changed is touched), atomically and durably.
     /// Refused, with nothing written, when the file was changed on disk
     /// since this store last read or wrote it: the change would be written
     /// over an edit nobody has applied yet.
