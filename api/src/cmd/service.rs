@@ -25,7 +25,15 @@ pub struct Args {
 pub enum Action {
     /// Install the service `v6fw` (LocalSystem, automatic start) running
     /// `v6fw run RUN-ARGS`, e.g. `v6fw service install -- --open 3389/tcp`.
+    /// Refused when v6fw.exe's folder or a file in it is writable by users
+    /// who are not administrators: put v6fw.exe, WinDivert.dll and
+    /// WinDivert64.sys in C:\Program Files\v6fw.
     Install {
+        /// Install even though v6fw.exe's folder (or a file in it) can be
+        /// written by users who are not administrators, who could then run
+        /// their code as SYSTEM: warns instead of refusing.
+        #[arg(long)]
+        force: bool,
         /// Arguments for `v6fw run`, after `--`; checked now.
         #[arg(last = true, value_name = "RUN-ARGS")]
         run: Vec<OsString>,
@@ -83,6 +91,10 @@ mod os {
 #[cfg(windows)]
 #[path = "service_windows.rs"]
 mod os;
+
+#[cfg(windows)]
+#[path = "service_install_check.rs"]
+mod install_check;
 
 #[cfg(test)]
 mod tests {
