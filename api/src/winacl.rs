@@ -94,13 +94,18 @@ impl Drop for SecurityDescriptor {
     }
 }
 
-/// What to do about a state directory [`audit::check_tree`] refused.
-const STATE_DIR_FIX: &str = "Look at what is in it (someone else could have written it), then \
-    remove the directory and let v6fw create it again (it gets SYSTEM and Administrators only), \
-    or, from an elevated prompt, make it Administrators' and theirs alone: \
-    `takeown /F DIR /A /R /D Y`, `icacls DIR /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F \
-    *S-1-5-32-544:(OI)(CI)F *S-1-5-32-545:RX` and `icacls DIR /remove:g SID` for each SID named \
-    above; or choose another --state-dir";
+/// What to do about a state directory `dir` that [`audit::check_tree`] refused.
+fn state_dir_fix(dir: &Path) -> String {
+    let p = dir.display();
+    format!(
+        "Look at what is in it (someone else could have written it), then remove the directory \
+         and let v6fw create it again (it gets SYSTEM and Administrators only), or, from an \
+         elevated prompt, make it Administrators' and theirs alone: `takeown /F \"{p}\" /A /R /D Y`, \
+         `icacls \"{p}\" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F \
+         *S-1-5-32-545:RX`, `icacls \"{p}\\*\" /reset /T` and `icacls \"{p}\" /remove:g *SID` for \
+         each SID named above; or choose another --state-dir"
+    )
+}
 
 /// Creates `dir` (and its missing parents, which inherit as usual) with the
 /// ACL [`STATE_DIR_SDDL`], then checks it ([`audit::check_tree`]): a
@@ -109,7 +114,7 @@ const STATE_DIR_FIX: &str = "Look at what is in it (someone else could have writ
 /// or change it, and nothing in it is a junction or link.
 pub fn create_state_dir(dir: &Path) -> io::Result<()> {
     make_state_dir(dir)?;
-    audit::check_tree(dir, &audit::Trust::this_process(), STATE_DIR_FIX)
+    audit::check_tree(dir, &audit::Trust::this_process(), &state_dir_fix(dir))
 }
 
 /// [`create_state_dir`] without the check.

@@ -6,8 +6,9 @@
 //! (`v6fw service install -- --open 3389/tcp`); its Stop and Shutdown
 //! controls take the path Ctrl-C takes (`privilege::request_stop`, Windows only): the
 //! handle is shut down, the workers finish their batch, the totals are
-//! logged. Its standard error (the daemon's log) goes nowhere: read the
-//! firewall log and `v6fw stats`.
+//! logged. Its standard error (the daemon's log) goes to `service.log` in
+//! the state directory. `install` refuses an exe in a folder that users who
+//! are not administrators may write (`service_install_check.rs`).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
