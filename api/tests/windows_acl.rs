@@ -152,8 +152,12 @@ fn a_state_directory_others_may_write_or_replace_is_refused() {
     let e = create_state_dir(&dir).unwrap_err().to_string();
     let _ = std::fs::remove_dir_all(&open);
     assert!(e.contains("S-1-1-0 (Everyone)"), "{e}");
+    assert!(e.contains("not safe for v6fw"), "{e}");
+    // The directory itself is v6fw's; the folder above is what to change.
     assert!(
-        e.contains("not safe for v6fw") && e.contains("takeown"),
+        e.contains("a folder above it may be changed")
+            && e.contains(r"C:\ProgramData")
+            && !e.contains("takeown"),
         "{e}"
     );
 }
@@ -193,4 +197,17 @@ fn a_state_directory_v6fw_made_passes_its_own_check() {
     create_state_dir(&dir).unwrap();
     std::fs::write(dir.join("policy.toml"), "").unwrap();
     create_state_dir(&dir).unwrap();
+}
+
+#[test]
+fn a_state_directory_everyone_may_write_is_refused_with_the_fix() {
+    if common::wine_skip("an existing state directory's own ACL (Wine keeps no file ACLs)") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v6fw");
+    dir_with(&dir, "D:P(A;OICI;FA;;;WD)(A;OICI;FA;;;SY)");
+    let e = create_state_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("S-1-1-0 (Everyone) may write"), "{e}");
+    assert!(e.contains("takeown") && e.contains("icacls"), "{e}");
 }

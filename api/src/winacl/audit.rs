@@ -316,12 +316,12 @@ fn descriptor_of(file: &File) -> io::Result<SecurityDescriptor> {
     Ok(SecurityDescriptor(sd))
 }
 
-/// What is wrong with `path` itself (opened without following it),
-/// each problem prefixed with the path.
-fn check_one(path: &Path, trust: &Trust, rights: u32) -> io::Result<Vec<String>> {
+/// What is wrong with `path` itself (opened without following it), as
+/// one phrase naming the path; `None` if nothing.
+fn check_one(path: &Path, trust: &Trust, rights: u32) -> io::Result<Option<String>> {
     let file = match open_no_follow(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Ok(vec![e.to_string()]),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Ok(Some(e.to_string())),
         Err(e) => {
             return Err(io::Error::new(
                 e.kind(),
@@ -330,35 +330,61 @@ fn check_one(path: &Path, trust: &Trust, rights: u32) -> io::Result<Vec<String>>
         }
     };
     let found = problems(&descriptor_of(&file)?, trust, rights)?;
-    Ok(found
-        .into_iter()
-        .map(|p| format!("{}: {p}", path.display()))
-        .collect())
+    Ok((!found.is_empty()).then(|| format!("{}: {}", path.display(), found.join(", "))))
+}
+
+/// How many offending paths an error names; the rest are counted.
+const SHOWN: usize = 4;
+
+/// `found` joined, the first [`SHOWN`] of them, and how many more.
+fn listed(found: &[String]) -> String {
+    let mut text = found
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if found.len() > SHOWN {
+        text.push_str(&format!("; and {} more", found.len() - SHOWN));
+    }
+    text
 }
 
 /// Checks that the directory `dir` and each entry in it are owned by
 /// trusted SIDs, writable by nobody else and no reparse point, and that no
 /// untrusted SID may delete or rename `dir` through one of its ancestors.
-/// `Err` with every problem found, then what to do (`fix`).
+/// `Err` naming what was found, then what to do: `fix` for `dir` and its
+/// entries, a place elsewhere for a folder above it.
 pub fn check_tree(dir: &Path, trust: &Trust, fix: &str) -> io::Result<()> {
-    let mut found = check_one(dir, trust, WRITE_RIGHTS)?;
+    let mut found: Vec<String> = check_one(dir, trust, WRITE_RIGHTS)?.into_iter().collect();
     for entry in std::fs::read_dir(dir)? {
         found.extend(check_one(&entry?.path(), trust, WRITE_RIGHTS)?);
     }
+    let mut above = Vec::new();
     for ancestor in dir.ancestors().skip(1).filter(|a| a.parent().is_some()) {
-        found.extend(check_one(ancestor, trust, REPLACE_RIGHTS)?);
+        above.extend(check_one(ancestor, trust, REPLACE_RIGHTS)?);
     }
-    if found.is_empty() {
+    let mut parts = Vec::new();
+    if !found.is_empty() {
+        parts.push(format!("{}. {}", listed(&found), fix.trim_end_matches('.')));
+    }
+    if !above.is_empty() {
+        parts.push(format!(
+            "a folder above it may be changed by others, who could swap it for one of their \
+             own: {}. Keep it under folders only administrators may change (such as \
+             C:\\ProgramData or C:\\Program Files)",
+            listed(&above)
+        ));
+    }
+    if parts.is_empty() {
         return Ok(());
     }
-    Err(io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "{} is not safe for v6fw (which runs as SYSTEM) to use: {}. {fix}",
-            dir.display(),
-            found.join("; ")
-        ),
-    ))
+    // Not PermissionDenied: that would read as "run as root" to the caller.
+    Err(io::Error::other(format!(
+        "{} is not safe for v6fw (which runs as SYSTEM) to use: {}",
+        dir.display(),
+        parts.join(". Also, ")
+    )))
 }
 
 #[cfg(test)]
