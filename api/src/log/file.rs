@@ -16,8 +16,9 @@
 //! - rotation is a `renameat` inside the directory fd, then a fresh `openat`.
 //!
 //! Elsewhere (Windows) a [`LogDir`] is the plain path; on Windows a new log
-//! file gets an ACL for SYSTEM and Administrators only, and the rotation
-//! never renames over an open `FILE.old` (see `clear_old`).
+//! file gets an ACL for SYSTEM and Administrators only, a junction or link
+//! where the file should be is refused (`winacl::open_append`), and the
+//! rotation never renames over an open `FILE.old` (see `clear_old`).
 
 use std::fs::File;
 use std::io;
@@ -276,11 +277,13 @@ impl LogDir {
     }
 
     /// Opens (creating) the log file for appending; returns it and its size.
-    /// On Windows a file it creates is for SYSTEM and Administrators only.
+    /// On Windows a file it creates is for SYSTEM and Administrators only,
+    /// and a junction or link at its path is refused, never followed.
     pub(super) fn open_append(&self) -> io::Result<(File, u64)> {
         #[cfg(windows)]
-        crate::winacl::create_file(&self.path, crate::winacl::LOG_FILE_SDDL)
-            .map_err(|e| context(e, &self.path, "cannot create the log file"))?;
+        let file = crate::winacl::open_append(&self.path, crate::winacl::LOG_FILE_SDDL)
+            .map_err(|e| context(e, &self.path, "cannot open the log file"))?;
+        #[cfg(not(windows))]
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
