@@ -4,7 +4,7 @@
 //! someone asked for (`v6fw ports ...`, `v6fw log set`, `v6fw load`, `v6fw
 //! run --open`), never for its own bookkeeping: what the daemon learns at run
 //! time (the interfaces, their indexes) stays in memory. A change is written
-//! into the document as it is ([`doc`]: comments, order and spellings stay;
+//! into the document as it is (`store/doc.rs`: comments, order and spellings stay;
 //! pairs are written as compact ranges), and only over the text v6fw last
 //! read or wrote: a file edited on disk since then is never overwritten, the
 //! change is refused with an error that says to `v6fw reload` first.
@@ -14,7 +14,7 @@
 //! over `policy.toml`, and then the directory itself is fsynced so the
 //! rename survives a power cut. A reader (or a restart after `SIGKILL`) sees
 //! either the old file or the new one, never a mix. Reading is careful too
-//! ([`file`]): no symbolic link, no file another user owns or may write, and
+//! (`store/file.rs`): no symbolic link, no file another user owns or may write, and
 //! no file still being written in place.
 //!
 //! A file that does not parse is never silently replaced: loading fails with
@@ -205,10 +205,10 @@ impl PolicyStore {
     }
 
     /// Creates the state directory (mode 0755; on Windows SYSTEM and
-    /// Administrators full control, Users read) if it is missing. On Unix the
-    /// directory must be owned by root (or the user running v6fw) and
-    /// writable by nobody else: anyone who could write there could plant a
-    /// `policy.toml` for the daemon to load.
+    /// Administrators full control, Users list it) if it is missing. The
+    /// directory must be owned by root (or the user running v6fw; on Windows
+    /// SYSTEM or Administrators) and writable by nobody else: anyone who
+    /// could write there could plant a `policy.toml` for the daemon to load.
     pub fn prepare(&self) -> Result<(), FwError> {
         create_dir(&self.dir)?;
         #[cfg(unix)]
@@ -296,7 +296,7 @@ impl PolicyStore {
     }
 
     /// Writes the change from `before` to `after` into the file as it is
-    /// (see [`doc`]: only what changed is touched), atomically and durably.
+    /// (see `store/doc.rs`: only what changed is touched), atomically and durably.
     /// Refused, with nothing written, when the file was changed on disk
     /// since this store last read or wrote it: the change would be written
     /// over an edit nobody has applied yet.
@@ -495,8 +495,9 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
 }
 
 /// Windows: a new state directory gets an explicit ACL (SYSTEM and
-/// Administrators full control, Users read), not its parent's, so Users
-/// cannot plant a `policy.toml` in it.
+/// Administrators full control, Users list it), not its parent's, so Users
+/// cannot plant a `policy.toml` in it; an existing one is checked
+/// (`winacl::create_state_dir`).
 #[cfg(windows)]
 fn create_dir(dir: &Path) -> Result<(), FwError> {
     crate::winacl::create_state_dir(dir)

@@ -33,7 +33,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402  (its helpers: the driver, wine, packets, checks)
-from e2e import LOCAL, OUTSIDE, Driver, bin_dir, check, expect, tcp, wait_until_open, wine, winpath  # noqa: E402
+from e2e import LOCAL, OUTSIDE, Driver, bin_dir, check, expect, tcp, wait_open, wine, winpath  # noqa: E402
 
 
 def example(prog, env, *args):
@@ -82,7 +82,7 @@ def main():
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_until_open(daemon, driver)
+        wait_open(driver, daemon, "v6fw run")
         r = wine(exe, "connections", "--json", "--socket", pipe, env=env)
         check(r.returncode == 0, f"connections over the pipe: {r.returncode} {r.stderr}")
         conns = json.loads(r.stdout.splitlines()[0])["connections"]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
 use v6fw_engine::{Engine, Worker};
 
-use super::adopt::{open_sessions, Flow};
+use super::adopt::Flow;
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
@@ -83,16 +83,12 @@ where
         .context("cannot start a worker thread")
 }
 
-/// The mark bit of an accept, if any: `--mark-bit`, by default bit 21 when
-/// v6fw installs its rules (it adds the RETURN rule that goes with it) and
-/// none with `--no-rules` unless asked for (NFQUEUE only).
+/// The mark bit of an accept, if any: `--mark-bit` (NF_REPEAT with it set;
+/// v6fw's own rules then get the RETURN rule that goes with it). None by
+/// default: accepts are NF_ACCEPT.
 #[cfg(target_os = "linux")]
 pub(super) fn accept_mark(args: &Args) -> u32 {
-    match args.mark_bit {
-        Some(bit) => 1u32 << bit,
-        None if args.no_rules => 0,
-        None => 1u32 << super::DEFAULT_MARK_BIT,
-    }
+    args.mark_bit.map_or(0, |bit| 1u32 << bit)
 }
 
 #[cfg(target_os = "linux")]
@@ -112,10 +108,10 @@ pub(super) fn describe(args: &Args) -> String {
         if args.no_rules {
             "no rules installed (--no-rules)"
         } else if args.offload.is_some() {
-            "ip6tables chains V6FW-IN/V6FW-OUT installed, offload established: the kernel \
-             accepts packets of flows conntrack tracks (ESTABLISHED, RELATED)"
+            "ip6tables chains V6FW-IN/V6FW-OUT installed in mangle, offload established: the \
+             kernel accepts the packets of TCP and UDP flows conntrack tracks as ESTABLISHED"
         } else {
-            "ip6tables chains V6FW-IN/V6FW-OUT installed"
+            "ip6tables chains V6FW-IN/V6FW-OUT installed in mangle"
         }
     )
 }
@@ -162,7 +158,7 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
             Some(queue) => spawn(queue, Some(q), &s, flows.clone()),
             None => {
                 let queue = NfQueue::open(&cfg)?;
-                let sessions = open_sessions(s.engine.state().flow_capacity);
+                let sessions = super::adopt::open_sessions(s.engine.state().flow_capacity);
                 spawn(queue, Some(q), &s, sessions)
             }
         });
