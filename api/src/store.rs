@@ -205,10 +205,10 @@ impl PolicyStore {
     }
 
     /// Creates the state directory (mode 0755; on Windows SYSTEM and
-    /// Administrators full control, Users read) if it is missing. On Unix the
-    /// directory must be owned by root (or the user running v6fw) and
-    /// writable by nobody else: anyone who could write there could plant a
-    /// `policy.toml` for the daemon to load.
+    /// Administrators full control, Users list it) if it is missing. The
+    /// directory must be owned by root (or the user running v6fw; on Windows
+    /// SYSTEM or Administrators) and writable by nobody else: anyone who
+    /// could write there could plant a `policy.toml` for the daemon to load.
     pub fn prepare(&self) -> Result<(), FwError> {
         create_dir(&self.dir)?;
         #[cfg(unix)]
@@ -495,8 +495,9 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
 }
 
 /// Windows: a new state directory gets an explicit ACL (SYSTEM and
-/// Administrators full control, Users read), not its parent's, so Users
-/// cannot plant a `policy.toml` in it.
+/// Administrators full control, Users list it), not its parent's, so Users
+/// cannot plant a `policy.toml` in it; an existing one is checked
+/// (`winacl::create_state_dir`).
 #[cfg(windows)]
 fn create_dir(dir: &Path) -> Result<(), FwError> {
     crate::winacl::create_state_dir(dir)

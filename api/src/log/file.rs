@@ -16,8 +16,9 @@
 //! - rotation is a `renameat` inside the directory fd, then a fresh `openat`.
 //!
 //! Elsewhere (Windows) a [`LogDir`] is the plain path; on Windows a new log
-//! file gets an ACL for SYSTEM and Administrators only, and the rotation
-//! never renames over an open `FILE.old` (see `clear_old`).
+//! file gets an ACL for SYSTEM and Administrators only, a junction or link
+//! where the file should be is refused (`winacl::open_append`), and the
+//! rotation never renames over an open `FILE.old` (see `clear_old`).
 
 use std::fs::File;
 use std::io;
@@ -102,10 +103,10 @@ pub fn check_log_place(path: &Path) -> io::Result<()> {
 
 /// Checks that `path` and its rotation `path.old` are each missing, empty,
 /// or a file v6fw wrote: a regular file with one link, no symbolic link,
-/// beginning with [`super::record::HEADER_START`]. For a log path set by someone other than
+/// beginning with [`crate::log::HEADER_START`]. For a log path set by someone other than
 /// root (`--admin-group`): the daemon appends to the file, narrows its mode
 /// and renames it over `.old`, which must never happen to a file of root's.
-/// The directory is checked as the writer checks it ([`LogDir::open`]).
+/// The directory is checked as the writer checks it.
 pub fn check_made_by_v6fw(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -276,11 +277,13 @@ impl LogDir {
     }
 
     /// Opens (creating) the log file for appending; returns it and its size.
-    /// On Windows a file it creates is for SYSTEM and Administrators only.
+    /// On Windows a file it creates is for SYSTEM and Administrators only,
+    /// and a junction or link at its path is refused, never followed.
     pub(super) fn open_append(&self) -> io::Result<(File, u64)> {
         #[cfg(windows)]
-        crate::winacl::create_file(&self.path, crate::winacl::LOG_FILE_SDDL)
-            .map_err(|e| context(e, &self.path, "cannot create the log file"))?;
+        let file = crate::winacl::open_append(&self.path, crate::winacl::LOG_FILE_SDDL)
+            .map_err(|e| context(e, &self.path, "cannot open the log file"))?;
+        #[cfg(not(windows))]
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 #[cfg(unix)]
 use parking_lot::Mutex;
 
-use super::{ACCEPT_POLL, MAX_CLIENTS, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
+#[cfg(unix)]
+use super::MAX_CLIENTS;
+use super::{ACCEPT_POLL, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
 #[cfg(unix)]
 use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
 use crate::control::protocol::{dispatch, parse_request, Caller, Reply, MAX_ADMIN_REQUEST_BYTES};
@@ -128,37 +130,19 @@ pub(crate) fn admit_peer<C: Conn>(
     start_client(stream, slot, manager, shutdown, clients.idle_timeout);
 }
 
-/// Decrements the client count when a client thread ends, however it ends.
+/// Serves a client the Windows pipe server admitted (`control::admission`)
+/// from its own thread while it holds `slot`, or writes why it was turned
+/// away (`E_OUTOFMEMORY`) and closes. `stop` ends the connection once it is
+/// idle (shutdown, or its place given to an administrator).
 #[cfg(windows)]
-struct CountSlot(Arc<std::sync::atomic::AtomicUsize>);
-
-#[cfg(windows)]
-impl Drop for CountSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// Serves a new client (whose identity is known only after a first
-/// read: the Windows pipe) from its own thread, or turns it away with an
-/// `E_OUTOFMEMORY` reply when [`MAX_CLIENTS`] are being served.
-#[cfg(windows)]
-pub(crate) fn admit<C: Conn>(
+pub(crate) fn serve_admitted<C: Conn, S: Send + 'static>(
     stream: C,
+    slot: Result<S, String>,
     manager: &Arc<FirewallManager>,
-    shutdown: &Arc<AtomicBool>,
-    active: &Arc<std::sync::atomic::AtomicUsize>,
+    stop: &Arc<AtomicBool>,
 ) {
-    use std::sync::atomic::Ordering;
-    let slot = if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-        active.fetch_sub(1, Ordering::AcqRel);
-        Err(FwError::OutOfMemory(format!(
-            "the daemon is serving {MAX_CLIENTS} clients already: try again in a moment"
-        )))
-    } else {
-        Ok(CountSlot(Arc::clone(active)))
-    };
-    start_client(stream, slot, manager, shutdown, super::IDLE_TIMEOUT);
+    let slot = slot.map_err(FwError::OutOfMemory);
+    start_client(stream, slot, manager, stop, super::IDLE_TIMEOUT);
 }
 
 /// Starts the thread that serves `stream` while it holds `slot`, or
