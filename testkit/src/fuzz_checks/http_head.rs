@@ -45,7 +45,9 @@ pub fn http_head(data: &[u8]) -> Result<(), Violation> {
             return Err(format!("{method:?} accepted from another request line"));
         }
         if path.contains('?') || !contains(data, path.as_bytes()) {
-            return Err(format!("path {path:?} is not the input's, without the query"));
+            return Err(format!(
+                "path {path:?} is not the input's, without the query"
+            ));
         }
         if let Some(body) = announced_body(data) {
             return Err(format!("a request with {body} was accepted"));
