@@ -27,6 +27,7 @@ pub mod control;
 pub mod fw;
 pub mod http;
 pub mod interfaces;
+pub mod lock_file;
 pub mod log;
 #[cfg(unix)]
 mod private_dir;
