@@ -57,7 +57,7 @@ const WELL_KNOWN: &[&str] = &[
     "S-1-3-4",
 ];
 
-/// The SIDs trusted to own and write: [`WELL_KNOWN`] and whoever else the
+/// The SIDs trusted to own and write: the well-known SIDs above (`WELL_KNOWN`) and whoever else the
 /// caller adds (the account v6fw runs as).
 #[derive(Debug, Clone)]
 pub struct Trust {
