@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::address;
 use crate::counters::{Counters, Totals, WorkerCounters};
 use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
@@ -213,6 +214,13 @@ impl Worker {
         if !conn.enabled() {
             return Decision::with_columns(Reason::FirewallDisabled, w);
         }
+        // Step 3's addresses, and step 6's TCP to a multicast destination:
+        // only for a packet one of whose addresses starts with 0x00 or 0xff.
+        if w.check_addresses() {
+            if let Some(d) = self.odd_addresses(&w.clone(), meta.now_ns) {
+                return d;
+            }
+        }
         let now = meta.now_ns;
         let reason = match w.outcome() {
             Outcome::Complete => match w.ports() {
@@ -225,6 +233,7 @@ impl Worker {
                 },
             },
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(&w.clone(), now)),
+            Outcome::BadFragment => return Decision::bare(self.bad_fragment(&w.clone())),
             Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
         };
@@ -299,8 +308,47 @@ impl Worker {
         }
     }
 
+    /// SPEC.md step 3 and step 6's TCP rule for an inbound packet on an
+    /// enabled connection one of whose addresses starts with 0x00 or 0xff:
+    /// `bad_address` without columns for a step-3 address (before the walk,
+    /// so no fragment memory); `bad_address` with its columns for TCP that
+    /// passed its length check to a multicast destination, remembered like
+    /// any first fragment's reason; `None` when the rest of the decision
+    /// decides.
+    #[inline(never)]
+    fn odd_addresses(&mut self, w: &Walk<'_>, now: u64) -> Option<Decision> {
+        if w.bad_address() {
+            return Some(Decision::bare(Reason::BadAddress));
+        }
+        let tcp = w.outcome() == Outcome::Complete && w.tcp_flags().is_some();
+        if !(tcp && address::is_multicast(w.dst_ref())) {
+            return None;
+        }
+        if w.has_fragment() {
+            self.first_fragment(w, Reason::BadAddress, now);
+        }
+        Some(Decision::with_columns(Reason::BadAddress, w))
+    }
+
+    /// Step 5's length rule broken (RFC 8200 §4.5): `malformed`, and never
+    /// remembered. A first fragment replaces what an earlier one with its
+    /// key left, so its later fragments are orphans (as for
+    /// `incomplete_chain`); other fragments leave the memory alone.
+    #[inline(never)]
+    fn bad_fragment(&mut self, w: &Walk<'_>) -> Reason {
+        if let Some(frag) = w.fragment().filter(|f| f.is_first()) {
+            self.frags.remove(&FragKey {
+                id: frag.id,
+                src: w.src(),
+                dst: w.dst(),
+            });
+        }
+        Reason::Malformed
+    }
+
     /// Step 6 for an inbound TCP or UDP packet (`proto`, ports `sport` to
-    /// `dport`), in SPEC.md's order: the connection's own pairs, the global
+    /// `dport`), in SPEC.md's order (TCP to a multicast destination was
+    /// decided before: [`Worker::odd_addresses`]): the connection's own pairs, the global
     /// pairs (each only when its scope holds the source), the reverse of a
     /// tracked flow (never for a TCP SYN without ACK), then `out_of_scope`
     /// when a pair was open for other sources only, else closed. Unscoped

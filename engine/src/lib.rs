@@ -16,6 +16,8 @@
 //! - [`state`] / [`flows`]: the bounded, keyed-hash tables of per-worker
 //!   state; flows are kept as conntrack keeps them, so a flood of unconfirmed
 //!   flows never pushes out a confirmed one.
+//! - [`address`]: the addresses no packet from another node may carry
+//!   (RFC 4291), SPEC.md step 3.
 //! - [`Engine`] / [`Worker`]: the decision of SPEC.md (inbound and outbound,
 //!   fragment memory, flow state) and per-worker counters: one path, one
 //!   walk, for every packet.
@@ -44,6 +46,7 @@
 //! assert_eq!(d.reason, Reason::OpenPort);
 //! ```
 
+pub mod address;
 pub mod counters;
 mod decide;
 pub mod flows;

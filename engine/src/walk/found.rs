@@ -111,6 +111,11 @@ pub enum Outcome {
     Stop(Reason),
     /// The walk stopped at the fragment header of a non-first fragment.
     LaterFragment,
+    /// The walk stopped at a fragment header (of any offset) whose
+    /// fragment breaks RFC 8200 §4.5's length rule (SPEC.md step 5: M = 1
+    /// and a length not a multiple of 8, or an end past 65,535 bytes):
+    /// `malformed`, never remembered. [`Walk::fragment`] is filled.
+    BadFragment,
     /// The upper layer was reached and passed its length check.
     Complete,
 }
@@ -151,6 +156,8 @@ pub struct Walk<'a> {
     /// The `dport` column (TCP/UDP destination port, ICMPv6 type), valid
     /// with [`COLUMN_SET`].
     pub(super) column: u16,
+    /// See [`Walk::check_addresses`].
+    pub(super) addr_check: bool,
 }
 
 /// The bit of [`Walk::proto`]'s word that says the upper layer was reached.
@@ -177,6 +184,7 @@ impl<'a> Walk<'a> {
             l4_word: 0,
             proto: 0,
             column: 0,
+            addr_check: false,
         }
     }
 
@@ -247,6 +255,21 @@ impl<'a> Walk<'a> {
         } else {
             Some((self.proto & 0xff) as u8)
         }
+    }
+
+    /// Whether an address may be one SPEC.md refuses (step 3's, or a
+    /// multicast destination for step 6's TCP rule): one of them starts
+    /// with 0x00 or 0xff ([`crate::address::may_refuse`]), as the walk found.
+    /// `false` means neither can be.
+    #[inline(always)]
+    pub const fn check_addresses(&self) -> bool {
+        self.addr_check
+    }
+
+    /// SPEC.md step 3: whether the packet carries an address no other node
+    /// may send ([`crate::address::refusal`]).
+    pub fn bad_address(&self) -> bool {
+        self.check_addresses() && refused_in(self.data)
     }
 
     /// Whether a fragment header was read whole (see [`Walk::fragment`]).
@@ -379,6 +402,13 @@ impl<'a> Walk<'a> {
             None
         }
     }
+}
+
+/// [`Walk::bad_address`] on the packet's bytes (a whole fixed header).
+#[inline(never)]
+fn refused_in(data: &[u8]) -> bool {
+    let ip = Ipv6Packet::new_unchecked(data);
+    crate::address::refusal(ip.src_addr_ref(), ip.dst_addr_ref()).is_some()
 }
 
 /// Reads the Jumbo Payload option from a hop-by-hop header right after the
