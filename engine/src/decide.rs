@@ -15,7 +15,7 @@ use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
 use crate::table::{Admit, PortTable, Publisher, SlotRef, Snapshot};
-use crate::walk::{walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
+use crate::walk::{walk, walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
 use crate::wire::icmpv6;
 use crate::wire::next_header::{TCP, UDP};
 use crate::{Policy, Reason, Verdict};
@@ -179,9 +179,13 @@ impl Worker {
     /// [`Worker::decide_walked`]).
     #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
-        let d = match walk_start(packet, meta.truncated) {
-            Start::Walked(w) => self.decide_walked(snap, &w, meta),
-            Start::Chain(c) => self.decide_chain(snap, c, *meta),
+        let d = if address::may_refuse_packet(packet) {
+            self.decide_odd(snap, packet, *meta)
+        } else {
+            match walk_start(packet, meta.truncated) {
+                Start::Walked(w) => self.decide_walked::<false>(snap, &w, meta),
+                Start::Chain(c) => self.decide_chain(snap, c, *meta),
+            }
         };
         self.counters.bump(d.reason);
         d
@@ -191,7 +195,17 @@ impl Worker {
     /// line, so that the common case keeps its walk in registers.
     #[inline(never)]
     fn decide_chain(&mut self, snap: &Snapshot, chain: Chain<'_>, meta: PacketMeta) -> Decision {
-        self.decide_walked(snap, &chain.walk(), &meta)
+        self.decide_walked::<false>(snap, &chain.walk(), &meta)
+    }
+
+    /// The decision of a packet one of whose addresses starts with 0x00 or
+    /// 0xff (see [`address::may_refuse`]): the same decision, with SPEC.md
+    /// step 3's addresses and step 6's TCP to a multicast destination
+    /// looked at. Out of line, so that every other packet pays nothing for
+    /// them but two compares.
+    #[inline(never)]
+    fn decide_odd(&mut self, snap: &Snapshot, packet: &[u8], meta: PacketMeta) -> Decision {
+        self.decide_walked::<true>(snap, &walk(packet, meta.truncated), &meta)
     }
 
     /// Decides a packet that was already walked (does not count it).
@@ -203,8 +217,18 @@ impl Worker {
     /// path. Those functions get a copy of the walk, made on
     /// their own branch, so that the common path keeps the walk in
     /// registers instead of building it in memory for them.
+    ///
+    /// `ODD` says one of the packet's addresses starts with 0x00 or 0xff
+    /// ([`address::may_refuse`]): only then are SPEC.md step 3's addresses
+    /// and step 6's TCP to a multicast destination looked at (a packet
+    /// without `ODD` can have neither).
     #[inline(always)]
-    pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk<'_>, meta: &PacketMeta) -> Decision {
+    fn decide_walked<const ODD: bool>(
+        &mut self,
+        snap: &Snapshot,
+        w: &Walk<'_>,
+        meta: &PacketMeta,
+    ) -> Decision {
         if meta.direction == Direction::Outbound || w.outcome() != Outcome::Complete {
             if let Some(d) = self.before_policy(snap, &w.clone(), *meta) {
                 return d;
@@ -216,7 +240,7 @@ impl Worker {
         }
         // Step 3's addresses, and step 6's TCP to a multicast destination:
         // only for a packet one of whose addresses starts with 0x00 or 0xff.
-        if w.check_addresses() {
+        if ODD {
             if let Some(d) = self.odd_addresses(&w.clone(), meta.now_ns) {
                 return d;
             }

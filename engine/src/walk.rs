@@ -92,7 +92,6 @@ pub struct Chain<'a> {
     data: &'a [u8],
     declared_end: usize,
     next: u8,
-    addr_check: bool,
 }
 
 impl<'a> Chain<'a> {
@@ -102,7 +101,6 @@ impl<'a> Chain<'a> {
     pub fn walk(self) -> Walk<'a> {
         let mut w = Walk::new(self.data, Outcome::Complete);
         w.outcome = walk_chain(&mut w, self.declared_end, self.next);
-        w.addr_check = self.addr_check;
         w
     }
 }
@@ -141,14 +139,11 @@ pub fn walk_start(pkt: &[u8], snap_truncated: bool) -> Start<'_> {
         return done(Outcome::BadLength);
     };
     let next = ip.next_header();
-    let (src0, dst0) = ip.address_first_bytes();
-    let addr_check = crate::address::may_refuse(src0, dst0);
     if is_extension(next) || next == NO_NEXT {
         return Start::Chain(Chain {
             data,
             declared_end,
             next,
-            addr_check,
         });
     }
     // The common case, no extension header: the upper layer right after
@@ -166,7 +161,6 @@ pub fn walk_start(pkt: &[u8], snap_truncated: bool) -> Start<'_> {
         l4_word: f.word,
         proto: f.bits | PROTO_SET | u16::from(next),
         column: f.column,
-        addr_check,
     })
 }
 

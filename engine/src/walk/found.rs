@@ -156,8 +156,6 @@ pub struct Walk<'a> {
     /// The `dport` column (TCP/UDP destination port, ICMPv6 type), valid
     /// with [`COLUMN_SET`].
     pub(super) column: u16,
-    /// See [`Walk::check_addresses`].
-    pub(super) addr_check: bool,
 }
 
 /// The bit of [`Walk::proto`]'s word that says the upper layer was reached.
@@ -184,7 +182,6 @@ impl<'a> Walk<'a> {
             l4_word: 0,
             proto: 0,
             column: 0,
-            addr_check: false,
         }
     }
 
@@ -257,19 +254,10 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Whether an address may be one SPEC.md refuses (step 3's, or a
-    /// multicast destination for step 6's TCP rule): one of them starts
-    /// with 0x00 or 0xff ([`crate::address::may_refuse`]), as the walk found.
-    /// `false` means neither can be.
-    #[inline(always)]
-    pub const fn check_addresses(&self) -> bool {
-        self.addr_check
-    }
-
     /// SPEC.md step 3: whether the packet carries an address no other node
     /// may send ([`crate::address::refusal`]).
     pub fn bad_address(&self) -> bool {
-        self.check_addresses() && refused_in(self.data)
+        refused_in(self.data)
     }
 
     /// Whether a fragment header was read whole (see [`Walk::fragment`]).

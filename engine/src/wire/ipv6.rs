@@ -152,16 +152,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 }
 
-impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// The first byte of the source and of the destination address (what
-    /// tells multicast, and the `::/8` block, from every other address).
-    #[inline]
-    pub fn address_first_bytes(&self) -> (u8, u8) {
-        let b = self.buffer.as_ref();
-        (byte(b, field::SRC_ADDR), byte(b, field::DST_ADDR))
-    }
-}
-
 impl<'a> Ipv6Packet<&'a [u8]> {
     /// The source address, borrowed from the buffer (no copy).
     #[inline]
