@@ -34,7 +34,6 @@ use v6fw_engine::{
 };
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/captures");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/decisions");
 /// The record of which input files each set was recorded from.
 const INPUTS: &str = "inputs.tsv";
@@ -420,20 +419,25 @@ fn compare(roots: &Roots, golden: &Path, only: Option<&[&str]>) -> Report {
         .collect();
     let mut report = Report::default();
     let shared_present = roots.captures.is_dir();
+    let mut skipped = 0;
     for (set, inputs) in record.iter().filter(|(s, _)| wanted(s)) {
         if sets.iter().any(|s| &s.name == set) {
             continue;
         }
         let shared = inputs.values().any(|r| r.origin == Origin::Shared.as_str());
         if shared && !shared_present {
-            report
-                .notes
-                .push(format!("{set}: skipped, the shared captures are absent"));
+            skipped += 1;
         } else {
             report
                 .failures
                 .push(format!("{set}: recorded, but its input is gone"));
         }
+    }
+    if skipped > 0 {
+        report.notes.push(format!(
+            "{skipped} recorded sets skipped: the shared captures are absent ({})",
+            roots.captures.display()
+        ));
     }
     for set in &sets {
         let Some(recorded) = record.get(&set.name) else {
@@ -557,10 +561,15 @@ fn print_notes(notes: &[String]) {
     }
 }
 
+/// The checkout, with the shared captures beside it when they are there
+/// (testkit's `shared::captures`: a clone alone skips them with a note; CI
+/// and `V6FW_REQUIRE_LIVE=1` require them).
 fn checkout() -> Roots {
+    let captures = v6fw_testkit::shared::captures("golden_decisions")
+        .unwrap_or_else(|| v6fw_testkit::shared::shared_dir().join("captures"));
     Roots {
         repo: PathBuf::from(ROOT),
-        captures: PathBuf::from(CAPTURES),
+        captures,
     }
 }
 
@@ -571,7 +580,8 @@ fn decisions_equal_the_recorded_lines() {
     if std::env::var_os("V6FW_GOLDEN_WRITE").is_some() {
         assert!(
             roots.captures.is_dir(),
-            "recording needs the shared captures at {CAPTURES}"
+            "recording needs the shared captures at {}",
+            roots.captures.display()
         );
         let sets = sets(&roots);
         std::fs::create_dir_all(golden).unwrap();
