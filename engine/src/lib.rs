@@ -1,5 +1,9 @@
 //! v6fw-engine: what v6fw decides for every IPv6 packet, with no I/O at all.
 //!
+//! "SPEC.md" in this crate's docs is the decision contract: `docs/spec.md` in
+//! the repository (it follows the team's `shared/SPEC.md`), whose step
+//! numbers the code cites.
+//!
 //! - [`wire`]: smoltcp-style views of IPv6, its extension headers, TCP, UDP
 //!   and ICMPv6; the only place that knows a byte offset. Each view has one
 //!   checked constructor, after which no accessor can panic.
