@@ -45,6 +45,8 @@ trap 'wineserver -k 2>/dev/null || true' EXIT
 step "bcryptprimitives.dll shim (Rust's std imports ProcessPrng; Wine 8 lacks it)"
 x86_64-w64-mingw32-gcc -shared -O2 -Wall -o "$root/target/wine/shim/bcryptprimitives.dll" \
   dist/wine/bcryptprimitives.c -ladvapi32
+# A program that takes the control pipe's name first (e2e.py's squatting test).
+x86_64-w64-mingw32-gcc -O2 -Wall -o "$root/target/wine/shim/squat.exe" dist/wine/squat.c
 
 step "build the Windows tests"
 crates=(-p v6fw-engine -p v6fw-capture -p v6fw-api)
@@ -145,6 +147,7 @@ cargo build --target "$target" -p v6fw-api --bin v6fw
 # Only the shim on the path: each run directory has its own WinDivert.dll.
 WINEPATH="$(winepath -w "$root/target/wine/shim")" timeout 900 python3 dist/wine/e2e.py \
   --exe "target/$target/debug/v6fw.exe" --sim "$sim_dll" --real-dll "$real_dll" \
-  --work "$root/target/wine/e2e" --shim "$root/target/wine/shim/bcryptprimitives.dll"
+  --work "$root/target/wine/e2e" --shim "$root/target/wine/shim/bcryptprimitives.dll" \
+  --squat "$root/target/wine/shim/squat.exe"
 
 step "done"

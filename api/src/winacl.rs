@@ -1,12 +1,20 @@
 //! Windows security descriptors from SDDL, and what v6fw creates with them:
 //! the state directory ([`STATE_DIR_SDDL`]: SYSTEM and Administrators full
-//! control, Users read, inherited by what is created inside, nothing
-//! inherited from the parent) and the firewall log ([`LOG_FILE_SDDL`]:
-//! SYSTEM and Administrators only, as Windows keeps `pfirewall.log`).
+//! control, inherited by what is created inside; Users may list the
+//! directory but read nothing in it, so the policy and its lock are for
+//! SYSTEM and Administrators only; nothing inherited from the parent) and
+//! the firewall log ([`LOG_FILE_SDDL`]: SYSTEM and Administrators only, as
+//! Windows keeps `pfirewall.log`).
 //!
 //! An ACL is given only to what v6fw creates ([`create_state_dir`],
-//! [`create_file`]); an existing directory or log file keeps the ACL its
-//! owner gave it.
+//! [`create_file`]). A state directory v6fw did not create is checked
+//! instead ([`audit::check_tree`]): owned by SYSTEM or Administrators (or the
+//! account v6fw runs as), nobody else may write in it, and nothing in it is
+//! a junction or link; otherwise v6fw refuses to start and says how to fix
+//! it. Files SYSTEM writes are opened without following reparse points
+//! ([`open_append`]).
+
+pub mod audit;
 
 use std::io;
 use std::os::windows::ffi::OsStrExt;
@@ -21,15 +29,18 @@ use ::windows::Win32::Security::Authorization::{
 };
 use ::windows::Win32::Security::{PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES};
 use ::windows::Win32::Storage::FileSystem::{
-    CreateDirectoryW, CreateFileW, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, FILE_GENERIC_WRITE,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    CreateDirectoryW, CreateFileW, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_GENERIC_WRITE, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
 };
 use ::windows::Win32::System::Memory::LocalFree;
 
 /// The state directory: protected (P: the parent's ACEs are not inherited);
-/// SYSTEM and BUILTIN\Administrators full control, BUILTIN\Users read and
-/// traverse, each inherited by files and directories inside (OICI).
-pub const STATE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FRFX;;;BU)";
+/// SYSTEM and BUILTIN\Administrators full control, inherited by files and
+/// directories inside (OICI); BUILTIN\Users read and traverse the directory
+/// itself only, so the policy, its lock and the logs inside are for SYSTEM
+/// and Administrators alone (a standard user who could open the lock could
+/// hold it and keep the service from starting).
+pub const STATE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)";
 
 /// A log file: protected; SYSTEM and BUILTIN\Administrators full control, nobody else.
 pub const LOG_FILE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
@@ -83,9 +94,31 @@ impl Drop for SecurityDescriptor {
     }
 }
 
+/// What to do about a state directory `dir` that [`audit::check_tree`] refused.
+fn state_dir_fix(dir: &Path) -> String {
+    let p = dir.display();
+    format!(
+        "Look at what is in it (someone else could have written it), then remove the directory \
+         and let v6fw create it again (it gets SYSTEM and Administrators only), or, from an \
+         elevated prompt, make it Administrators' and theirs alone: `takeown /F \"{p}\" /A /R /D Y`, \
+         `icacls \"{p}\" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F \
+         *S-1-5-32-545:RX`, `icacls \"{p}\\*\" /reset /T` and `icacls \"{p}\" /remove:g *SID` for \
+         each SID named above; or choose another --state-dir"
+    )
+}
+
 /// Creates `dir` (and its missing parents, which inherit as usual) with the
-/// ACL [`STATE_DIR_SDDL`]. A directory that exists already is left as it is.
+/// ACL [`STATE_DIR_SDDL`], then checks it ([`audit::check_tree`]): a
+/// directory that existed already is used only if it is owned by SYSTEM or
+/// Administrators (or the account v6fw runs as), nobody else may write in it
+/// or change it, and nothing in it is a junction or link.
 pub fn create_state_dir(dir: &Path) -> io::Result<()> {
+    make_state_dir(dir)?;
+    audit::check_tree(dir, &audit::Trust::this_process(), &state_dir_fix(dir))
+}
+
+/// [`create_state_dir`] without the check.
+fn make_state_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -123,7 +156,8 @@ pub fn create_file(path: &Path, sddl: &str) -> io::Result<()> {
             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
             Some(&sa),
             CREATE_NEW,
-            FILE_ATTRIBUTE_NORMAL,
+            // A link of that name is not followed (and CREATE_NEW fails on it).
+            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT,
             HANDLE::default(),
         )
     };
@@ -144,4 +178,19 @@ pub fn create_file(path: &Path, sddl: &str) -> io::Result<()> {
             }
         }
     }
+}
+
+/// Opens `path` for appending, creating it first with the ACL `sddl` if it
+/// does not exist ([`create_file`]); a junction, symbolic link or mount
+/// point at `path` is refused, never followed (`FILE_FLAG_OPEN_REPARSE_POINT`
+/// and a check of what was opened).
+pub fn open_append(path: &Path, sddl: &str) -> io::Result<std::fs::File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    create_file(path, sddl)?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT.0)
+        .open(path)?;
+    audit::refuse_reparse_point(&file, path)?;
+    Ok(file)
 }

@@ -22,7 +22,10 @@ What it checks, each step bounded in time (a failure names the step):
    command line's direct path, with no daemon on its --socket) is refused.
 5. SIGINT to the wine process: a clean stop, exit 0, the JSON totals per
    reason exactly as expected, the driver handle shut down and closed.
-6. The error path: the real WinDivert.dll (no WinDivert64.sys, and Wine has
+6. The control pipe's name taken by another program before the daemon
+   starts: the daemon logs it, filters (packets decided), and serves the
+   pipe once that program has gone (`stats` over it).
+7. The error path: the real WinDivert.dll (no WinDivert64.sys, and Wine has
    no such driver) and the simulated one failing with ERROR_ACCESS_DENIED:
    exit 1 and a message that says what to do. With no WinDivert.dll next to
    v6fw.exe, or a DLL of that name that is not WinDivert: `run` exits 1
@@ -203,6 +206,7 @@ def main():
     ap.add_argument("--real-dll", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--shim", required=True, help="bcryptprimitives.dll, for the service's directory")
+    ap.add_argument("--squat", required=True, help="squat.exe (dist/wine/squat.c), takes a pipe's name")
     a = ap.parse_args()
     # The whole run is bounded: a hang prints where it hung and fails.
     faulthandler.dump_traceback_later(600, exit=True)
@@ -230,21 +234,38 @@ def main():
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait(10)
+    pipe_taken(a.work, exe, env, a.squat)
     error_paths(a.work, exe, real, env)
     dll_missing(a.work, no_dll, not_windivert, env)
     as_a_service(a.work, a.exe, a.sim, a.shim)
     print(f"e2e: {CHECKS} checks passed")
 
 
-def run_daemon(daemon, driver, exe, env, state, pipe):
-    # Batch of 1: the daemon is up once the driver has been opened.
+def wait_open(driver, daemon, what):
+    """Waits (at most 60 s) until `daemon` has opened the driver; fails if it exits first."""
     deadline = time.monotonic() + 60
     while not any(l.startswith("open ") for l in driver.log()):
         if daemon.poll() is not None:
-            fail(f"v6fw run exited early: {daemon.communicate(timeout=10)}")
+            fail(f"{what} exited early: {daemon.communicate(timeout=10)}")
         if time.monotonic() >= deadline:
-            fail("v6fw run did not open the driver within 60 s")
+            fail(f"{what} did not open the driver within 60 s")
         time.sleep(0.05)
+
+
+def interrupt(daemon, what):
+    """SIGINT to `daemon`: it must exit 0 within 30 s; its (stdout, stderr)."""
+    daemon.send_signal(signal.SIGINT)
+    try:
+        out, err = daemon.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        fail(f"{what} did not stop within 30 s of SIGINT")
+    check(daemon.returncode == 0, f"{what} exits 0 on SIGINT: {daemon.returncode}\n{err}")
+    return out, err
+
+
+def run_daemon(daemon, driver, exe, env, state, pipe):
+    # Batch of 1: the daemon is up once the driver has been opened.
+    wait_open(driver, daemon, "v6fw run")
     log = driver.log()
     check(log[0] == 'open filter="ipv6 and not loopback" layer=0 priority=0 flags=0', log[0])
     check("param 0 4096" in log, f"queue length set: {log}")
@@ -296,12 +317,7 @@ def run_daemon(daemon, driver, exe, env, state, pipe):
     check("in use by another v6fw process" in r.stderr, f"a second writer is told why: {r.stderr}")
 
     # Clean stop on SIGINT.
-    daemon.send_signal(signal.SIGINT)
-    try:
-        out, err = daemon.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        fail("v6fw run did not stop within 30 s of SIGINT")
-    check(daemon.returncode == 0, f"v6fw run exits 0 on SIGINT: {daemon.returncode}\n{err}")
+    out, err = interrupt(daemon, "v6fw run")
     totals = json.loads(out)
     want = {
         "global_port": 3, "port_closed": 4, "icmp_allowed": 1 + 53, "icmp_policy": 1,
@@ -315,6 +331,48 @@ def run_daemon(daemon, driver, exe, env, state, pipe):
     check(totals.get("dropped") == 7 and totals.get("accepted") == 61, f"totals: {totals}")
     tail = driver.log()[-2:]
     check(tail == ["shutdown how=3", "close"], f"the driver was shut down and closed: {tail}")
+
+
+def pipe_taken(work, exe, env, squat):
+    """Another program holds the pipe's name when `v6fw run` starts."""
+    pipe = f"\\\\.\\pipe\\v6fw-e2e-taken-{uuid.uuid4().hex[:12]}"
+    squatter = subprocess.Popen(["wine", squat, pipe], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = None
+    try:
+        ready = squatter.stdout.readline().strip()
+        check(ready == "ready", f"squat.exe holds {pipe}: {ready!r} {squatter.poll()}")
+        driver = Driver(os.path.join(work, "driver-taken"))
+        daemon = subprocess.Popen(
+            ["wine", exe, "run", "--state-dir", winpath(os.path.join(work, "state-taken")),
+             "--socket", pipe, "--open", "22/tcp", "--stats-interval", "0"],
+            env=dict(env, V6FW_WINDIVERT_SIM=winpath(driver.path)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        wait_open(driver, daemon, "v6fw run with its pipe taken")
+        got = driver.send([("in", tcp(REMOTE, LOCAL, 40000, 22)), ("in", tcp(REMOTE, LOCAL, 40000, 23))])
+        expect(got, ["global_port", "port_closed"])
+        squatter.stdin.close()
+        squatter.wait(30)
+        # The daemon tries again every 2 s: its pipe is served within 30 s.
+        deadline = time.monotonic() + 30
+        while True:
+            r = wine(exe, "stats", "--json", "--socket", pipe, env=env)
+            if r.returncode == 0:
+                break
+            if time.monotonic() >= deadline:
+                fail(f"the daemon did not serve its pipe after squat.exe left: {r.stderr}")
+            time.sleep(0.5)
+        check(json.loads(r.stdout.splitlines()[0]).get("packets") == 2, f"stats after the squatter: {r.stdout}")
+        _, err = interrupt(daemon, "v6fw run (pipe taken)")
+        check("exists already" in err and "filtering goes on without it" in err,
+              f"the daemon said its pipe was taken: {err}")
+        check("is served now" in err, f"the daemon said it serves its pipe now: {err}")
+    finally:
+        for p in (squatter, daemon):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
 
 
 def error_paths(work, exe, real, env):
@@ -377,9 +435,17 @@ def as_a_service(work, exe_src, sim, shim):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wine(exe, "service", "uninstall", env=env)  # a leftover of an earlier run
-        r = wine(exe, "service", "install", "--", "--state-dir", winpath(state),
-                 "--socket", pipe, "--open", "22/tcp", "--stats-interval", "0", env=env)
-        check(r.returncode == 0, f"service install: {r.returncode} {r.stdout} {r.stderr}")
+        run_args = ["--", "--state-dir", winpath(state), "--socket", pipe, "--open", "22/tcp",
+                    "--stats-interval", "0"]
+        # Wine reports the test's folder as owned by the Wine user, who is not
+        # SYSTEM or Administrators: whoever that is could replace v6fw.exe.
+        r = wine(exe, "service", "install", *run_args, env=env)
+        check(r.returncode == 1 and "refusing to install" in r.stderr
+              and "C:\\Program Files\\v6fw" in r.stderr,
+              f"install from a folder others may write is refused: {r.returncode} {r.stderr}")
+        r = wine(exe, "service", "install", "--force", *run_args, env=env)
+        check(r.returncode == 0, f"service install --force: {r.returncode} {r.stdout} {r.stderr}")
+        check("warning: installing anyway (--force)" in r.stderr, f"--force warns: {r.stderr}")
         r = wine(exe, "service", "install", "--", "--bogus", env=env)
         check(r.returncode == 1 and "--bogus" in r.stderr, f"bad run arguments refused: {r.returncode} {r.stdout!r} {r.stderr!r}")
         r = wine(exe, "service", "start", env=env)

@@ -6,8 +6,9 @@
 //! (`v6fw service install -- --open 3389/tcp`); its Stop and Shutdown
 //! controls take the path Ctrl-C takes (`privilege::request_stop`, Windows only): the
 //! handle is shut down, the workers finish their batch, the totals are
-//! logged. Its standard error (the daemon's log) goes nowhere: read the
-//! firewall log and `v6fw stats`.
+//! logged. Its standard error (the daemon's log) goes to `service.log` in
+//! the state directory. `install` refuses an exe in a folder that users who
+//! are not administrators may write (`service_install_check.rs`).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -25,7 +26,15 @@ pub struct Args {
 pub enum Action {
     /// Install the service `v6fw` (LocalSystem, automatic start) running
     /// `v6fw run RUN-ARGS`, e.g. `v6fw service install -- --open 3389/tcp`.
+    /// Refused when v6fw.exe's folder or a file in it is writable by users
+    /// who are not administrators: put v6fw.exe, WinDivert.dll and
+    /// WinDivert64.sys in C:\Program Files\v6fw.
     Install {
+        /// Install even though v6fw.exe's folder (or a file in it) can be
+        /// written by users who are not administrators, who could then run
+        /// their code as SYSTEM: warns instead of refusing.
+        #[arg(long)]
+        force: bool,
         /// Arguments for `v6fw run`, after `--`; checked now.
         #[arg(last = true, value_name = "RUN-ARGS")]
         run: Vec<OsString>,
@@ -83,6 +92,10 @@ mod os {
 #[cfg(windows)]
 #[path = "service_windows.rs"]
 mod os;
+
+#[cfg(windows)]
+#[path = "service_install_check.rs"]
+mod install_check;
 
 #[cfg(test)]
 mod tests {

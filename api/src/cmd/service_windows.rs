@@ -41,7 +41,7 @@ fn service_state() -> std::sync::MutexGuard<'static, (bool, bool)> {
 
 pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Install { run } => install(run),
+        Action::Install { run, force } => install(run, force),
         Action::Uninstall => uninstall(),
         Action::Start => start(),
         Action::Stop => stop(),
@@ -55,9 +55,10 @@ fn manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
     )
 }
 
-fn install(run: Vec<OsString>) -> anyhow::Result<ExitCode> {
+fn install(run: Vec<OsString>, force: bool) -> anyhow::Result<ExitCode> {
     parse_run_args(&run)?; // refuse bad arguments now, not at boot
     let exe = std::env::current_exe().context("cannot find v6fw.exe's own path")?;
+    super::install_check::check_folder(&exe, force)?;
     let mut launch = vec![OsString::from("service"), OsString::from("dispatch")];
     launch.extend(run);
     let info = ServiceInfo {
@@ -210,21 +211,20 @@ fn serve_as_service() {
 }
 
 /// Sends this process's standard error (where `v6fw run` logs) to `path`,
-/// appended: a service has no console. If the file cannot be opened, the
-/// log goes nowhere, as before.
+/// appended: a service has no console. The file is for SYSTEM and
+/// Administrators only and never a link followed; if it cannot be opened
+/// (or its directory is not safe), the log goes nowhere.
 fn log_to_file(path: &std::path::Path) {
     use std::os::windows::io::IntoRawHandle;
     use windows::Win32::Foundation::HANDLE;
     use windows::Win32::System::Console::{SetStdHandle, STD_ERROR_HANDLE};
 
     if let Some(dir) = path.parent() {
-        let _ = v6fw_api::winacl::create_state_dir(dir);
+        if v6fw_api::winacl::create_state_dir(dir).is_err() {
+            return; // `v6fw run` refuses the directory and says why
+        }
     }
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    else {
+    let Ok(file) = v6fw_api::winacl::open_append(path, v6fw_api::winacl::LOG_FILE_SDDL) else {
         return;
     };
     // The handle stays open for the life of the process, as stderr's does.

@@ -10,12 +10,14 @@
 //! - [`client`]: the client the command line uses.
 //! - `pipe` (Windows): the same channel as a named pipe
 //!   (`\\.\pipe\v6fw-control`); reads for everyone, changes for elevated
-//!   administrators only.
+//!   administrators only; the same caps, from `admission`.
 //! - `pipe_peer` (Windows): who is at the other end of the pipe; the client
 //!   refuses a server that is not SYSTEM or an elevated Administrator.
 //!
 //! The protocol is documented in `docs/control-protocol.md`.
 
+#[cfg(any(windows, test))]
+mod admission;
 pub mod client;
 #[cfg(unix)]
 pub mod peer;
@@ -27,5 +29,5 @@ pub mod protocol;
 pub mod server;
 
 pub use client::Client;
-pub use protocol::{dispatch, Reply, Request};
+pub use protocol::{dispatch, Caller, Reply, Request};
 pub use server::{serve, serve_with, ServeOptions, DEFAULT_SOCKET};

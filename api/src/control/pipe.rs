@@ -7,8 +7,16 @@
 //!   denies network logons, and gives Administrators, SYSTEM and the daemon's
 //!   own account full control. Every instance is created with
 //!   `PIPE_REJECT_REMOTE_CLIENTS`; the first one with
-//!   `FILE_FLAG_FIRST_PIPE_INSTANCE`, so a pipe of that name that already
-//!   exists (a live daemon, or a program squatting the name) is refused.
+//!   `FILE_FLAG_FIRST_PIPE_INSTANCE`, so the daemon never joins a pipe of
+//!   that name that already exists (a live daemon, or a program squatting
+//!   the name). It then logs an error and tries again every 2 s; filtering
+//!   never waits for the pipe.
+//! - How many: as on Unix, [`MAX_CLIENTS`] in all, at most
+//!   [`MAX_CLIENTS_PER_USER`] per user and [`ROOT_SLOTS`] kept for
+//!   administrators (`super::admission`). Who a client is comes from its
+//!   process token as soon as it connects (`pipe_peer::client_identity`);
+//!   an administrator who finds every place taken gets the place of the
+//!   oldest non-administrator's connection, which is closed.
 //! - Who may change the policy: after the first request line has been read
 //!   (a pipe can only impersonate its client once data came from it), the
 //!   client thread impersonates the client (`ImpersonateNamedPipeClient`),
@@ -35,7 +43,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -62,10 +70,13 @@ use ::windows::Win32::System::Threading::{
 };
 use ::windows::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
-use super::pipe_peer::{check_server, token_is_admin, Server};
+use parking_lot::Mutex;
+
+use super::admission::{Admission, Limits};
+use super::pipe_peer::{check_server, client_identity, token_is_admin, Server};
 use super::protocol::MAX_REQUEST_BYTES;
-use super::server::session::{admit, Conn};
-use super::server::{ACCEPT_POLL, REQUEST_TIMEOUT};
+use super::server::session::{serve_admitted, Conn};
+use super::server::{ACCEPT_POLL, MAX_CLIENTS, MAX_CLIENTS_PER_USER, REQUEST_TIMEOUT, ROOT_SLOTS};
 use crate::fw::{FirewallManager, FwError};
 use crate::winacl::SecurityDescriptor;
 
@@ -358,8 +369,8 @@ impl Conn for Pipe {
         self.read_for(buf, timeout)
     }
 
-    fn peer_is_admin(&mut self) -> io::Result<bool> {
-        self.client_is_admin()
+    fn peer_caller(&mut self) -> io::Result<super::protocol::Caller> {
+        self.client_is_admin().map(super::protocol::Caller::root_if)
     }
 }
 
@@ -455,8 +466,61 @@ fn create_instance(name: &[u16], sd: &SecurityDescriptor, first: bool) -> io::Re
     Pipe::new(unsafe { own(h) }, REQUEST_TIMEOUT)
 }
 
+/// How often a daemon that could not create its pipe tries again.
+const CLAIM_RETRY: Duration = Duration::from_secs(2);
+
+/// How often a daemon still without its pipe says so again.
+const CLAIM_NAG: Duration = Duration::from_secs(60);
+
+/// The caps on the pipe's clients: those of the Unix socket, with the
+/// places kept for administrators (elevated, or SYSTEM).
+const LIMITS: Limits = Limits {
+    total: MAX_CLIENTS,
+    per_user: MAX_CLIENTS_PER_USER,
+    admin_places: ROOT_SLOTS,
+};
+
+/// The clients being served, each with the flag that closes it.
+type Places = Arc<Mutex<Admission<String, Arc<AtomicBool>>>>;
+
+/// A place taken by a client thread; given back when the thread ends.
+struct Place {
+    places: Places,
+    id: u64,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.places.lock().release(self.id);
+    }
+}
+
+/// Why the first instance of `name` could not be created, and what to do.
+fn not_created(name: &[u16], e: &io::Error) -> String {
+    if is(e, ERROR_ACCESS_DENIED) || is(e, ERROR_PIPE_BUSY) {
+        format!(
+            "the control pipe {} exists already: another v6fw daemon, or another program, serves \
+             it; filtering goes on without it and v6fw tries again every {} s (stop that process, \
+             or choose another --socket)",
+            shown(name),
+            CLAIM_RETRY.as_secs()
+        )
+    } else {
+        format!(
+            "cannot create the control pipe {}: {e}; filtering goes on without it and v6fw tries \
+             again every {} s",
+            shown(name),
+            CLAIM_RETRY.as_secs()
+        )
+    }
+}
+
 /// Creates the pipe `socket` names and serves `manager` on it from a new
-/// thread until `shutdown` is set.
+/// thread until `shutdown` is set. If the pipe cannot be created (its name
+/// is taken: a program that created it first), that is logged and the
+/// thread tries again every [`CLAIM_RETRY`]: the daemon filters whatever
+/// happens to its pipe. Only a name that is no pipe name, or a thread that
+/// cannot start, is an error.
 pub(super) fn serve(
     manager: Arc<FirewallManager>,
     socket: &Path,
@@ -475,27 +539,81 @@ pub(super) fn serve(
         ))
         .because(e)
     })?;
-    let first = create_instance(&name, &sd, true).map_err(|e| {
-        if is(&e, ERROR_ACCESS_DENIED) || is(&e, ERROR_PIPE_BUSY) {
-            FwError::Fail(format!(
-                "the pipe {} exists already (a v6fw daemon, or another program, serves it): stop it first or choose another --socket",
-                shown(&name)
-            ))
-        } else {
-            FwError::io("create the control pipe", socket, e)
-        }
-    })?;
+    let first = create_instance(&name, &sd, true)
+        .inspect_err(|e| tracing::error!("{}", not_created(&name, e)))
+        .ok();
     std::thread::Builder::new()
         .name("v6fw-control".into())
-        .spawn(move || accept_loop(first, &name, &sd, &manager, &shutdown))
+        .spawn(move || {
+            let first = first.or_else(|| claim(&name, &sd, &shutdown));
+            if let Some(first) = first {
+                accept_loop(first, &name, &sd, &manager, &shutdown);
+            }
+        })
         .map_err(|e| {
             FwError::OutOfMemory(format!("cannot start the control thread: {e}")).because(e)
         })
 }
 
-/// Waits for clients and hands each to [`admit`]. A new instance is created
-/// before a connected one is handed off or dropped, so the pipe's name never
-/// disappears while the daemon runs (nobody else can take it over).
+/// Tries to create the first instance of `name` every [`CLAIM_RETRY`]
+/// until it works (`Some`) or shutdown is asked for (`None`), saying so
+/// again every [`CLAIM_NAG`].
+fn claim(name: &[u16], sd: &SecurityDescriptor, shutdown: &AtomicBool) -> Option<Pipe> {
+    let mut nagged = Instant::now();
+    loop {
+        let next = Instant::now() + CLAIM_RETRY;
+        while Instant::now() < next {
+            if shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            std::thread::sleep(ACCEPT_POLL);
+        }
+        match create_instance(name, sd, true) {
+            Ok(p) => {
+                tracing::warn!("the control pipe {} is served now", shown(name));
+                return Some(p);
+            }
+            Err(e) if nagged.elapsed() >= CLAIM_NAG => {
+                nagged = Instant::now();
+                tracing::error!("{}", not_created(name, &e));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Gives the client on `pipe` a place ([`Admission`]: who it is, from its
+/// process token), closing the oldest non-administrator's connection when
+/// an administrator finds every place taken, and serves it, or tells it
+/// why not.
+fn admit_client(pipe: Pipe, places: &Places, manager: &Arc<FirewallManager>) {
+    let (who, admin) = match client_identity(raw(&pipe.handle)) {
+        Some((sid, admin)) => (format!("the user {sid}"), admin),
+        // All unidentified clients share one user's cap.
+        None => ("an unidentified user".to_string(), false),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let admitted = places.lock().admit(who, admin, Arc::clone(&stop));
+    let slot = admitted.map(|a| {
+        if let Some(evicted) = a.evicted {
+            evicted.store(true, Ordering::Release);
+            tracing::info!(
+                "control pipe: every place taken; closing the oldest non-administrator's \
+                 connection for an administrator"
+            );
+        }
+        Place {
+            places: Arc::clone(places),
+            id: a.id,
+        }
+    });
+    serve_admitted(pipe, slot, manager, &stop);
+}
+
+/// Waits for clients and hands each to [`admit_client`]. A new instance is
+/// created before a connected one is handed off or dropped, so the pipe's
+/// name never disappears while the daemon runs (nobody else can take it
+/// over). At shutdown every client still served is told to stop.
 fn accept_loop(
     first: Pipe,
     name: &[u16],
@@ -503,7 +621,7 @@ fn accept_loop(
     manager: &Arc<FirewallManager>,
     shutdown: &Arc<AtomicBool>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let places: Places = Arc::new(Mutex::new(Admission::new(LIMITS)));
     let next = |what: &str| match create_instance(name, sd, false) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -523,7 +641,7 @@ fn accept_loop(
         match pipe.wait_for_client(shutdown) {
             Ok(true) => {
                 listening = next("for the next client");
-                admit(pipe, manager, shutdown, &active);
+                admit_client(pipe, &places, manager);
             }
             Ok(false) => break,
             Err(e) => {
@@ -536,5 +654,8 @@ fn accept_loop(
                 std::thread::sleep(ACCEPT_POLL);
             }
         }
+    }
+    for stop in places.lock().drain() {
+        stop.store(true, Ordering::Release);
     }
 }

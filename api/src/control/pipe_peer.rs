@@ -15,6 +15,11 @@
 //!   owner instead: the owner of a kernel object is set from its creator's
 //!   token and only SYSTEM or an elevated administrator can make it SYSTEM
 //!   or BUILTIN\Administrators.
+//! - [`client_identity`]: the server's question, as soon as a client has
+//!   connected, of which user it is and whether it is an administrator (the
+//!   process token of `GetNamedPipeClientProcessId`), for the per-user cap
+//!   and the places kept for administrators. Whether it may change the policy
+//!   is asked separately, by impersonating it (`pipe.rs`).
 
 use std::io;
 
@@ -28,7 +33,7 @@ use ::windows::Win32::Security::{
     OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_DUPLICATE, TOKEN_QUERY,
 };
 use ::windows::Win32::System::Memory::LocalFree;
-use ::windows::Win32::System::Pipes::GetNamedPipeServerProcessId;
+use ::windows::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId};
 use ::windows::Win32::System::Threading::{
     OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
 };
@@ -125,6 +130,26 @@ fn code(e: WIN32_ERROR) -> Option<i32> {
 
 /// Whether process `pid`'s token is a member of BUILTIN\Administrators.
 fn server_token_is_admin(pid: u32) -> io::Result<bool> {
+    process_identity(pid).map(|(_, admin)| admin)
+}
+
+/// Who the client of the connected server end `pipe` is: its user's SID
+/// (`S-1-5-...`) and whether its token is a member of
+/// BUILTIN\Administrators. A client whose process or token cannot be read
+/// is `None`: the caller counts all such clients as one unprivileged user.
+pub(crate) fn client_identity(pipe: HANDLE) -> Option<(String, bool)> {
+    let mut pid = 0u32;
+    // SAFETY: `pipe` is a connected server end of a named pipe; `pid` is a
+    // valid out-pointer.
+    if !unsafe { GetNamedPipeClientProcessId(pipe, &mut pid) }.as_bool() {
+        return None;
+    }
+    process_identity(pid).ok()
+}
+
+/// The user SID of process `pid` and whether its token is a member of
+/// BUILTIN\Administrators.
+fn process_identity(pid: u32) -> io::Result<(String, bool)> {
     // SAFETY: plain call; the result is checked.
     let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, pid) }
         .map_err(|e| io::Error::from_raw_os_error(e.code().0 & 0xFFFF))?;
@@ -145,7 +170,8 @@ fn server_token_is_admin(pid: u32) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     let ident = Closing(ident);
-    Ok(token_is_admin(ident.0))
+    let sid = crate::winacl::audit::token_user_sid(token.0)?;
+    Ok((sid, token_is_admin(ident.0)))
 }
 
 /// Whether the pipe object is owned by SYSTEM or BUILTIN\Administrators.

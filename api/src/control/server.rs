@@ -45,10 +45,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most clients served at once; more get an `E_OUTOFMEMORY` reply and are closed.
 pub const MAX_CLIENTS: usize = 64;
 
-/// Most connections one non-root uid may hold at once (Unix).
+/// Most connections one non-root uid (on Windows: one user SID that is no
+/// administrator) may hold at once.
 pub const MAX_CLIENTS_PER_USER: usize = 8;
 
-/// Of [`MAX_CLIENTS`], how many only root may take (Unix).
+/// Of [`MAX_CLIENTS`], how many only root (on Windows: administrators) may take.
 pub const ROOT_SLOTS: usize = 8;
 
 /// How a control server runs, beyond its socket.
@@ -110,8 +111,9 @@ pub fn serve_with(
 /// `manager` on it from a new thread until `shutdown` is set.
 ///
 /// The first pipe instance is created with `FILE_FLAG_FIRST_PIPE_INSTANCE`:
-/// a pipe of that name that already exists (a live daemon, or another
-/// program squatting the name) is an `E_FAIL`.
+/// while a pipe of that name exists (a live daemon, or another program
+/// squatting the name) the server logs an error and tries again every 2 s,
+/// and the daemon filters meanwhile.
 #[cfg(windows)]
 pub fn serve(
     manager: Arc<FirewallManager>,
