@@ -5,7 +5,16 @@
 
 use std::path::PathBuf;
 
-use crate::netns::require_live;
+/// Whether `V6FW_REQUIRE_LIVE` asks for the live tests and harnesses to run
+/// (set, and neither empty nor `0`): every reason not to is then a failure.
+pub fn require_live() -> bool {
+    set("V6FW_REQUIRE_LIVE")
+}
+
+/// Whether the environment variable `name` is set, and neither empty nor `0`.
+fn set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v != "0" && !v.is_empty())
+}
 
 /// The shared directory: `V6FW_SHARED`, or `shared/` beside the checkout.
 pub fn shared_dir() -> PathBuf {
@@ -18,7 +27,7 @@ pub fn shared_dir() -> PathBuf {
 /// Whether the shared data must be there (`V6FW_REQUIRE_LIVE`, or `CI` set
 /// and neither empty nor `0`).
 pub fn required() -> bool {
-    require_live() || std::env::var_os("CI").is_some_and(|v| v != "0" && !v.is_empty())
+    require_live() || set("CI")
 }
 
 /// The shared captures (`shared/captures`, holding its `INDEX.md`), or
