@@ -16,6 +16,8 @@ use etherparse::PacketBuilder;
 pub const LOCAL: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
+/// The all-nodes multicast address, ff02::1 (a source no packet may carry).
+const MULTICAST_ALL_NODES: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 /// A remote peer.
 pub const REMOTE: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20,
@@ -324,6 +326,21 @@ pub fn frames() -> Vec<Sample> {
         bytes: long,
         orig_len,
     });
+    // An echo request from a multicast source (a smurf amplifier's victim
+    // would get the replies): RFC 4291 §2.7, SPEC.md step 3.
+    v.push(whole(
+        "ICMPv6 echo request from the multicast source ff02::1",
+        "drop\tbad_address\t-\t-",
+        {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv6(MULTICAST_ALL_NODES, LOCAL, 64)
+                .icmpv6_raw(128, 0, [0; 4])
+                .write(&mut v, b"ping")
+                .unwrap();
+            v
+        },
+    ));
     v
 }
 

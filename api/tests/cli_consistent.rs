@@ -72,7 +72,7 @@ fn errors_are_one_json_object_on_stderr_with_json() {
     );
     let e = json_error(&v6fw(&["replay", s, "--json", "--explain", "99"]));
     assert!(
-        e["error"].as_str().unwrap().contains("only 27 frames"),
+        e["error"].as_str().unwrap().contains("only 28 frames"),
         "{e}"
     );
     // A bad value is an invalid argument, as the API's errors say it.

@@ -1,6 +1,6 @@
 //! Man pages and shell completions are generated from the clap definitions:
 //! every subcommand that `--help` lists has a page, and the completion
-//! scripts offer the subcommands.
+//! scripts offer the subcommands; docs/spec.md names every reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -134,4 +134,34 @@ fn unknown_shell_is_an_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bash"));
+}
+
+/// docs/spec.md, the decision contract in the repository, names every
+/// reason of `Reason` in backticks, and lists the replay summary's order as
+/// `Reason::ALL` has it.
+#[test]
+fn docs_spec_names_every_reason_in_summary_order() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/spec.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for r in v6fw_engine::Reason::ALL {
+        assert!(
+            text.contains(&format!("`{r}`")),
+            "docs/spec.md does not name `{r}`"
+        );
+    }
+    let order = text
+        .split("a count per reason in this order:")
+        .nth(1)
+        .expect("docs/spec.md lists the summary's order");
+    let listed: Vec<&str> = order
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .take(v6fw_engine::Reason::COUNT)
+        .collect();
+    let all: Vec<&str> = v6fw_engine::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(listed, all);
 }

@@ -5,8 +5,15 @@
 //! proto, dport), the walk's facts (outcome, extension headers, fragment,
 //! Jumbo length, upper layer, ICMPv6 quote) and the firewall log line.
 //!
-//! The recorded lines are gzip files under `tests/golden/decisions/`. To
-//! re-record them (only when a change of behaviour is intended and reviewed):
+//! The recorded lines are gzip files under `tests/golden/decisions/`, one per
+//! set (a capture file, or a fuzz corpus), and `inputs.tsv` there names every
+//! input file each set was recorded from, with its length and CRC-32. Only
+//! those files are compared: a file the record does not name (a new shared
+//! capture, an input a fuzz run or a contributor added to a corpus) is
+//! reported as new and not compared, so adding inputs never fails the test;
+//! a recorded file that changed or disappeared fails it, and so does any
+//! line that differs. To re-record (only when a change of behaviour, or a
+//! new input, is intended and reviewed):
 //! `V6FW_GOLDEN_WRITE=1 cargo test -p v6fw-api --test golden_decisions`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -27,8 +34,9 @@ use v6fw_engine::{
 };
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/captures");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/decisions");
+/// The record of which input files each set was recorded from.
+const INPUTS: &str = "inputs.tsv";
 
 fn pair(port: u16, proto: Protocol) -> PortPair {
     PortPair::new(port, proto).unwrap()
@@ -151,9 +159,12 @@ fn capture_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The files of a corpus directory, sorted (none if it does not exist).
 fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
         .collect();
@@ -218,38 +229,296 @@ fn packet_lines(files: &[PathBuf]) -> String {
     out
 }
 
-/// Every golden set: its file name and its lines now.
-fn sets() -> Vec<(String, String)> {
-    let mut sets = Vec::new();
-    let mut files = Vec::new();
-    capture_files(Path::new(CAPTURES), &mut files);
-    capture_files(&Path::new(ROOT).join("samples"), &mut files);
-    for f in &files {
-        let rel = f
-            .strip_prefix(CAPTURES)
-            .or_else(|_| f.strip_prefix(ROOT))
-            .unwrap()
-            .to_string_lossy()
-            .replace(['/', '\\'], "__");
-        sets.push((rel, replay_lines(f)));
-    }
-    for corpus in ["capture_file"] {
-        let mut out = String::new();
-        for f in corpus_files(&Path::new(ROOT).join("fuzz/corpus").join(corpus)) {
-            let _ = writeln!(out, "== {}", f.file_name().unwrap().to_string_lossy());
-            out.push_str(&replay_lines(&f));
+/// How a set's lines are made from its input files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One capture file, replayed.
+    Capture,
+    /// A corpus of capture files, each replayed after a `== NAME` line.
+    CaptureCorpus,
+    /// A corpus of raw packets ([`packet_lines`]).
+    PacketCorpus,
+}
+
+/// Where a set's inputs come from: the shared captures beside the checkout,
+/// or the repository itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Origin {
+    Shared,
+    Repo,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Shared => "shared",
+            Origin::Repo => "repo",
         }
-        sets.push((format!("corpus__{corpus}"), out));
     }
-    for corpus in ["decide", "parse_vs_etherparse"] {
-        let files = corpus_files(&Path::new(ROOT).join("fuzz/corpus").join(corpus));
-        sets.push((format!("corpus__{corpus}"), packet_lines(&files)));
+}
+
+/// One golden set as it is now: its name, how its lines are made and its
+/// input files (name in the set, path), sorted by name.
+struct Set {
+    name: String,
+    kind: Kind,
+    origin: Origin,
+    files: Vec<(String, PathBuf)>,
+}
+
+impl Set {
+    /// The set's lines, from the inputs named in `keep` (in order).
+    fn lines(&self, keep: &[&(String, PathBuf)]) -> String {
+        match self.kind {
+            Kind::Capture => keep.iter().map(|(_, p)| replay_lines(p)).collect(),
+            Kind::CaptureCorpus => {
+                let mut out = String::new();
+                for (name, p) in keep {
+                    let _ = writeln!(out, "== {name}");
+                    out.push_str(&replay_lines(p));
+                }
+                out
+            }
+            Kind::PacketCorpus => {
+                let paths: Vec<PathBuf> = keep.iter().map(|(_, p)| p.clone()).collect();
+                packet_lines(&paths)
+            }
+        }
+    }
+}
+
+/// Where the inputs are.
+struct Roots {
+    /// The checkout (its `samples/` and `fuzz/corpus/`).
+    repo: PathBuf,
+    /// The shared captures.
+    captures: PathBuf,
+}
+
+/// Every golden set found under `roots` now.
+fn sets(roots: &Roots) -> Vec<Set> {
+    let mut sets = Vec::new();
+    for (dir, origin) in [
+        (roots.captures.clone(), Origin::Shared),
+        (roots.repo.join("samples"), Origin::Repo),
+    ] {
+        let mut files = Vec::new();
+        capture_files(&dir, &mut files);
+        let base = if origin == Origin::Shared {
+            roots.captures.clone()
+        } else {
+            roots.repo.clone()
+        };
+        for f in files {
+            let rel = f
+                .strip_prefix(&base)
+                .unwrap()
+                .to_string_lossy()
+                .replace(['/', '\\'], "__");
+            sets.push(Set {
+                name: rel.clone(),
+                kind: Kind::Capture,
+                origin,
+                files: vec![(rel, f)],
+            });
+        }
+    }
+    for (corpus, kind) in [
+        ("capture_file", Kind::CaptureCorpus),
+        ("decide", Kind::PacketCorpus),
+        ("parse_vs_etherparse", Kind::PacketCorpus),
+    ] {
+        let files = corpus_files(&roots.repo.join("fuzz/corpus").join(corpus))
+            .into_iter()
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+            .collect();
+        sets.push(Set {
+            name: format!("corpus__{corpus}"),
+            kind,
+            origin: Origin::Repo,
+            files,
+        });
     }
     sets
 }
 
-fn gz_path(name: &str) -> PathBuf {
-    Path::new(GOLDEN).join(format!("{name}.txt.gz"))
+/// A file's content hash as recorded: its length and CRC-32.
+fn content_hash(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes);
+    format!("{}:{:08x}", bytes.len(), crc.sum())
+}
+
+/// One recorded input: its set's origin, and its content hash.
+struct Recorded {
+    origin: String,
+    hash: String,
+}
+
+/// `inputs.tsv`: set -> input name -> what was recorded (sorted by name).
+type Record = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Recorded>>;
+
+fn read_record(golden: &Path) -> Record {
+    let path = golden.join(INPUTS);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut record = Record::new();
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#'))
+    {
+        let f: Vec<&str> = l.split('\t').collect();
+        let [set, origin, name, hash] = f[..] else {
+            panic!("{}:{}: want set, origin, name, hash", path.display(), i + 1);
+        };
+        record.entry(set.to_owned()).or_default().insert(
+            name.to_owned(),
+            Recorded {
+                origin: origin.to_owned(),
+                hash: hash.to_owned(),
+            },
+        );
+    }
+    record
+}
+
+fn write_record(golden: &Path, sets: &[Set]) {
+    let mut out =
+        String::from("# set\torigin\tinput\tlength:crc32 (written by V6FW_GOLDEN_WRITE=1)\n");
+    for s in sets {
+        for (name, path) in &s.files {
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{name}\t{}",
+                s.name,
+                s.origin.as_str(),
+                content_hash(path)
+            );
+        }
+    }
+    std::fs::write(golden.join(INPUTS), out).unwrap();
+}
+
+/// What a comparison found: notes (new inputs, skipped sets) and failures.
+#[derive(Default, Debug)]
+struct Report {
+    notes: Vec<String>,
+    failures: Vec<String>,
+}
+
+/// Compares the sets under `roots` (only those named in `only`, when given)
+/// with the record in `golden`.
+fn compare(roots: &Roots, golden: &Path, only: Option<&[&str]>) -> Report {
+    let wanted = |name: &str| only.is_none_or(|o| o.contains(&name));
+    let record = read_record(golden);
+    let sets: Vec<Set> = sets(roots)
+        .into_iter()
+        .filter(|s| wanted(&s.name))
+        .collect();
+    let mut report = Report::default();
+    let shared_present = roots.captures.is_dir();
+    let mut skipped = 0;
+    for (set, inputs) in record.iter().filter(|(s, _)| wanted(s)) {
+        if sets.iter().any(|s| &s.name == set) {
+            continue;
+        }
+        let shared = inputs.values().any(|r| r.origin == Origin::Shared.as_str());
+        if shared && !shared_present {
+            skipped += 1;
+        } else {
+            report
+                .failures
+                .push(format!("{set}: recorded, but its input is gone"));
+        }
+    }
+    if skipped > 0 {
+        report.notes.push(format!(
+            "{skipped} recorded sets skipped: the shared captures are absent ({})",
+            roots.captures.display()
+        ));
+    }
+    for set in &sets {
+        let Some(recorded) = record.get(&set.name) else {
+            report.notes.push(format!(
+                "{}: new set ({} inputs), not compared",
+                set.name,
+                set.files.len()
+            ));
+            continue;
+        };
+        let mut keep = Vec::new();
+        let mut broken = false;
+        for f in &set.files {
+            match recorded.get(&f.0) {
+                None => report
+                    .notes
+                    .push(format!("{}: new input {}, not compared", set.name, f.0)),
+                Some(r) if r.hash != content_hash(&f.1) => {
+                    broken = true;
+                    report.failures.push(format!(
+                        "{}: input {} changed since it was recorded ({} then, {} now)",
+                        set.name,
+                        f.0,
+                        r.hash,
+                        content_hash(&f.1)
+                    ));
+                }
+                Some(_) => keep.push(f),
+            }
+        }
+        for name in recorded.keys() {
+            if !set.files.iter().any(|f| &f.0 == name) {
+                broken = true;
+                report
+                    .failures
+                    .push(format!("{}: recorded input {name} is gone", set.name));
+            }
+        }
+        if broken {
+            continue;
+        }
+        let path = gz_path(golden, &set.name);
+        let Some(recorded) = read_gz(&path) else {
+            report.failures.push(format!(
+                "{}: no recorded lines at {}",
+                set.name,
+                path.display()
+            ));
+            continue;
+        };
+        let now = set.lines(&keep);
+        if let Some(diff) = first_difference(&checkout_free(&recorded), &checkout_free(&now)) {
+            report.failures.push(format!("{}, {diff}", set.name));
+        }
+    }
+    report
+}
+
+/// The first line where `recorded` and `now` differ, if they do.
+fn first_difference(recorded: &str, now: &str) -> Option<String> {
+    if recorded == now {
+        return None;
+    }
+    let (mut r, mut n) = (recorded.lines(), now.lines());
+    for i in 1.. {
+        match (r.next(), n.next()) {
+            (Some(a), Some(b)) if a == b => {}
+            (a, b) => {
+                return Some(format!(
+                    "line {i}:\n  recorded: {}\n  now:      {}",
+                    a.unwrap_or("(end)"),
+                    b.unwrap_or("(end)")
+                ))
+            }
+        }
+    }
+    None
+}
+
+fn gz_path(golden: &Path, name: &str) -> PathBuf {
+    golden.join(format!("{name}.txt.gz"))
 }
 
 fn read_gz(path: &Path) -> Option<String> {
@@ -283,51 +552,127 @@ fn checkout_free(text: &str) -> String {
         .join("\n")
 }
 
+/// Prints notes past the test harness's capture (they are not failures,
+/// but a reader of `cargo test` should see them).
+fn print_notes(notes: &[String]) {
+    let mut err = std::io::stderr();
+    for n in notes {
+        let _ = writeln!(err, "golden_decisions: note: {n}");
+    }
+}
+
+/// The checkout, with the shared captures beside it when they are there
+/// (testkit's `shared::captures`: a clone alone skips them with a note; CI
+/// and `V6FW_REQUIRE_LIVE=1` require them).
+fn checkout() -> Roots {
+    let captures = v6fw_testkit::shared::captures("golden_decisions")
+        .unwrap_or_else(|| v6fw_testkit::shared::shared_dir().join("captures"));
+    Roots {
+        repo: PathBuf::from(ROOT),
+        captures,
+    }
+}
+
 #[test]
 fn decisions_equal_the_recorded_lines() {
-    let sets = sets();
-    assert!(
-        sets.len() > 100,
-        "the shared captures are missing: {CAPTURES}"
-    );
+    let roots = checkout();
+    let golden = Path::new(GOLDEN);
     if std::env::var_os("V6FW_GOLDEN_WRITE").is_some() {
-        std::fs::create_dir_all(GOLDEN).unwrap();
-        for (name, text) in &sets {
-            write_gz(&gz_path(name), text);
+        assert!(
+            roots.captures.is_dir(),
+            "recording needs the shared captures at {}",
+            roots.captures.display()
+        );
+        let sets = sets(&roots);
+        std::fs::create_dir_all(golden).unwrap();
+        for s in &sets {
+            let all: Vec<&(String, PathBuf)> = s.files.iter().collect();
+            write_gz(&gz_path(golden, &s.name), &s.lines(&all));
         }
+        write_record(golden, &sets);
         return;
     }
-    let mut failures = Vec::new();
-    for (name, now) in &sets {
-        let path = gz_path(name);
-        let Some(recorded) = read_gz(&path) else {
-            failures.push(format!("{name}: no recorded lines at {}", path.display()));
-            continue;
-        };
-        let (recorded, now) = (checkout_free(&recorded), checkout_free(now));
-        if recorded == now {
-            continue;
-        }
-        let (mut r, mut n) = (recorded.lines(), now.lines());
-        for i in 1.. {
-            match (r.next(), n.next()) {
-                (Some(a), Some(b)) if a == b => {}
-                (a, b) => {
-                    failures.push(format!(
-                        "{name}, line {i}:\n  recorded: {}\n  now:      {}",
-                        a.unwrap_or("(end)"),
-                        b.unwrap_or("(end)")
-                    ));
-                    break;
-                }
-            }
-        }
-    }
+    let report = compare(&roots, golden, None);
+    print_notes(&report.notes);
     assert!(
-        failures.is_empty(),
-        "{} of {} sets differ from the lines recorded on main:\n{}",
-        failures.len(),
-        sets.len(),
-        failures.join("\n")
+        report.failures.is_empty(),
+        "{} differences from the recorded lines (an input changed, disappeared, or is decided \
+         differently; re-record only if that is intended: see this file's docs):\n{}",
+        report.failures.len(),
+        report.failures.join("\n")
     );
+}
+
+/// A scratch copy of the `decide` corpus: a file added to it is a note, not
+/// a failure; a recorded file changed or removed is a failure.
+#[test]
+fn new_inputs_are_notes_and_changed_inputs_fail() {
+    let scratch = tempfile::tempdir().unwrap();
+    let corpus = scratch.path().join("fuzz/corpus/decide");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let original = corpus_files(&Path::new(ROOT).join("fuzz/corpus/decide"));
+    for f in &original {
+        std::fs::copy(f, corpus.join(f.file_name().unwrap())).unwrap();
+    }
+    let roots = Roots {
+        repo: scratch.path().to_path_buf(),
+        captures: scratch.path().join("no-captures"),
+    };
+    let only: &[&str] = &["corpus__decide"];
+    let golden = Path::new(GOLDEN);
+
+    let clean = compare(&roots, golden, Some(only));
+    assert!(clean.failures.is_empty(), "{:?}", clean.failures);
+    assert!(clean.notes.is_empty(), "{:?}", clean.notes);
+
+    // A new input, as libFuzzer or a contributor would add it: a TCP SYN
+    // to port 22 (decided, but not compared).
+    let mut syn = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+    syn.extend_from_slice(&[0xfd; 32]);
+    syn.extend_from_slice(&[
+        0x30, 0x39, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+    ]);
+    syn.extend_from_slice(&[0, 0, 0, 0]);
+    std::fs::write(corpus.join("new-finding"), &syn).unwrap();
+    let added = compare(&roots, golden, Some(only));
+    assert!(added.failures.is_empty(), "{:?}", added.failures);
+    assert_eq!(
+        added.notes,
+        ["corpus__decide: new input new-finding, not compared"]
+    );
+
+    // One recorded input changed: a failure that names it.
+    let victim = corpus.join(original[0].file_name().unwrap());
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes.push(0);
+    std::fs::write(&victim, &bytes).unwrap();
+    let changed = compare(&roots, golden, Some(only));
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(changed.failures.len(), 1, "{:?}", changed.failures);
+    assert!(changed.failures[0].contains(&format!("input {name} changed")));
+
+    // Removed: a failure too.
+    std::fs::remove_file(&victim).unwrap();
+    let gone = compare(&roots, golden, Some(only));
+    assert_eq!(
+        gone.failures,
+        [format!("corpus__decide: recorded input {name} is gone")]
+    );
+}
+
+/// A decision that changes on a recorded input fails: the same corpus
+/// compared against a record whose lines were altered.
+#[test]
+fn a_changed_decision_fails() {
+    let scratch = tempfile::tempdir().unwrap();
+    let golden = scratch.path().join("golden");
+    std::fs::create_dir_all(&golden).unwrap();
+    std::fs::copy(Path::new(GOLDEN).join(INPUTS), golden.join(INPUTS)).unwrap();
+    let text = read_gz(&gz_path(Path::new(GOLDEN), "corpus__decide")).unwrap();
+    let altered = text.replacen(" port_closed ", " open_port ", 1);
+    assert_ne!(altered, text, "the corpus has a port_closed line to alter");
+    write_gz(&gz_path(&golden, "corpus__decide"), &altered);
+    let r = compare(&checkout(), &golden, Some(&["corpus__decide"]));
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert!(r.failures[0].starts_with("corpus__decide, line "));
 }

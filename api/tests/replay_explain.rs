@@ -119,8 +119,8 @@ fn explain_sees_the_state_and_switches_of_the_replay() {
 fn explain_past_the_end_or_of_frame_0_is_a_clear_error() {
     for (n, want) in [
         (
-            "28",
-            "the capture has only 27 frames: give a frame number from 1 to 27",
+            "29",
+            "the capture has only 28 frames: give a frame number from 1 to 28",
         ),
         ("0", "frames count from 1"),
     ] {
@@ -138,7 +138,7 @@ fn explain_past_the_end_or_of_frame_0_is_a_clear_error() {
 fn wide_adds_source_destination_and_source_port() {
     let text = stdout(&replay(&["--wide"]));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 27);
+    assert_eq!(lines.len(), 28);
     for (line, f) in lines.iter().zip(gen_sample::frames()) {
         let cols: Vec<&str> = line.split('\t').collect();
         assert_eq!(cols.len(), 8, "{line}");

@@ -52,7 +52,7 @@ fn stdin_and_gzip_give_the_same_lines_as_the_file() {
         &["--per-packet"],
         None,
     )));
-    assert_eq!(from_file.lines().count(), 27, "{from_file}");
+    assert_eq!(from_file.lines().count(), 28, "{from_file}");
 
     let from_stdin = stdout(&succeeded(replay("-", &["--per-packet"], Some(&raw))));
     assert_eq!(from_stdin, from_file);
@@ -86,16 +86,16 @@ fn a_truncated_capture_prints_what_was_read_then_the_error() {
     let out = replay(cut.to_str().unwrap(), &[], None);
     assert_eq!(out.status.code(), Some(1), "a broken capture must fail");
     let text = stdout(&out);
-    assert!(text.lines().any(|l| l == "packets   26"), "{text}");
+    assert!(text.lines().any(|l| l == "packets   27"), "{text}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("truncated"), "{err}");
-    assert!(err.contains("26 frames"), "{err}");
+    assert!(err.contains("27 frames"), "{err}");
 
     // JSON: the summary object of what was read, then the error on stderr.
     let out = replay(cut.to_str().unwrap(), &["--json"], None);
     assert_eq!(out.status.code(), Some(1));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["packets"], 26);
+    assert_eq!(summary["packets"], 27);
 
     // A gzip stream that breaks off: the frames before the break are counted.
     let gz = gzip(&raw);
@@ -110,7 +110,7 @@ fn a_truncated_capture_prints_what_was_read_then_the_error() {
         .expect("no summary")
         .parse()
         .unwrap();
-    assert!(n < 27, "{text}");
+    assert!(n < 28, "{text}");
 }
 
 #[test]

@@ -94,14 +94,15 @@ fn sample_shows_every_reason() {
 fn summary_is_exact() {
     let out = stdout(&replay(&[]));
     let expected = "\
-packets   27
+packets   28
 accepted  13
-dropped   14
+dropped   15
 
 reason                verdict    count
 not_ipv6              accept         1
 malformed             drop           3
 firewall_disabled     accept         0
+bad_address           drop           1
 bad_extension_order   drop           1
 routing_header_0      drop           1
 chain_too_long        drop           1
@@ -143,9 +144,9 @@ fn disabled_firewall_accepts_what_it_reaches() {
 fn json_summary_and_lines() {
     let out = stdout(&replay(&["--json"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["packets"], 27);
+    assert_eq!(v["packets"], 28);
     assert_eq!(v["accepted"], 13);
-    assert_eq!(v["dropped"], 14);
+    assert_eq!(v["dropped"], 15);
     assert_eq!(v["reasons"]["open_port"], 5);
     let lines = stdout(&replay(&["--json", "--per-packet"]));
     let first: serde_json::Value = serde_json::from_str(lines.lines().nth(3).unwrap()).unwrap();
@@ -250,7 +251,7 @@ fn truncated_capture_is_an_error_naming_the_file() {
     let o = v6fw(&["replay", cut.to_str().unwrap(), "--per-packet"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("cut.pcap") && err.contains("27"), "{err}");
+    assert!(err.contains("cut.pcap") && err.contains("28"), "{err}");
     // Every whole frame before the cut was still decided and printed.
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 26);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 27);
 }

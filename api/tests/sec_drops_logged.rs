@@ -1,7 +1,7 @@
 //! Issue 13: when dropped-packet logging is on, every drop has exactly one
 //! log line — version-6 packets under 40 bytes too. Checked by replaying the
 //! bundled sample and, when it is there, every capture of the shared corpus
-//! (`/work/shared/captures`, or `V6FW_CAPTURES`) with `--per-packet` and
+//! (`shared/captures` beside the checkout, or `V6FW_CAPTURES`) with `--per-packet` and
 //! `--log` at once: the drops' reasons, in order, are the log's DROP lines.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -81,8 +81,13 @@ fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_drop_of_the_shared_corpus_has_one_line() {
-    let root = std::env::var_os("V6FW_CAPTURES")
-        .map_or_else(|| PathBuf::from("/work/shared/captures"), PathBuf::from);
+    let root = match std::env::var_os("V6FW_CAPTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => match v6fw_testkit::shared::captures("sec_drops_logged") {
+            Some(dir) => dir,
+            None => return,
+        },
+    };
     let mut files = Vec::new();
     captures(&root, &mut files);
     files.sort();

@@ -336,15 +336,17 @@ mod tests {
         }
     }
 
-    /// A TCP segment with no flags from `::src_last` port `sport` to `::1`
-    /// port `dport`.
+    /// A TCP segment with no flags from `fd00::src_last` port `sport` to
+    /// `fd00::1` port `dport`.
     fn tcp(src_last: u8, sport: u16, dport: u16) -> Vec<u8> {
         tcp_between(host(src_last), host(1), sport, dport)
     }
 
-    /// The address `::last`.
+    /// The address `fd00::last` (not `::last`: `::1` from another source
+    /// is `bad_address`, SPEC.md step 3).
     fn host(last: u8) -> [u8; 16] {
         let mut a = [0u8; 16];
+        a[0] = 0xfd;
         a[15] = last;
         a
     }

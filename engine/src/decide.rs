@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
+use crate::address;
 use crate::counters::{Counters, Totals, WorkerCounters};
 use crate::flows::FlowTable;
 use crate::policy::IcmpErrors;
 use crate::state::{FlowKey, FragKey, StateConfig, TimedTable};
 use crate::table::{Admit, PortTable, Publisher, SlotRef, Snapshot};
-use crate::walk::{walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
+use crate::walk::{walk, walk_start, Chain, Fragment, Outcome, Quote, Start, Walk};
 use crate::wire::icmpv6;
 use crate::wire::next_header::{TCP, UDP};
 use crate::{Policy, Reason, Verdict};
@@ -183,9 +184,13 @@ impl Worker {
     /// [`Worker::decide_walked`]).
     #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
-        let d = match walk_start(packet, meta.truncated) {
-            Start::Walked(w) => self.decide_walked(snap, &w, meta),
-            Start::Chain(c) => self.decide_chain(snap, c, *meta),
+        let d = if address::may_refuse_packet(packet) {
+            self.decide_odd(snap, packet, *meta)
+        } else {
+            match walk_start(packet, meta.truncated) {
+                Start::Walked(w) => self.decide_walked::<false>(snap, &w, meta),
+                Start::Chain(c) => self.decide_chain(snap, c, *meta),
+            }
         };
         self.counters.bump(d.reason);
         d
@@ -195,7 +200,17 @@ impl Worker {
     /// line, so that the common case keeps its walk in registers.
     #[inline(never)]
     fn decide_chain(&mut self, snap: &Snapshot, chain: Chain<'_>, meta: PacketMeta) -> Decision {
-        self.decide_walked(snap, &chain.walk(), &meta)
+        self.decide_walked::<false>(snap, &chain.walk(), &meta)
+    }
+
+    /// The decision of a packet one of whose addresses starts with 0x00 or
+    /// 0xff (see [`address::may_refuse`]): the same decision, with SPEC.md
+    /// step 3's addresses and step 6's TCP to a multicast destination
+    /// looked at. Out of line, so that every other packet pays nothing for
+    /// them but two compares.
+    #[inline(never)]
+    fn decide_odd(&mut self, snap: &Snapshot, packet: &[u8], meta: PacketMeta) -> Decision {
+        self.decide_walked::<true>(snap, &walk(packet, meta.truncated), &meta)
     }
 
     /// Decides a packet that was already walked (does not count it).
@@ -207,8 +222,18 @@ impl Worker {
     /// path. Those functions get a copy of the walk, made on
     /// their own branch, so that the common path keeps the walk in
     /// registers instead of building it in memory for them.
+    ///
+    /// `ODD` says one of the packet's addresses starts with 0x00 or 0xff
+    /// ([`address::may_refuse`]): only then are SPEC.md step 3's addresses
+    /// and step 6's TCP to a multicast destination looked at (a packet
+    /// without `ODD` can have neither).
     #[inline(always)]
-    pub fn decide_walked(&mut self, snap: &Snapshot, w: &Walk<'_>, meta: &PacketMeta) -> Decision {
+    fn decide_walked<const ODD: bool>(
+        &mut self,
+        snap: &Snapshot,
+        w: &Walk<'_>,
+        meta: &PacketMeta,
+    ) -> Decision {
         if meta.direction == Direction::Outbound || w.outcome() != Outcome::Complete {
             if let Some(d) = self.before_policy(snap, &w.clone(), *meta) {
                 return d;
@@ -217,6 +242,13 @@ impl Worker {
         let conn = snap.slot(meta.if_index);
         if !conn.enabled() {
             return Decision::with_columns(Reason::FirewallDisabled, w);
+        }
+        // Step 3's addresses, and step 6's TCP to a multicast destination:
+        // only for a packet one of whose addresses starts with 0x00 or 0xff.
+        if ODD {
+            if let Some(d) = self.odd_addresses(&w.clone(), meta.now_ns) {
+                return d;
+            }
         }
         let now = meta.now_ns;
         let reason = match w.outcome() {
@@ -230,6 +262,7 @@ impl Worker {
                 },
             },
             Outcome::LaterFragment => return Decision::bare(self.later_fragment(&w.clone(), now)),
+            Outcome::BadFragment => return Decision::bare(self.bad_fragment(&w.clone())),
             Outcome::BadLength => Reason::Malformed,
             Outcome::Invalid(r) | Outcome::Stop(r) => r,
         };
@@ -304,8 +337,47 @@ impl Worker {
         }
     }
 
+    /// SPEC.md step 3 and step 6's TCP rule for an inbound packet on an
+    /// enabled connection one of whose addresses starts with 0x00 or 0xff:
+    /// `bad_address` without columns for a step-3 address (before the walk,
+    /// so no fragment memory); `bad_address` with its columns for TCP that
+    /// passed its length check to a multicast destination, remembered like
+    /// any first fragment's reason; `None` when the rest of the decision
+    /// decides.
+    #[inline(never)]
+    fn odd_addresses(&mut self, w: &Walk<'_>, now: u64) -> Option<Decision> {
+        if w.bad_address() {
+            return Some(Decision::bare(Reason::BadAddress));
+        }
+        let tcp = w.outcome() == Outcome::Complete && w.tcp_flags().is_some();
+        if !(tcp && address::is_multicast(w.dst_ref())) {
+            return None;
+        }
+        if w.has_fragment() {
+            self.first_fragment(w, Reason::BadAddress, now);
+        }
+        Some(Decision::with_columns(Reason::BadAddress, w))
+    }
+
+    /// Step 5's length rule broken (RFC 8200 §4.5): `malformed`, and never
+    /// remembered. A first fragment replaces what an earlier one with its
+    /// key left, so its later fragments are orphans (as for
+    /// `incomplete_chain`); other fragments leave the memory alone.
+    #[inline(never)]
+    fn bad_fragment(&mut self, w: &Walk<'_>) -> Reason {
+        if let Some(frag) = w.fragment().filter(|f| f.is_first()) {
+            self.frags.remove(&FragKey {
+                id: frag.id,
+                src: w.src(),
+                dst: w.dst(),
+            });
+        }
+        Reason::Malformed
+    }
+
     /// Step 6 for an inbound TCP or UDP packet (`proto`, ports `sport` to
-    /// `dport`), in SPEC.md's order: the connection's own pairs, the global
+    /// `dport`), in SPEC.md's order (TCP to a multicast destination was
+    /// decided before: [`Worker::odd_addresses`]): the connection's own pairs, the global
     /// pairs (each only when its scope holds the source), the reverse of a
     /// tracked flow (never for a TCP SYN without ACK), then `out_of_scope`
     /// when a pair was open for other sources only, else closed. Unscoped

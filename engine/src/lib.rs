@@ -1,5 +1,9 @@
 //! v6fw-engine: what v6fw decides for every IPv6 packet, with no I/O at all.
 //!
+//! "SPEC.md" in this crate's docs is the decision contract: `docs/spec.md` in
+//! the repository (it follows the team's `shared/SPEC.md`), whose step
+//! numbers the code cites.
+//!
 //! - [`wire`]: smoltcp-style views of IPv6, its extension headers, TCP, UDP
 //!   and ICMPv6; the only place that knows a byte offset. Each view has one
 //!   checked constructor, after which no accessor can panic.
@@ -16,6 +20,8 @@
 //! - [`state`] / [`flows`]: the bounded, keyed-hash tables of per-worker
 //!   state; flows are kept as conntrack keeps them, so a flood of unconfirmed
 //!   flows never pushes out a confirmed one.
+//! - [`address`]: the addresses no packet from another node may carry
+//!   (RFC 4291), SPEC.md step 3.
 //! - [`Engine`] / [`Worker`]: the decision of SPEC.md (inbound and outbound,
 //!   fragment memory, flow state) and per-worker counters: one path, one
 //!   walk, for every packet.
@@ -44,6 +50,7 @@
 //! assert_eq!(d.reason, Reason::OpenPort);
 //! ```
 
+pub mod address;
 pub mod counters;
 mod decide;
 pub mod flows;

@@ -59,10 +59,16 @@ macro_rules! reasons {
 reasons! {
     /// Version nibble is not 6, or the frame carries no IP packet.
     NotIpv6 = "not_ipv6" => Accept,
-    /// Too short, or a length field says more than there is.
+    /// Too short, a length field says more than there is, or a fragment
+    /// whose length breaks RFC 8200 §4.5.
     Malformed = "malformed" => Drop,
     /// The connection's firewall is off.
     FirewallDisabled = "firewall_disabled" => Accept,
+    /// An address no packet from another node may carry (RFC 4291): a
+    /// multicast, IPv4-mapped or lone loopback source, a lone loopback,
+    /// unspecified, reserved- or interface-local-multicast destination; or
+    /// TCP to a multicast destination (RFC 1122 §4.2.3.10).
+    BadAddress = "bad_address" => Drop,
     /// Hop-by-hop not first, a second fragment header, or a third destination-options header.
     BadExtensionOrder = "bad_extension_order" => Drop,
     /// A type 0 routing header (RFC 5095).
@@ -101,7 +107,7 @@ reasons! {
 
 impl Reason {
     /// How many reasons there are.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// The reason's position in [`Reason::ALL`], for counter arrays.
     pub const fn index(self) -> usize {
@@ -133,6 +139,7 @@ mod tests {
                 "not_ipv6",
                 "malformed",
                 "firewall_disabled",
+                "bad_address",
                 "bad_extension_order",
                 "routing_header_0",
                 "chain_too_long",

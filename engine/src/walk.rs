@@ -24,6 +24,9 @@ const FIXED_LEN: usize = Ipv6Packet::<&[u8]>::HEADER_LEN;
 const MAX_EXT_HEADERS: u8 = 8;
 /// Most destination-options headers a chain may have.
 const MAX_DEST_OPTS: u8 = 2;
+/// The longest packet a reassembly may give, from the end of the fixed
+/// header (RFC 8200 §4.5: the payload length's 16 bits).
+const MAX_REASSEMBLED: usize = 65_535;
 
 /// One extension header of a packet's chain, where it lies (for explaining
 /// a walk: the decision does not use it).
@@ -206,7 +209,11 @@ fn walk_chain(w: &mut Walk<'_>, declared_end: usize, mut next: u8) -> Outcome {
                 };
                 w.frag_at = u32::try_from(off).unwrap_or(0);
                 let after = off + header.header_len();
-                w.frag_len = u32::try_from(declared_end.saturating_sub(after)).unwrap_or(u32::MAX);
+                let frag_len = declared_end.saturating_sub(after);
+                w.frag_len = u32::try_from(frag_len).unwrap_or(u32::MAX);
+                if breaks_fragment_length(off, frag.offset(), frag.more_fragments(), frag_len) {
+                    return Outcome::BadFragment;
+                }
                 if frag.offset() > 0 {
                     return Outcome::LaterFragment;
                 }
@@ -216,6 +223,21 @@ fn walk_chain(w: &mut Walk<'_>, declared_end: usize, mut next: u8) -> Outcome {
         next = header.next_header();
         off += header.header_len();
     }
+}
+
+/// Step 5's length rule (RFC 8200 §4.5) for a fragment header at `at`
+/// (offset `offset` in 8-octet units, M flag `more`) whose fragment is
+/// `len` bytes (from the end of the fragment header to the declared end):
+/// broken when M = 1 and `len` is not a multiple of 8, or when the bytes
+/// before the fragment header (its extension headers, not the fixed 40) +
+/// offset × 8 + `len` are over 65,535.
+#[inline]
+fn breaks_fragment_length(at: usize, offset: u16, more: bool, len: usize) -> bool {
+    let before = at.saturating_sub(FIXED_LEN);
+    let end = before
+        .saturating_add(usize::from(offset) * 8)
+        .saturating_add(len);
+    (more && !len.is_multiple_of(8)) || end > MAX_REASSEMBLED
 }
 
 /// What a header that does not fit is: `incomplete_chain` in a first

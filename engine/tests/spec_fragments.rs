@@ -26,10 +26,12 @@ fn first_fragment_needs_whole_upper_header() {
         "accept open_port 6 22",
         "whole TCP header"
     );
+    // Cut by 4: 16 bytes, a multiple of 8 (a cut to another length breaks
+    // step 5's length rule first: spec_fragment_length.rs).
     assert_eq!(
-        h.inb(&first.build_cut(1)),
+        h.inb(&first.build_cut(4)),
         "drop incomplete_chain 6 -",
-        "TCP cut by one byte"
+        "TCP cut to 16 bytes"
     );
     assert_eq!(
         h.inb(&first.build_cut(20)),
@@ -38,13 +40,13 @@ fn first_fragment_needs_whole_upper_header() {
     );
     let udp = Chain::new(&[Ext::first(8)], udp_to(53));
     assert_eq!(h.inb(&udp.build()), "accept open_port 17 53");
-    assert_eq!(h.inb(&udp.build_cut(1)), "drop incomplete_chain 17 -");
+    assert_eq!(h.inb(&udp.build_cut(8)), "drop incomplete_chain 17 -");
     let icmp = Chain::new(&[Ext::first(9)], L4::Icmp { ty: 128 });
     assert_eq!(h.inb(&icmp.build()), "accept icmp_allowed 58 128");
-    assert_eq!(h.inb(&icmp.build_cut(5)), "drop incomplete_chain 58 -");
+    assert_eq!(h.inb(&icmp.build_cut(8)), "drop incomplete_chain 58 -");
     // Headers after the fragment header that run past the end.
     let ext = Chain::new(&[Ext::first(10), Ext::Dst], tcp_to(22));
-    assert_eq!(h.inb(&ext.build_cut(21)), "drop incomplete_chain - -");
+    assert_eq!(h.inb(&ext.build_cut(28)), "drop incomplete_chain - -");
     // The same cuts in an unfragmented or atomic packet are malformed.
     for exts in [vec![], vec![Ext::atomic(11)]] {
         let c = Chain::new(&exts, tcp_to(22));
@@ -58,27 +60,36 @@ fn first_fragment_needs_whole_upper_header() {
 fn tcp_data_offset() {
     let mut h = h();
     for exts in [vec![], vec![Ext::first(1)], vec![Ext::atomic(2)]] {
+        // A first fragment is padded to 24 bytes (M = 1: a multiple of 8).
         let mut p = Chain::new(&exts, tcp_to(22)).build();
-        let doff = p.len() - 20 + 12;
+        let doff = 40 + 8 * exts.len() + 12;
+        let there = p.len() - (40 + 8 * exts.len());
         p[doff] = 4 << 4;
         assert_eq!(h.inb(&p), "drop malformed 6 -", "data offset 4, {exts:?}");
         p[doff] = 0;
         assert_eq!(h.inb(&p), "drop malformed 6 -", "data offset 0, {exts:?}");
-        // Data offset 6 (24 bytes) with 20 bytes there.
-        p[doff] = 6 << 4;
-        let expect = if exts.first().is_some_and(|e| *e == Ext::first(1)) {
+        // A data offset 4 bytes past the bytes there.
+        let words = u8::try_from(there / 4 + 1).unwrap();
+        p[doff] = words << 4;
+        let first = exts.first().is_some_and(|e| *e == Ext::first(1));
+        let expect = if first {
             "drop incomplete_chain 6 -"
         } else {
             "drop malformed 6 -"
         };
-        assert_eq!(h.inb(&p), expect, "data offset 6 of 5, {exts:?}");
-        // ... and with 4 more bytes it fits.
-        p.extend([0; 4]);
+        assert_eq!(
+            h.inb(&p),
+            expect,
+            "data offset {words} of {there} bytes, {exts:?}"
+        );
+        // ... and with 8 more bytes it fits (8: a first fragment stays a
+        // multiple of 8).
+        p.extend([0; 8]);
         set_payload_length(&mut p);
         assert_eq!(
             h.inb(&p),
             "accept open_port 6 22",
-            "data offset 6 fits, {exts:?}"
+            "data offset {words} fits, {exts:?}"
         );
     }
 }
@@ -151,7 +162,7 @@ fn later_fragments_follow_their_first() {
     }
     // A malformed upper header in a first fragment is remembered too.
     let mut bad = Chain::new(&[Ext::first(20)], tcp_to(22)).build();
-    let at = bad.len() - 8;
+    let at = 40 + 8 + 12; // the TCP data offset, before the padding
     bad[at] = 0;
     assert_eq!(h.inb(&bad), "drop malformed 6 -");
     assert_eq!(h.inb(&later(20)), "drop malformed - -");
@@ -182,13 +193,13 @@ fn incomplete_first_fragments_are_not_remembered() {
     let mut h = h();
     let first = Chain::new(&[Ext::first(5)], tcp_to(22));
     let later = Chain::new(&[Ext::later(5)], L4::Raw(6, vec![0; 8])).build();
-    assert_eq!(h.inb(&first.build_cut(1)), "drop incomplete_chain 6 -");
+    assert_eq!(h.inb(&first.build_cut(4)), "drop incomplete_chain 6 -");
     assert_eq!(h.inb(&later), "drop orphan_fragment - -");
     // An incomplete first fragment after a complete one with the same key:
     // "its later fragments are then orphan_fragment".
     assert_eq!(h.inb(&first.build()), "accept open_port 6 22");
     assert_eq!(h.inb(&later), "accept open_port - -");
-    assert_eq!(h.inb(&first.build_cut(1)), "drop incomplete_chain 6 -");
+    assert_eq!(h.inb(&first.build_cut(4)), "drop incomplete_chain 6 -");
     assert_eq!(h.inb(&later), "drop orphan_fragment - -");
 }
 
@@ -312,9 +323,9 @@ fn fragment_built_by_etherparse() {
     };
     let b = PacketBuilder::ip(ip(0, true)).tcp(1000, 8080, 7, 512);
     let mut first = Vec::new();
-    b.write(&mut first, &[0; 16]).unwrap();
+    b.write(&mut first, &[0; 20]).unwrap();
     assert_eq!(h.inb(&first), "accept open_port 6 8080");
-    // Its fragmentable part is 20 + 16 = 36 bytes: offset 3 (24 bytes)
+    // Its fragmentable part is 20 + 20 = 40 bytes: offset 3 (24 bytes)
     // starts inside it (RFC 5722), offset 5 (40 bytes) after it.
     let later = |offset| {
         let b = PacketBuilder::ip(ip(offset, false)).tcp(1000, 8080, 7, 512);

@@ -322,7 +322,7 @@ fn flows_only_from_checked_headers_in_whole_or_first_fragments() {
     assert_eq!(h.out_at(&later, 0), "accept outbound - -");
     let incomplete = Chain::new(&[Ext::first(2)], tcp(1003, 443))
         .outbound()
-        .build_cut(1);
+        .build_cut(4);
     assert_eq!(h.out_at(&incomplete, 0), "accept outbound 6 -");
     let rh0 = out_flow(&[Ext::Routing(0)], tcp(1004, 443));
     assert_eq!(h.out_at(&rh0, 0), "accept outbound - -");
@@ -518,7 +518,8 @@ fn every_reason_is_reachable_and_counted() {
         (c(&[Ext::Routing(0)], tcp_to(22)), ETH0),
         (c(&[eight(), vec![Ext::Auth]].concat(), tcp_to(22)), ETH0),
         (c(&[], L4::Raw(59, vec![0; 8])), ETH0),
-        (Chain::new(&[Ext::first(1)], tcp_to(22)).build_cut(1), ETH0),
+        (Chain::new(&[Ext::first(1)], tcp_to(22)).build_cut(4), ETH0),
+        (tcp_pkt(MULTICAST_SRC, LOCAL, 1000, 22), ETH0),
         (c(&[Ext::later(2)], tcp_to(22)), ETH0),
         (c(&[Ext::first(5)], tcp_to(22)), ETH0),
         (

@@ -24,6 +24,8 @@ pub const LOCAL: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 pub const REMOTE: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 /// Another peer.
 pub const OTHER: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+/// A multicast source, ff02::1 (SPEC.md step 3: `bad_address`).
+pub const MULTICAST_SRC: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 // ---------------------------------------------------------------------------
 // Whole packets from PacketBuilder.
@@ -317,8 +319,38 @@ impl Chain {
     }
 
     /// Fixed header + headers + upper bytes, payload length set to what follows
-    /// the fixed header (0 when a Jumbo option is present).
+    /// the fixed header (0 when a Jumbo option is present). When a fragment
+    /// header has M = 1, zeros after the upper bytes make the fragment a
+    /// multiple of 8 bytes long, as a sender must (RFC 8200 §4.5);
+    /// [`Chain::build_cut`] and [`Chain::build_unpadded`] do not pad.
     pub fn build(&self) -> Vec<u8> {
+        let mut v = self.build_unpadded();
+        if let Some(end) = self.fragment_end() {
+            let len = v.len() - end;
+            v.resize(v.len() + (8 - len % 8) % 8, 0);
+            if !self.exts.iter().any(|e| matches!(e, Ext::Jumbo(_))) {
+                set_payload_length(&mut v);
+            }
+        }
+        v
+    }
+
+    /// Where the last fragment header with M = 1 ends, if there is one.
+    fn fragment_end(&self) -> Option<usize> {
+        let mut at = v6fw_engine::wire::Ipv6Packet::<&[u8]>::HEADER_LEN;
+        let mut end = None;
+        for (i, e) in self.exts.iter().enumerate() {
+            let next = self.exts.get(i + 1).map_or(0, |n| n.number());
+            at += e.bytes(next).len();
+            if matches!(e, Ext::Frag { more: true, .. }) {
+                end = Some(at);
+            }
+        }
+        end
+    }
+
+    /// [`Chain::build`] without the padding of a fragment with M = 1.
+    pub fn build_unpadded(&self) -> Vec<u8> {
         let mut body = Vec::new();
         for (i, e) in self.exts.iter().enumerate() {
             let next = self
@@ -355,7 +387,7 @@ impl Chain {
     /// Built, then cut short by `n` bytes with the payload length fixed up,
     /// so only the headers' own sizes are wrong (not step 2).
     pub fn build_cut(&self, n: usize) -> Vec<u8> {
-        let mut v = self.build();
+        let mut v = self.build_unpadded();
         v.truncate(v.len() - n);
         set_payload_length(&mut v);
         v

@@ -32,3 +32,4 @@ pub mod lab;
 pub mod netns;
 pub mod packets;
 pub mod raw;
+pub mod shared;

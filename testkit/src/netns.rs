@@ -13,11 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Whether `V6FW_REQUIRE_LIVE` asks for the live tests and harnesses to run
-/// (set, and neither empty nor `0`): every reason not to is then a failure.
-pub fn require_live() -> bool {
-    std::env::var_os("V6FW_REQUIRE_LIVE").is_some_and(|v| v != "0" && !v.is_empty())
-}
+pub use crate::shared::require_live;
 
 /// Runs a command to completion (stdin empty, stdout and stderr captured),
 /// killing it after `limit`.

@@ -149,6 +149,7 @@ fn before_lookups(d: &Decision, w: &Walk<'_>) -> bool {
     !matches!(w.outcome(), Outcome::Complete | Outcome::LaterFragment)
         || d.reason == Reason::FirewallDisabled
         || d.reason == Reason::IncompleteChain
+        || (d.reason == Reason::BadAddress && w.outcome() != Outcome::LaterFragment)
 }
 
 fn state_note(
@@ -251,6 +252,19 @@ fn fragment_note(d: &Decision, w: &Walk<'_>, ctx: &Context, dir: Direction) -> S
     if dir == Direction::Outbound || d.reason == Reason::FirewallDisabled {
         return "not consulted: only inbound fragments are remembered".to_string();
     }
+    if d.reason == Reason::BadAddress && address_refusal(w).is_some() {
+        return "not consulted: decided by its addresses, before the fragment header".to_string();
+    }
+    if w.outcome() == Outcome::BadFragment {
+        return if f.is_first() {
+            format!(
+                "a first fragment whose length breaks RFC 8200 §4.5: not remembered, and any memory for {} is removed (its later fragments are orphans)",
+                frag_key(w, f)
+            )
+        } else {
+            "not consulted: the fragment's length breaks RFC 8200 §4.5 (malformed before offset, overlap and memory are looked at)".to_string()
+        };
+    }
     if f.is_first() {
         return if d.reason == Reason::IncompleteChain {
             format!(
@@ -305,6 +319,7 @@ fn step(d: &Decision, w: &Walk<'_>, no_packet: bool, dir: Direction) -> (&'stati
                 INBOUND_2,
                 s("the payload length says more bytes than the packet has, or is 0 without a valid Jumbo Payload option"),
             ),
+            Outcome::BadFragment => (INBOUND_5, fragment_length_why(w)),
             _ if w.proto().is_some() => (
                 INBOUND_6,
                 s("the upper-layer header is shorter than its minimum (TCP 20 bytes and a data offset of at least 5 that fits, UDP 8, ICMPv6 4)"),
@@ -312,6 +327,23 @@ fn step(d: &Decision, w: &Walk<'_>, no_packet: bool, dir: Direction) -> (&'stati
             _ => (INBOUND_4, s("an extension header runs past the end of the packet")),
         },
         Reason::FirewallDisabled => (INBOUND_3, s("the connection's firewall is off")),
+        Reason::BadAddress => match address_refusal(w) {
+            Some(r) => (
+                INBOUND_3,
+                format!("an address no packet from another node may carry: {}", r.rule()),
+            ),
+            None if w.outcome() == Outcome::LaterFragment => (
+                INBOUND_5,
+                s("a later fragment gets its first fragment's remembered verdict: bad_address"),
+            ),
+            None => (
+                INBOUND_6,
+                format!(
+                    "TCP to the multicast destination {} (RFC 1122 §4.2.3.10, RFC 9293 §3.10.7.2)",
+                    addr(w.dst())
+                ),
+            ),
+        },
         Reason::BadExtensionOrder => (
             INBOUND_4,
             s("hop-by-hop not right after the fixed header, a second fragment header, or a third destination-options header"),
@@ -345,6 +377,27 @@ fn step(d: &Decision, w: &Walk<'_>, no_packet: bool, dir: Direction) -> (&'stati
         Reason::IcmpUnrelated => (INBOUND_6, s("icmp_errors = \"related\" and the error quotes no packet the host sent")),
         Reason::UnsupportedProtocol => (INBOUND_6, s("an upper-layer protocol other than TCP, UDP and ICMPv6")),
         Reason::Outbound => ("Outbound packets and state", s("outbound packets are always accepted, whatever their shape")),
+    }
+}
+
+/// The step-3 address rule the packet breaks, if any (the engine's own test).
+fn address_refusal(w: &Walk<'_>) -> Option<v6fw_engine::address::Refusal> {
+    v6fw_engine::address::refusal(w.src_ref(), w.dst_ref())
+}
+
+/// Which half of step 5's length rule (RFC 8200 §4.5) a fragment breaks.
+fn fragment_length_why(w: &Walk<'_>) -> String {
+    let Some(f) = w.fragment() else {
+        return "the fragment's length breaks RFC 8200 §4.5".to_string();
+    };
+    let len = f.fragmentable_len;
+    if f.more && !len.is_multiple_of(8) {
+        format!("M = 1 and the fragment's {len} bytes are not a multiple of 8 (RFC 8200 §4.5)")
+    } else {
+        format!(
+            "the headers before the fragment header + offset {} bytes + the fragment's {len} bytes are over 65,535 (RFC 8200 §4.5)",
+            u32::from(f.offset) * 8
+        )
     }
 }
 

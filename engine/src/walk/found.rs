@@ -111,6 +111,11 @@ pub enum Outcome {
     Stop(Reason),
     /// The walk stopped at the fragment header of a non-first fragment.
     LaterFragment,
+    /// The walk stopped at a fragment header (of any offset) whose
+    /// fragment breaks RFC 8200 §4.5's length rule (SPEC.md step 5: M = 1
+    /// and a length not a multiple of 8, or an end past 65,535 bytes):
+    /// `malformed`, never remembered. [`Walk::fragment`] is filled.
+    BadFragment,
     /// The upper layer was reached and passed its length check.
     Complete,
 }
@@ -249,6 +254,12 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// SPEC.md step 3: whether the packet carries an address no other node
+    /// may send ([`crate::address::refusal`]).
+    pub fn bad_address(&self) -> bool {
+        refused_in(self.data)
+    }
+
     /// Whether a fragment header was read whole (see [`Walk::fragment`]).
     #[inline]
     pub const fn has_fragment(&self) -> bool {
@@ -379,6 +390,13 @@ impl<'a> Walk<'a> {
             None
         }
     }
+}
+
+/// [`Walk::bad_address`] on the packet's bytes (a whole fixed header).
+#[inline(never)]
+fn refused_in(data: &[u8]) -> bool {
+    let ip = Ipv6Packet::new_unchecked(data);
+    crate::address::refusal(ip.src_addr_ref(), ip.dst_addr_ref()).is_some()
 }
 
 /// Reads the Jumbo Payload option from a hop-by-hop header right after the

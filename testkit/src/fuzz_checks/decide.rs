@@ -1,5 +1,7 @@
 //! The `decide` target: arbitrary bytes through the whole decision.
 
+use std::net::Ipv6Addr;
+
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use v6fw_engine::walk::{walk, Outcome};
 use v6fw_engine::wire::next_header::{is_extension, FRAGMENT, HOP_BY_HOP, NO_NEXT};
@@ -75,6 +77,53 @@ fn step2_malformed(data: &[u8], truncated: bool) -> bool {
     ip.declared_end() > data.len() && !truncated
 }
 
+/// SPEC step 3's addresses, read independently of the engine (std's
+/// `Ipv6Addr`): whether an inbound packet from `data`'s source to its
+/// destination carries an address no other node may send.
+fn bad_address(data: &[u8]) -> bool {
+    let (Some(src), Some(dst)) = addresses(data) else {
+        return false;
+    };
+    let scope = dst.segments()[0] & 0x000f;
+    src.is_multicast()
+        || src.to_ipv4_mapped().is_some()
+        || src.is_loopback() != dst.is_loopback()
+        || dst.is_unspecified()
+        || (dst.is_multicast() && scope <= 1)
+}
+
+/// The source and destination of a whole fixed header.
+fn addresses(data: &[u8]) -> (Option<Ipv6Addr>, Option<Ipv6Addr>) {
+    let ip = |at: usize| {
+        let b: [u8; 16] = data.get(at..at + 16)?.try_into().ok()?;
+        Some(Ipv6Addr::from(b))
+    };
+    (ip(8), ip(24))
+}
+
+/// SPEC step 5's length rule (RFC 8200 §4.5), read independently: whether
+/// the first fragment header (found by [`fragment_header_at`]) has M = 1 and
+/// a fragment whose length is not a multiple of 8, or extension headers
+/// before it + offset × 8 + the fragment's length over 65,535. The
+/// fragment's length runs to 40 + the payload length (payload length 0,
+/// a Jumbo packet, is left out).
+fn fragment_length_broken(data: &[u8]) -> bool {
+    let Some(at) = fragment_header_at(data) else {
+        return false;
+    };
+    let (Some(b), Some(lo)) = (data.get(at + 2), data.get(at + 3)) else {
+        return false;
+    };
+    let field = u16::from_be_bytes([*b, *lo]);
+    let (offset, more) = (usize::from(field >> 3), field & 1 == 1);
+    let payload_len = Ipv6Packet::new_checked(data).map_or(0, |ip| usize::from(ip.payload_len()));
+    if payload_len == 0 {
+        return false;
+    }
+    let len = (40 + payload_len).saturating_sub(at + 8);
+    (more && !len.is_multiple_of(8)) || (at - 40) + offset * 8 + len > 65_535
+}
+
 fn columns_bare(d: &Decision) -> bool {
     d.proto.is_none() && d.dport.is_none()
 }
@@ -148,7 +197,27 @@ fn check_one(
     if d.reason == Reason::FirewallDisabled {
         return fail("firewall_disabled on an enabled connection");
     }
+    // Step 2 as the walk judged it (the Jumbo rules are the walk's).
+    let step2 = step2 || matches!(walk(data, truncated).outcome(), Outcome::BadLength);
+    if !step2 && bad_address(data) {
+        if d.reason != Reason::BadAddress || !columns_bare(d) {
+            return fail("an address no other node may send must be drop bad_address - -");
+        }
+        return Ok(());
+    }
     let (proto, dport) = (d.proto, d.dport);
+    if !step2 && fragment_length_broken(data) {
+        let before = matches!(
+            d.reason,
+            Reason::BadExtensionOrder | Reason::RoutingHeader0 | Reason::ChainTooLong
+        );
+        if !(before || (d.reason == Reason::Malformed && columns_bare(d))) {
+            return fail(
+                "a fragment breaking RFC 8200's length rule must be drop malformed - - \
+                 (unless a violation before its fragment header decided it)",
+            );
+        }
+    }
     match d.reason {
         Reason::BadExtensionOrder
         | Reason::RoutingHeader0
@@ -204,6 +273,14 @@ fn check_one(
                 return fail("unsupported_protocol must print its protocol and no dport");
             }
         }
+        Reason::BadAddress => {
+            // The step-3 addresses returned above: only TCP to a multicast
+            // destination is left (step 6), with its port.
+            let multicast = addresses(data).1.is_some_and(|a| a.is_multicast());
+            if !(multicast && proto == Some(6) && dport.is_some()) {
+                return fail("bad_address for addresses SPEC allows, or TCP without its port");
+            }
+        }
         Reason::NotIpv6 | Reason::FirewallDisabled | Reason::Outbound => {
             return fail("impossible inbound reason");
         }
@@ -250,6 +327,7 @@ fn reference(data: &[u8], meta: &PacketMeta, flows_recorded: bool) -> Option<Dec
         return Some(match meta.direction {
             Direction::Outbound => bare(Reason::Outbound),
             Direction::Inbound if meta.if_index == DISABLED => bare(Reason::FirewallDisabled),
+            Direction::Inbound if bad_address(data) => bare(Reason::BadAddress),
             Direction::Inbound => bare(Reason::NoUpperLayer),
         });
     }
@@ -258,11 +336,17 @@ fn reference(data: &[u8], meta: &PacketMeta, flows_recorded: bool) -> Option<Dec
         proto: Some(proto),
         dport: ports.map(|(_, d)| d).or(icmp_type.map(u16::from)),
     };
+    let inbound_enabled = meta.direction == Direction::Inbound && meta.if_index != DISABLED;
+    if inbound_enabled && bad_address(data) {
+        return Some(bare(Reason::BadAddress));
+    }
     let reason = match (meta.direction, ports, icmp_type) {
         (Direction::Outbound, ..) => Reason::Outbound,
         (_, _, _) if meta.if_index == DISABLED => Reason::FirewallDisabled,
         (_, Some((sport, dport)), _) => {
-            if own(meta.if_index, proto, dport) {
+            if proto == 6 && header.destination_addr().is_multicast() {
+                Reason::BadAddress
+            } else if own(meta.if_index, proto, dport) {
                 Reason::OpenPort
             } else if global(meta.if_index, proto, dport) {
                 Reason::GlobalPort
@@ -374,11 +458,14 @@ fn fragment_pair(engine: &Engine, data: &[u8]) -> Result<(), Violation> {
     let first = worker.decide(&snap, data, &PacketMeta::inbound(CONN, 10));
     let then = worker.decide(&snap, &later, &PacketMeta::inbound(CONN, 11));
     let w = walk(data, false);
+    // Step 5's length rule is the walk's `BadFragment`, not `Stop`: not
+    // remembered; a step-3 address decides before the walk.
     let remembered = w.is_first_fragment()
         && matches!(w.outcome(), Outcome::Complete | Outcome::Stop(_))
         && first.reason != Reason::IncompleteChain;
     let overlaps = w.fragment().is_some_and(|f| f.fragmentable_len > 8);
     let expected = match (remembered, overlaps) {
+        _ if bad_address(data) => Reason::BadAddress,
         (false, _) => Reason::OrphanFragment,
         (true, true) => Reason::FragmentOverlap,
         (true, false) => first.reason,
@@ -414,8 +501,8 @@ pub fn decide(data: &[u8]) -> Result<(), Violation> {
     }
     for seq in [&plain, &cut] {
         if let (Some(inb), Some(outb)) = (seq.first(), seq.get(3)) {
-            let comparable =
-                outb.reason == Reason::Outbound && !matches!(inb.reason, Reason::OrphanFragment);
+            let comparable = outb.reason == Reason::Outbound
+                && !matches!(inb.reason, Reason::OrphanFragment | Reason::BadAddress);
             if comparable && (inb.proto, inb.dport) != (outb.proto, outb.dport) {
                 return Err(format!(
                     "outbound columns differ from the same walk inbound: {inb:?} vs {outb:?}"
