@@ -14,7 +14,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(decide parse_vs_etherparse policy_ops control_request capture_file)
+  targets=(decide parse_vs_etherparse policy_ops control_request capture_file http_head)
 fi
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -20,9 +20,35 @@ pub struct Interface {
     pub index: u32,
 }
 
+/// The interfaces of this host that can be connections, sorted by id.
+///
+/// An interface name (the id) with a control character cannot be one: the
+/// policy refuses such text everywhere ([`v6fw_engine::policy::check_id`]),
+/// as it would reach a terminal raw. Such an interface is left out, with a
+/// warning that shows its name escaped; packets on it are judged as on any
+/// interface without a connection. A friendly name (Linux: `ifalias`) with
+/// control characters, or too long, is replaced by the id.
+pub fn list() -> Result<Vec<Interface>, FwError> {
+    let mut out = listed()?;
+    out.retain_mut(|i| {
+        if v6fw_engine::policy::check_id(&i.id).is_err() {
+            tracing::warn!(
+                "interface {} is left out of the connections: its name has control characters; rename it (`ip link set NAME name NEW`)",
+                v6fw_engine::policy::escaped(&i.id)
+            );
+            return false;
+        }
+        if v6fw_engine::policy::check_name(&i.name).is_err() {
+            i.name.clone_from(&i.id);
+        }
+        true
+    });
+    Ok(out)
+}
+
 /// The interfaces of this host, sorted by id.
 #[cfg(target_os = "linux")]
-pub fn list() -> Result<Vec<Interface>, FwError> {
+fn listed() -> Result<Vec<Interface>, FwError> {
     use std::path::Path;
 
     let base = Path::new("/sys/class/net");
@@ -49,7 +75,7 @@ pub fn list() -> Result<Vec<Interface>, FwError> {
 
 /// The interfaces of this host, sorted by id.
 #[cfg(all(unix, not(target_os = "linux")))]
-pub fn list() -> Result<Vec<Interface>, FwError> {
+fn listed() -> Result<Vec<Interface>, FwError> {
     let all = nix::net::if_::if_nameindex().map_err(|e| {
         FwError::Fail(format!("cannot list the network interfaces: {e}")).because(e)
     })?;
@@ -73,13 +99,13 @@ mod windows;
 
 /// The network adapters of this host with IPv6 enabled, sorted by id.
 #[cfg(windows)]
-pub fn list() -> Result<Vec<Interface>, FwError> {
+fn listed() -> Result<Vec<Interface>, FwError> {
     self::windows::list()
 }
 
 /// The interfaces of this host: not written for this platform (`E_NOTIMPL`).
 #[cfg(not(any(unix, windows)))]
-pub fn list() -> Result<Vec<Interface>, FwError> {
+fn listed() -> Result<Vec<Interface>, FwError> {
     Err(FwError::NotImpl(
         "listing network adapters is not written for this platform yet; use global ports".into(),
     ))

@@ -11,6 +11,7 @@
 //! - [`log`]: the Windows Firewall style log (`pfirewall.log`) and the hook
 //!   that feeds it from the packet path.
 //! - [`interfaces`]: the host's interfaces, as the connections of the policy.
+//! - [`http`]: the small bounded HTTP server behind `v6fw run --metrics`.
 //!
 //! The key design choice: one writer. Every change, whether it comes from a
 //! command, the control socket or a reload, goes through the
@@ -24,7 +25,9 @@
 
 pub mod control;
 pub mod fw;
+pub mod http;
 pub mod interfaces;
+pub mod lock_file;
 pub mod log;
 #[cfg(unix)]
 mod private_dir;

@@ -1,6 +1,7 @@
 //! What every command prints the same way: per-reason counts in JSON, errors
 //! in JSON (with `--json`), and whether colour may be used.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use v6fw_api::fw::{FwError, E_FAIL, E_INVALIDARG};
@@ -48,7 +49,8 @@ pub fn describe(e: &anyhow::Error) -> String {
         line.push_str(&text);
         last = text;
     }
-    line
+    // An error may quote text from a file or a daemon: never raw controls.
+    shown(&line).into_owned()
 }
 
 /// A command-line error (unknown option, bad value) as [`error_json`] gives
@@ -69,6 +71,14 @@ pub fn write_error_json(v: &serde_json::Value) {
 /// when `NO_COLOR` is unset or empty (<https://no-color.org>).
 pub fn colour(is_terminal: bool) -> bool {
     is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` as it may be printed to a terminal: every control character
+/// escaped (`\u{1b}`), the rest as it is. For what comes from elsewhere: an
+/// interface name, a name from an older daemon, an error quoting a file
+/// (`ESC ]0;...` would otherwise reach the terminal raw).
+pub fn shown(text: &str) -> Cow<'_, str> {
+    v6fw_engine::policy::escape_controls(text)
 }
 
 #[cfg(test)]

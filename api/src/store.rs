@@ -1,10 +1,21 @@
 //! The durable policy: `policy.toml` in a state directory.
 //!
-//! Every change is written atomically before it is acknowledged: the new text
-//! goes to a temporary file in the same directory, which is written, fsynced,
-//! renamed over `policy.toml`, and then the directory itself is fsynced so the
+//! The file is the admin's. v6fw writes it only to carry out a change
+//! someone asked for (`v6fw ports ...`, `v6fw log set`, `v6fw load`, `v6fw
+//! run --open`), never for its own bookkeeping: what the daemon learns at run
+//! time (the interfaces, their indexes) stays in memory. A change is written
+//! into the document as it is (`store/doc.rs`: comments, order and spellings stay;
+//! pairs are written as compact ranges), and only over the text v6fw last
+//! read or wrote: a file edited on disk since then is never overwritten, the
+//! change is refused with an error that says to `v6fw reload` first.
+//!
+//! Every write is atomic before it is acknowledged: the new text goes to a
+//! temporary file in the same directory, which is written, fsynced, renamed
+//! over `policy.toml`, and then the directory itself is fsynced so the
 //! rename survives a power cut. A reader (or a restart after `SIGKILL`) sees
-//! either the old file or the new one, never a mix.
+//! either the old file or the new one, never a mix. Reading is careful too
+//! (`store/file.rs`): no symbolic link, no file another user owns or may write, and
+//! no file still being written in place.
 //!
 //! A file that does not parse is never silently replaced: loading fails with
 //! an error naming the file, the line and the column. Loading is strict: an
@@ -17,12 +28,18 @@
 //! `[logging]` table ([`LogSettings`]), which the engine accepts unread. The
 //! text is read twice, once for each, so both keep toml's line and column.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+mod doc;
+mod file;
+
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
+use toml_edit::DocumentMut;
 use v6fw_engine::Policy;
 
 use crate::fw::{check_log_settings, FwError};
@@ -59,6 +76,17 @@ struct DaemonTables<L> {
 /// The policy file's name inside the state directory.
 pub const POLICY_FILE: &str = "policy.toml";
 
+/// The largest policy file v6fw writes, and `v6fw load` sends: a change
+/// that would make the file larger is refused. With pairs written as ranges
+/// a file stays far below it (every pair of both protocols open is one line
+/// each).
+pub const MAX_POLICY_BYTES: usize = 8 << 20;
+
+pub use file::{SETTLE, SETTLE_LIMIT};
+
+/// The first line of a policy file v6fw creates.
+pub const HEADER: &str = "# v6fw policy. `v6fw ports ...` and `v6fw log set` change it in place (comments and layout stay); after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n";
+
 /// The lock file a writer holds for as long as it may change the policy.
 pub const LOCK_FILE: &str = "policy.lock";
 
@@ -72,7 +100,7 @@ pub fn record_socket(state_dir: &Path, socket: &Path) -> Result<(), FwError> {
     let path = state_dir.join(SOCKET_FILE);
     let tmp = state_dir.join(format!("{TMP_PREFIX}.socket.{}", std::process::id()));
     let text = format!("{}\n", socket.display());
-    write_synced(&tmp, text.as_bytes())
+    file::write_synced(&tmp, text.as_bytes(), 0o644)
         .and_then(|()| fs::rename(&tmp, &path).map_err(|e| FwError::io("replace", &path, e)))
         .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
@@ -144,11 +172,16 @@ fn check_moved_from(state_dir: &Path, old_dir: &Path) -> Result<(), FwError> {
     )))
 }
 
-/// Where the policy of one state directory lives, and how it is read and written.
+/// Where the policy of one state directory lives, and how it is read and
+/// written. Clones share what was last read or written.
 #[derive(Debug, Clone)]
 pub struct PolicyStore {
     dir: PathBuf,
     path: PathBuf,
+    /// The file's text as this store last read or wrote it (`Some(None)`:
+    /// there was no file; `None`: not read yet). A change is written only
+    /// over this text.
+    seen: Arc<Mutex<Option<Option<String>>>>,
 }
 
 impl PolicyStore {
@@ -157,6 +190,7 @@ impl PolicyStore {
         PolicyStore {
             dir: state_dir.to_path_buf(),
             path: state_dir.join(POLICY_FILE),
+            seen: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -206,13 +240,13 @@ impl PolicyStore {
     /// seconds for another writer. One process at a time may change a policy
     /// file; the lock is released when the returned value is dropped or the
     /// process dies.
+    ///
+    /// The lock file is the owner's alone (see [`crate::lock_file::open`]): nobody
+    /// else can open it, so nobody else can hold the lock to keep the daemon
+    /// from starting or root's offline changes from being made.
     pub fn lock(&self) -> Result<StoreLock, FwError> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = crate::lock_file::open(&path)
             .map_err(|e| FwError::io("open the lock file", &path, e))?;
         for attempt in 0..40 {
             let err = match try_lock_exclusive(&file) {
@@ -236,41 +270,105 @@ impl PolicyStore {
     /// The stored policy file, or `None` if there is no file yet. A file that
     /// cannot be read, is empty, does not parse or holds a value v6fw would
     /// refuse is an `E_FAIL` (see [`parse`]) naming the file, and never read
-    /// as an empty policy. The daemon's start and reload both go through here.
+    /// as an empty policy; so is a file that is not safe to trust (a link,
+    /// not root's, writable by others) or that is still being written (it
+    /// is read once it has been left alone for [`SETTLE`]). The daemon's
+    /// start and reload both go through here; what was read becomes the
+    /// text the next change is written over.
     pub fn load(&self) -> Result<Option<PolicyFile>, FwError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(FwError::Fail(format!(
-                    "cannot read the policy file {}: {e}; it must be a regular file root can read: fix its rights or restore it from a backup (v6fw does not start with a policy it cannot read)",
-                    self.path.display()
-                )).because(e))
-            }
+        let Some(bytes) = file::read_settled(&self.path)? else {
+            *self.seen.lock() = Some(None);
+            return Ok(None);
         };
-        let text = String::from_utf8(bytes).map_err(|e| {
+        let text = self.utf8(bytes)?;
+        let parsed = parse(&self.path, &text)?;
+        *self.seen.lock() = Some(Some(text));
+        Ok(Some(parsed))
+    }
+
+    fn utf8(&self, bytes: Vec<u8>) -> Result<String, FwError> {
+        String::from_utf8(bytes).map_err(|e| {
             FwError::Fail(format!(
                 "the policy file {} is not UTF-8 text ({e}): restore it from a backup or fix the bytes there",
                 self.path.display()
             )).because(e)
-        })?;
-        parse(&self.path, &text).map(Some)
+        })
     }
 
-    /// Writes `file` atomically and durably (temp file, fsync, rename,
-    /// fsync of the directory): the policy and its `[logging]` in one write.
-    /// When this returns `Ok`, the change survives a crash.
+    /// Writes the change from `before` to `after` into the file as it is
+    /// (see `store/doc.rs`: only what changed is touched), atomically and durably.
+    /// Refused, with nothing written, when the file was changed on disk
+    /// since this store last read or wrote it: the change would be written
+    /// over an edit nobody has applied yet.
+    pub fn save_change(&self, before: &PolicyFile, after: &PolicyFile) -> Result<(), FwError> {
+        let mut seen = self.seen.lock();
+        let now = file::read_now(&self.path)?
+            .map(|b| self.utf8(b))
+            .transpose()?;
+        if seen.as_ref().is_some_and(|s| *s != now) {
+            return Err(FwError::Fail(format!(
+                "{} was changed on disk since v6fw last read it: nothing was changed, so that edit is not undone; \
+                 apply it first (`v6fw check {p}`, then `v6fw reload`, or restart v6fw), then repeat this change",
+                self.path.display(),
+                p = self.path.display()
+            )));
+        }
+        let fresh = now.is_none();
+        let text = now.unwrap_or_default();
+        let mut document: DocumentMut = text.parse().map_err(|e| {
+            FwError::Fail(format!(
+                "the policy file {} does not parse ({e}): fix it there, then `v6fw reload`",
+                self.path.display()
+            ))
+        })?;
+        doc::apply(&mut document, before, after, false)?;
+        let out = if fresh {
+            format!("{HEADER}{document}")
+        } else {
+            document.to_string()
+        };
+        self.write(&out)?;
+        *seen = Some(Some(out));
+        Ok(())
+    }
+
+    /// Replaces the whole file with `text` (`v6fw load`: the admin gave
+    /// the whole policy, comments and all), atomically and durably.
+    pub fn replace(&self, text: &str) -> Result<(), FwError> {
+        let mut seen = self.seen.lock();
+        self.write(text)?;
+        *seen = Some(Some(text.to_string()));
+        Ok(())
+    }
+
+    /// Writes `file` as a new document ([`render`]), replacing the file.
     pub fn save(&self, file: &PolicyFile) -> Result<(), FwError> {
-        let text = render(file)?;
+        self.replace(&render(file)?)
+    }
+
+    /// Writes `text` over the file: temp file, fsync, rename, fsync of the
+    /// directory. The file keeps its mode (without group or other write).
+    fn write(&self, text: &str) -> Result<(), FwError> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(FwError::Fail(format!(
+                "the policy would be {} bytes, more than v6fw writes or loads ({MAX_POLICY_BYTES}): \
+                 nothing was changed; open ranges (`v6fw ports open 6000:6999/tcp`) instead of single pairs",
+                text.len()
+            )));
+        }
+        #[cfg(unix)]
+        let mode = file::mode_of(&self.path);
+        #[cfg(not(unix))]
+        let mode = 0o644;
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .dir
             .join(format!("{TMP_PREFIX}.{}.{n}", std::process::id()));
-        let result = write_synced(&tmp, text.as_bytes())
+        let result = file::write_synced(&tmp, text.as_bytes(), mode)
             .and_then(|()| {
                 fs::rename(&tmp, &self.path).map_err(|e| FwError::io("replace", &self.path, e))
             })
-            .and_then(|()| sync_dir(&self.dir));
+            .and_then(|()| file::sync_dir(&self.dir));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -296,24 +394,14 @@ pub struct StoreLock {
     _file: fs::File,
 }
 
-/// The text of `file` as it is stored, with a header comment: the engine's
-/// policy, then the `[logging]` table.
+/// `file` as a new document: [`HEADER`], then what differs from the
+/// defaults, pairs as compact ranges (`"1:65535/udp" = "all"`). Connections
+/// are written with their `if_index` when they have one (a file for `v6fw
+/// replay`); a change through the daemon never writes indexes.
 pub fn render(file: &PolicyFile) -> Result<String, FwError> {
-    let to_toml = |r: Result<String, toml::ser::Error>| {
-        r.map_err(|e| {
-            FwError::Unexpected(format!(
-                "the policy could not be written as TOML: {e}; please report this"
-            ))
-            .because(e)
-        })
-    };
-    let body = to_toml(toml::to_string(&file.policy))?;
-    let daemon = to_toml(toml::to_string(&DaemonTables {
-        logging: &file.logging,
-    }))?;
-    Ok(format!(
-        "# v6fw policy. Written by v6fw on every change; after a hand edit, run `v6fw check` on it, then `v6fw reload`.\n{body}\n{daemon}"
-    ))
+    let mut document = DocumentMut::new();
+    doc::apply(&mut document, &PolicyFile::default(), file, true)?;
+    Ok(format!("{HEADER}{document}"))
 }
 
 /// Reads the TOML of a policy file, the engine's part and then the daemon's
@@ -416,36 +504,6 @@ fn create_dir(dir: &Path) -> Result<(), FwError> {
         .map_err(|e| FwError::io("create the state directory", dir, e))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), FwError> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o644);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| FwError::io("create", path, e))?;
-    f.write_all(bytes)
-        .map_err(|e| FwError::io("write", path, e))?;
-    f.sync_all().map_err(|e| FwError::io("fsync", path, e))
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), FwError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| FwError::io("fsync the directory", dir, e))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), FwError> {
-    // Windows: a rename is made durable by the file system's journal; a
-    // directory handle cannot be fsynced.
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,19 +532,20 @@ mod tests {
         assert_eq!(file.logging.max_size, 2048);
         assert_eq!(file.policy.globals.len(), 1);
         let rendered = render(&file).unwrap();
+        assert!(rendered.starts_with(HEADER), "{rendered}");
         assert!(
-            rendered.ends_with(
-                "[icmp]\n\n[logging]\ndropped = false\nconnections = true\nmax_size = 2048\n"
-            ),
+            rendered.contains("[globals]\n\"22/tcp\" = \"ssh\"\n"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("[logging]\nconnections = true\nmax_size = 2048\n"),
             "{rendered}"
         );
         assert_eq!(parse(path, &rendered).unwrap(), file);
-        // No `[logging]`: the defaults, written out in full.
+        // No `[logging]`: the defaults, which a new file leaves out.
         let bare = parse(path, "[globals]\n").unwrap();
         assert_eq!(bare, PolicyFile::default());
-        assert!(render(&bare)
-            .unwrap()
-            .contains("[logging]\ndropped = false\n"));
+        assert_eq!(render(&bare).unwrap(), HEADER);
     }
 
     #[test]

@@ -372,9 +372,10 @@ fn bad_requests_get_error_replies_and_the_server_lives() {
     assert!(read_reply(&mut r).ok);
     assert_eq!(d.mgr.global_open_ports().count(), 0);
 
-    // Oversized: an error reply, then the connection is closed.
+    // Oversized (for root, who may `load` a large policy, past the
+    // larger limit): an error reply, then the connection is closed.
     let (mut big, mut big_r) = d.raw();
-    let junk = vec![b'x'; 70 * 1024];
+    let junk = vec![b'x'; v6fw_api::control::protocol::MAX_ADMIN_REQUEST_BYTES + 1];
     let _ = big.write_all(&junk);
     assert_eq!(err_code(&read_reply(&mut big_r)), E_INVALIDARG);
     let mut rest = Vec::new();

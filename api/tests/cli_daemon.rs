@@ -326,3 +326,84 @@ fn second_server_is_refused(d: &Daemon, says: &str) {
     assert_eq!(e.hresult(), E_FAIL);
     assert!(e.to_string().contains(says), "{e}");
 }
+
+/// `--socket PATH` alone names a daemon: with none there the command fails
+/// and changes nothing, not the default state directory's policy. Run in a
+/// mount namespace whose /etc is an empty tmpfs, so the host's
+/// /etc/v6fw is never at risk and anything written there would show.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_named_socket_without_a_daemon_changes_nothing() {
+    if !root_or_skip("a_named_socket_without_a_daemon_changes_nothing") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let script = format!(
+        "mount -t tmpfs v6fw-test /etc || exit 99; {} ports open 9555/tcp --socket {} 2>{err}; \
+         echo rc=$?; ls -A /etc",
+        env!("CARGO_BIN_EXE_v6fw"),
+        t.path().join("none.sock").display(),
+        err = t.path().join("err").display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let err = std::fs::read_to_string(t.path().join("err")).unwrap();
+    assert_eq!(
+        stdout.trim(),
+        "rc=1",
+        "a failure, and nothing made in /etc: {stdout}\n{err}"
+    );
+    assert!(
+        err.contains("no v6fw daemon answers at") && err.contains("nothing was sent or changed"),
+        "{err}"
+    );
+}
+
+/// Only a client that may change the policy may send the long request
+/// lines of a `load`: an unprivileged user's line past 64 KiB is refused
+/// (so every such client costs the daemon at most that much), root's is read.
+#[test]
+#[cfg(unix)]
+fn long_request_lines_are_for_admins_only() {
+    if !root_or_skip("long_request_lines_are_for_admins_only") {
+        return;
+    }
+    let d = Daemon::start();
+    // A ping padded with spaces to 100 KiB: valid JSON, one line.
+    let send = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+line = b'{"op":"ping"' + b' ' * (100 * 1024) + b'}\n'
+try:
+    s.sendall(line)
+except OSError:
+    pass
+print(s.makefile('rb').readline().decode().strip())
+"#;
+    let reply = |who: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(who)
+            .args(["/usr/bin/python3", "-c", send])
+            .arg(&d.socket)
+            .output()
+            .unwrap();
+        let v: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        v
+    };
+    let nobody = reply(&["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    assert_eq!(nobody["ok"], false, "{nobody}");
+    assert!(
+        nobody["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 65536 bytes"),
+        "{nobody}"
+    );
+    let root = reply(&["--reuid=0"]);
+    assert_eq!(root["ok"], true, "{root}");
+}

@@ -100,6 +100,44 @@ fn bad_prefixes_are_invalid_arguments_naming_the_text() {
     assert!(list.contains("(none)"), "nothing was opened: {list}");
 }
 
+/// Issue 29: `fd00::1/8` was silently widened to `fd00::/8`; it is an error
+/// naming the network meant, from the command line, a policy file and
+/// `check`.
+#[test]
+fn prefixes_with_host_bits_are_errors_naming_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err = fails(&v6fw(
+        d,
+        &["ports", "open", "22/tcp", "--from", "fd00::1/8"],
+    ));
+    assert!(
+        err.contains("\"fd00::1/8\" has bits set past its length: the network is fd00::/8"),
+        "{err}"
+    );
+    assert!(err.contains("E_INVALIDARG"), "{err}");
+    let list = ok(&v6fw(d, &["ports", "list", "--global"]));
+    assert!(list.contains("(none)"), "nothing was opened: {list}");
+    let file = d.join("hostbits.toml");
+    std::fs::write(
+        &file,
+        "[globals]\n\"22/tcp\" = { name = \"ssh\", from = [\"2001:db8::5/32\"] }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_v6fw"))
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            ":2:35: \"2001:db8::5/32\" has bits set past its length: the network is 2001:db8::/32"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn ranges_and_service_names() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,8 +10,9 @@
 //!    `global_port` and `port_closed` for the worker of queue 0 by what was
 //!    sent; `v6fw ports open` raises the policy publishes and the open
 //!    pairs; another path is 404;
-//! 3. `--metrics [::]:9641` warns that the address is not loopback, and
-//!    serves there;
+//! 3. `--metrics [::]:9641` warns that the address is not loopback and is
+//!    IPv6 only, and serves there over IPv6, not over IPv4 (127.0.0.1:9641
+//!    is refused: the socket is IPV6_V6ONLY);
 //!    a `JOURNAL_STREAM` that is not stderr's stream leaves the log on stderr;
 //! 4. a `JOURNAL_STREAM` that is stderr's stream sends the log to the
 //!    journal, or (no journald) to stderr with a warning;
@@ -35,16 +36,18 @@ mod common;
 
 use common::lab::{self, run_bounded, unavailable, wait_for, Lab, FW_ADDR};
 
-/// GETs `http://[::1]:PORT/PATH`; prints the status, a newline, the body.
+/// GETs `http://HOST:PORT/PATH` (HOST `[::1]` unless a third argument
+/// names another); prints the status, a newline, the body.
 const SCRAPE: &str = r#"
 import sys, urllib.request, urllib.error
+host = sys.argv[3] if len(sys.argv) > 3 else "[::1]"
 try:
-    r = urllib.request.urlopen("http://[::1]:%s%s" % (sys.argv[1], sys.argv[2]), timeout=3)
+    r = urllib.request.urlopen("http://%s:%s%s" % (host, sys.argv[1], sys.argv[2]), timeout=3)
     print(r.status); print(r.headers.get("Content-Type")); print(r.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code); print(""); print(e.read().decode())
 except OSError as e:
-    print("fail:" + type(e).__name__)
+    print("fail:" + type(getattr(e, "reason", e)).__name__)
 "#;
 
 struct Test {
@@ -100,10 +103,15 @@ impl Test {
 
     /// `(status, content type, body)` of a GET in FW, or `fail:...`.
     fn get(&self, port: u16, path: &str) -> Result<(u16, String, String), String> {
+        self.get_from("[::1]", port, path)
+    }
+
+    /// [`Test::get`] of `http://HOST:PORT/PATH`.
+    fn get_from(&self, host: &str, port: u16, path: &str) -> Result<(u16, String, String), String> {
         let out = run_bounded(
             &mut self.lab.exec(
                 &self.lab.net.fw,
-                &["python3", "-c", SCRAPE, &port.to_string(), path],
+                &["python3", "-c", SCRAPE, &port.to_string(), path, host],
             ),
             Duration::from_secs(10),
         );
@@ -241,6 +249,12 @@ fn metrics_are_scraped_and_move_with_traffic() {
     assert!(
         stderr.contains("[::]:9641, which is not loopback"),
         "{stderr}"
+    );
+    assert!(stderr.contains("IPv6 only"), "{stderr}");
+    assert_eq!(
+        t.get_from("127.0.0.1", 9641, "/metrics"),
+        Err("fail:ConnectionRefusedError\n".into()),
+        "[::] must not serve IPv4"
     );
     stop(&mut t.lab.children[daemon]);
 

@@ -101,7 +101,9 @@ fn live_nfqueue_filters_a_veth_pair() {
     ]);
     let shown = lab.v6fw(&["log", "show", "--json"]);
     assert!(shown.contains(r#""dropped":true"#), "{shown}");
-    let rules = lab.ip6tables_save();
+    // In mangle, so that an NF_ACCEPT goes on to filter; filter untouched.
+    let rules = lab.ip6tables_save_table("mangle");
+    assert!(!lab.ip6tables_save_table("filter").contains("V6FW"));
     assert!(rules.contains("-A INPUT -j V6FW-IN"), "{rules}");
     assert!(rules.contains("-A OUTPUT -j V6FW-OUT"), "{rules}");
     assert!(
@@ -314,4 +316,92 @@ fn live_refuses_to_start_without_root() {
     }
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(MESSAGE), "{stderr}");
+}
+
+/// A stop whose rule removal fails says so: `v6fw run` finds `ip6tables`
+/// through a `PATH` directory holding only a link to it; the link is
+/// removed before SIGTERM, so every removal fails to start ip6tables (as
+/// with EMFILE, EAGAIN or ENOMEM). The daemon reports it with the commands
+/// to run by hand and exits 1, and the rules are still there (it did not
+/// take the failure for "no such chain").
+#[test]
+fn live_a_failed_rule_removal_is_reported_and_not_silent() {
+    if let Some(why) = unavailable() {
+        return skip(&why);
+    }
+    let mut lab = match Lab::new("v6fwrmf", env!("CARGO_BIN_EXE_v6fw")) {
+        Ok(lab) => lab,
+        Err(why) => return skip(&format!("cannot build the namespaces: {why}")),
+    };
+    if lab.net.nfqueue_target_works().is_err() {
+        return skip("the kernel has no ip6tables NFQUEUE target (xt_NFQUEUE / nft_compat)");
+    }
+    let which = sh(&["sh", "-c", "command -v ip6tables"]);
+    let real = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    let real = std::fs::canonicalize(&real).unwrap();
+    let bin = lab.net.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("ip6tables");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err_path = lab.net.dir.join("rmf.err");
+    let (state, socket) = (lab.net.dir.join("state"), lab.net.dir.join("c.sock"));
+    let child = lab
+        .exec(
+            &lab.net.fw,
+            &[
+                "env",
+                &format!("PATH={}", bin.display()),
+                env!("CARGO_BIN_EXE_v6fw"),
+                "run",
+                "--stats-interval",
+                "0",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--socket",
+                socket.to_str().unwrap(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    lab.children.push(child);
+    let log = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(10),
+        || log().contains("filtering IPv6"),
+        "v6fw run to start",
+    );
+    assert!(lab.ip6tables_save().contains("V6FW-IN"), "{}", log());
+    std::fs::remove_file(&link).unwrap();
+    // SAFETY: `pid` is a child of this test that has not been reaped (it is
+    // in `lab.children`).
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let c = lab.children.iter_mut().find(|c| c.id() == pid).unwrap();
+        if let Some(s) = c.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit on SIGTERM:\n{}", log());
+        sleep(Duration::from_millis(50));
+    };
+    let log = log();
+    eprintln!("v6fw run's log:\n{log}");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("cannot remove v6fw's ip6tables rules"),
+        "{log}"
+    );
+    assert!(log.contains("cannot run ip6tables"), "{log}");
+    assert_eq!(log.matches("remove the rules by hand").count(), 1, "{log}");
+    assert!(log.contains("ip6tables -t mangle -X V6FW-IN"), "{log}");
+    let rules = lab.ip6tables_save();
+    assert!(
+        rules.contains("V6FW-IN"),
+        "the rules are still there:\n{rules}"
+    );
+    // The namespace goes with the lab, and its rules with it.
 }

@@ -11,9 +11,10 @@
 //!    and the daemon goes on; a corrupt file is refused, the policy stays;
 //! 3. starts a second daemon on another queue (and state dir and socket):
 //!    refused, naming the first; the first's rules and filtering go on;
-//! 4. appends `ip6tables -A INPUT -p tcp --dport 8080 -j DROP` after v6fw's
-//!    jump: 8080, open in v6fw, is then dropped (the accept did not end the
-//!    chain);
+//! 4. appends `ip6tables -A INPUT -p tcp --dport 8080 -j DROP` to the
+//!    `filter` table (v6fw's chains are in `mangle`): 8080, open in v6fw, is
+//!    then dropped (v6fw's NF_ACCEPT went on to filter, it did not end the
+//!    packet's way);
 //! 5. SIGKILLs the daemon (fail-closed: an open port is dropped while it is
 //!    gone; a start that fails on a corrupt policy leaves the rules) and
 //!    starts it again: the session still works;
@@ -377,11 +378,15 @@ fn live_safety_never_locks_the_admin_out() {
         "a new connection to the closed 2222"
     );
     assert_eq!(t.client("tcp", 8080, 3.0), "ok", "the open 8080");
-    let rules = t.lab.ip6tables_save();
+    // v6fw's chains are in mangle, without a mark rule (accepts are
+    // NF_ACCEPT, on to filter); filter is the admin's alone.
+    let rules = t.lab.ip6tables_save_table("mangle");
     assert!(
-        rules.contains("-A V6FW-IN -m mark --mark 0x200000/0x200000 -j RETURN"),
+        rules.contains("-A V6FW-IN -i lo -j RETURN\n-A V6FW-IN -j NFQUEUE --queue-num 0"),
         "{rules}"
     );
+    assert!(!rules.contains("mark"), "{rules}");
+    assert!(!t.lab.ip6tables_save_table("filter").contains("V6FW"));
 
     // 2. SIGHUP reloads the edited file; a corrupt one is refused.
     assert!(t.client("tcp", 9090, 1.2).starts_with("fail"));
@@ -436,7 +441,7 @@ fn live_safety_never_locks_the_admin_out() {
     );
     assert_eq!(t.client("tcp", 8080, 3.0), "ok");
 
-    // 4. The admin's DROP after v6fw's jump sees what v6fw accepted.
+    // 4. The admin's DROP in filter INPUT sees what v6fw (in mangle) accepted.
     let drop_8080 = ["INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"];
     t.ip6tables(&[&["-A"][..], &drop_8080].concat());
     assert!(

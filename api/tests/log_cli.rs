@@ -162,7 +162,7 @@ fn set_log_requests_are_checked() {
     let mgr = FirewallManager::in_memory(Policy::default());
     let set = |req: &str, admin: bool| {
         let req: Request = serde_json::from_str(req).unwrap();
-        dispatch(&mgr, req, admin)
+        dispatch(&mgr, req, v6fw_api::control::Caller::root_if(admin))
     };
     let set_json = |req: Value| set(&req.to_string(), true);
     let code = |r: Result<Value, v6fw_api::fw::FwError>| r.unwrap_err().hresult();

@@ -140,6 +140,16 @@ fn bad_prefixes_are_refused_with_their_text() {
         err.contains("\"fd00::/129\" is not an IPv6 prefix"),
         "{err}"
     );
+    // Bits past the length (issue 29): refused, naming the network.
+    let out = v6fw(&[
+        "replay",
+        cap.to_str().unwrap(),
+        "--open",
+        "22/tcp@fd00::1/8",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the network is fd00::/8"), "{err}");
     let policy = dir.path().join("bad.toml");
     std::fs::write(
         &policy,

@@ -300,3 +300,32 @@ fn a_state_directory_others_can_write_is_refused() {
     assert!(err.contains("--state-dir"), "{err}");
     assert!(!state.join("policy.toml").exists(), "nothing written");
 }
+
+/// A file an editor writes in place (truncate, then the text in two
+/// writes with a pause between) is never read half: the first half alone
+/// is a valid policy with fewer pairs, which a reload must not publish.
+#[test]
+fn a_file_being_written_in_place_is_read_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PolicyStore::new(dir.path());
+    let first = "[globals]\n\"22/tcp\" = \"ssh\"\n";
+    let second = "\"80/tcp\" = \"web\"\n";
+    let mut f = std::fs::File::create(store.path()).unwrap();
+    f.write_all(first.as_bytes()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        // The reader has started; then the rest, well within the settling time.
+        rx.recv().unwrap();
+        std::thread::sleep(v6fw_api::store::SETTLE / 4);
+        f.write_all(second.as_bytes()).unwrap();
+    });
+    tx.send(()).unwrap();
+    let read = store.load().unwrap().unwrap();
+    writer.join().unwrap();
+    assert_eq!(
+        read.policy.globals.len(),
+        2,
+        "the whole file, not its first half"
+    );
+}

@@ -8,11 +8,13 @@
 //! verdicts: a `NFQNL_MSG_VERDICT` for each dropped packet, then a single
 //! `NFQNL_MSG_VERDICT_BATCH` that accepts every remaining packet up to the
 //! last accepted id (the kernel hands packets over in id order, so those are
-//! exactly the ones this batch accepted). With an accept mark (the default
-//! of `v6fw run`) an accepted packet gets its own `NFQNL_MSG_VERDICT` too:
-//! `NF_REPEAT` with the mark bit added, so the netfilter hook runs again,
-//! v6fw's chain returns on the bit and the rest of the admin's chain sees
-//! the packet (`NF_ACCEPT` would end the table's traversal).
+//! exactly the ones this batch accepted). `NF_ACCEPT` goes on with the next
+//! netfilter hook: queued from `mangle` (v6fw's rules), the packet then
+//! meets the `filter` table and the admin's rules. With an accept mark
+//! (`--mark-bit`, for an NFQUEUE rule in the middle of a chain) an accepted
+//! packet gets its own `NFQNL_MSG_VERDICT` instead: `NF_REPEAT` with the
+//! mark bit added, so the same hook runs again, a rule returns on the bit
+//! and the rest of that chain sees the packet.
 //!
 //! The netlink protocol is spoken directly ([`netlink`]) rather than through
 //! the `nfq` crate: `nfq` 0.2 has no batch receive, no batch verdict, no way
@@ -66,9 +68,9 @@ pub struct QueueConfig {
     pub batch: usize,
     /// The mark bit(s) of an accept: non-zero answers an accepted packet
     /// `NF_REPEAT` with these bits added to its mark, so the hook runs again,
-    /// v6fw's chain returns on the bits ([`crate::rules::Rules::accept_mark`])
-    /// and the packet goes on through the rest of the admin's chain. Zero:
-    /// `NF_ACCEPT` (ends the table's traversal).
+    /// a rule returns on the bits ([`crate::rules::Rules::accept_mark`])
+    /// and the packet goes on through the rest of that chain. Zero (the
+    /// default): `NF_ACCEPT` in one batch verdict, on to the next hook.
     pub accept_mark: u32,
 }
 

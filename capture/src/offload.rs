@@ -1,13 +1,13 @@
 //! Reading what the offload rules of [`crate::rules`] let through: the
 //! packet and byte counters of the rules marked `v6fw-offload` in v6fw's
-//! chains (`ip6tables -L CHAIN -v -x -n`). This spawns ip6tables, so it is
+//! chains (`ip6tables -t mangle -L CHAIN -v -x -n`). This spawns ip6tables, so it is
 //! for a periodic read or a one-off (`v6fw stats`, the totals at exit),
 //! never the packet path.
 
-use crate::rules::{ip6tables_output, RuleError, CHAIN_IN, CHAIN_OUT, OFFLOAD_COMMENT};
+use crate::rules::{ip6tables_output, RuleError, CHAIN_IN, CHAIN_OUT, OFFLOAD_COMMENT, TABLE};
 
-/// What the kernel accepted for v6fw without queueing it: packets of flows
-/// conntrack tracked as ESTABLISHED or RELATED.
+/// What the kernel accepted for v6fw without queueing it: packets of TCP
+/// and UDP flows conntrack tracked as ESTABLISHED.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloaded {
     /// Inbound packets (chain V6FW-IN).
@@ -42,14 +42,14 @@ pub fn read() -> Result<Option<Offloaded>, RuleError> {
         (CHAIN_IN, &mut o.in_packets, &mut o.in_bytes),
         (CHAIN_OUT, &mut o.out_packets, &mut o.out_bytes),
     ] {
-        let args: Vec<String> = ["-L", chain, "-v", "-x", "-n"]
+        let args: Vec<String> = ["-t", TABLE, "-L", chain, "-v", "-x", "-n"]
             .iter()
             .map(|a| a.to_string())
             .collect();
         let text = match ip6tables_output(&args) {
             Ok(t) => t,
             // No such chain: v6fw's rules are not installed here.
-            Err(RuleError::Failed { .. }) => continue,
+            Err(e) if e.is_absent() => continue,
             Err(e) => return Err(e),
         };
         if let Some((p, b)) = parse(&text) {
@@ -61,8 +61,9 @@ pub fn read() -> Result<Option<Offloaded>, RuleError> {
     Ok(found.then_some(o))
 }
 
-/// The packet and byte counters of the offload rules in one chain's
-/// `ip6tables -L CHAIN -v -x -n` listing, summed; `None` without one.
+/// The packet and byte counters of the offload rules (one per protocol) in
+/// one chain's `ip6tables -L CHAIN -v -x -n` listing, summed; `None`
+/// without one.
 pub fn parse(listing: &str) -> Option<(u64, u64)> {
     let marker = format!("/* {OFFLOAD_COMMENT} */");
     let mut sum: Option<(u64, u64)> = None;
@@ -87,9 +88,10 @@ mod tests {
         // As ip6tables 1.8.9 (nf_tables) prints it.
         let listing = "Chain V6FW-IN (1 references)
     pkts      bytes target     prot opt in     out     source               destination
+   12000  1200000 RETURN     6    --  *      *       ::/0                 ::/0                 ctstate ESTABLISHED /* v6fw-offload */
+     345    34567 RETURN     17   --  *      *       ::/0                 ::/0                 ctstate ESTABLISHED /* v6fw-offload */
      900    81000 RETURN     0    --  *      *       ::/0                 ::/0                 mark match 0x200000/0x200000
        0        0 RETURN     0    --  lo     *       ::/0                 ::/0
-   12345  1234567 RETURN     0    --  *      *       ::/0                 ::/0                 ctstate RELATED,ESTABLISHED /* v6fw-offload */
       77     6160 NFQUEUE    0    --  *      *       ::/0                 ::/0                 NFQUEUE num 0
 ";
         assert_eq!(parse(listing), Some((12345, 1_234_567)));

@@ -142,6 +142,11 @@ impl Engine {
         &self.counters
     }
 
+    /// The state sizes and timeouts every worker gets.
+    pub fn state(&self) -> &StateConfig {
+        &self.state
+    }
+
     /// A new worker with its own state and counters. Allocates its tables now.
     pub fn worker(&self) -> Worker {
         let s = &self.state;

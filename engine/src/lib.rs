@@ -59,8 +59,9 @@ pub mod wire;
 pub use counters::{Counters, Totals, WorkerCounters};
 pub use decide::{Decision, Direction, Engine, PacketMeta, Worker};
 pub use policy::{
-    Connection, Connections, IcmpErrors, IcmpPolicy, IcmpRule, Opening, Policy, PolicyError,
-    PortPair, PortRun, Prefix, PrefixError, Protocol, Scope, ScopedPair, Services, StateSettings,
+    Connection, Connections, IcmpErrors, IcmpPolicy, IcmpRule, NameError, Opening, Policy,
+    PolicyError, PortPair, PortRun, Prefix, PrefixError, Protocol, Scope, ScopedPair, Services,
+    StateSettings,
 };
 pub use reason::{Reason, Verdict};
 pub use state::{HashKey, StateConfig};

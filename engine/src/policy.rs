@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::settings::StateSettings;
 pub use connections::Connections;
+pub use names::{
+    check_id, check_name, escape_controls, escaped, has_control, NameError, MAX_NAME_CHARS,
+};
 pub use scope::{Opening, Prefix, PrefixError, Scope, ScopedPair};
 pub use spec::{PortRun, Services};
 
@@ -55,6 +58,9 @@ pub enum PolicyError {
     /// A service name the service table does not have.
     #[error("no service {0:?} in /etc/services: write PORT/PROTO, e.g. 22/tcp")]
     UnknownService(String),
+    /// A name or connection id with control characters, or too long.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
 }
 
 /// The two protocols a port/protocol pair may name.
@@ -196,6 +202,7 @@ impl<'de> Deserialize<'de> for PortPair {
 
 mod connections;
 mod icmp;
+mod names;
 mod scope;
 pub mod spec;
 mod unique;
@@ -231,9 +238,10 @@ impl IcmpErrors {
 #[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Stable id (Linux: the interface name; Windows: the adapter GUID string).
+    #[serde(deserialize_with = "names::id")]
     pub id: String,
     /// Friendly name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::name")]
     pub name: String,
     /// Interface index the packet path sees (0: none known).
     #[serde(default)]

@@ -206,10 +206,17 @@ impl Lab {
 
     /// The FW namespace's ip6tables rules, as `ip6tables-save` prints them.
     pub fn ip6tables_save(&self) -> String {
-        let out = run_bounded(
-            &mut self.exec(&self.net.fw, &["ip6tables-save"]),
-            Duration::from_secs(10),
-        );
+        self.save(&["ip6tables-save"])
+    }
+
+    /// One table of the FW namespace's ip6tables rules (`ip6tables-save -t
+    /// TABLE`).
+    pub fn ip6tables_save_table(&self, table: &str) -> String {
+        self.save(&["ip6tables-save", "-t", table])
+    }
+
+    fn save(&self, args: &[&str]) -> String {
+        let out = run_bounded(&mut self.exec(&self.net.fw, args), Duration::from_secs(10));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

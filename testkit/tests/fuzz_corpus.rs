@@ -69,3 +69,8 @@ fn control_request_corpus() {
 fn capture_file_corpus() {
     replay("capture_file");
 }
+
+#[test]
+fn http_head_corpus() {
+    replay("http_head");
+}

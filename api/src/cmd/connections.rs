@@ -42,7 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let fw = if c.firewalled { "on" } else { "off" };
         println!(
             "{:<16} {:>6} {:<9} {:<24} {ignored}",
-            c.id, c.if_index, fw, open
+            crate::output::shown(&c.id),
+            c.if_index,
+            fw,
+            open
         );
     }
     Ok(ExitCode::SUCCESS)

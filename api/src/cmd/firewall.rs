@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cmd::ports::{route_note, Where};
+use crate::cmd::ports::Where;
 use v6fw_api::control::client::decode;
 use v6fw_api::control::protocol::{ChangedResult, Request};
 
@@ -49,8 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (v, route) = place.run(&req)?;
     let r: ChangedResult = decode(v)?;
+    let id = crate::output::shown(&id);
     if r.changed {
-        println!("firewall {word} for connection {id}{}", route_note(route));
+        println!("firewall {word} for connection {id}{}", place.note(route));
     } else {
         println!("firewall was already {word} for connection {id}; nothing changed");
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::ports::{route_note, Where};
+use super::ports::Where;
 use v6fw_api::control::client::{decode, Client};
 use v6fw_api::control::protocol::{ChangedResult, Request};
 use v6fw_api::fw::FwError;
@@ -37,6 +37,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = &args.file;
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("{}: cannot read the policy file", file.display()))?;
+    let max = v6fw_api::store::MAX_POLICY_BYTES;
+    if text.len() > max {
+        anyhow::bail!(
+            "{} is {} bytes, more than v6fw loads ({max}): nothing was loaded; write runs of ports as ranges (\"6000:6999/tcp\" = \"name\")",
+            file.display(),
+            text.len()
+        );
+    }
     let errors = super::check::errors(file, &text);
     if let Some(first) = errors.first() {
         let at = if first.line == 0 {
@@ -61,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!(
             "loaded {}: the policy was replaced{}",
             file.display(),
-            route_note(route)
+            args.place.note(route)
         );
     } else {
         println!(

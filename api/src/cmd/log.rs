@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cmd::ports::{route_note, Where};
+use crate::cmd::ports::Where;
 use v6fw_api::control::client::decode;
 use v6fw_api::control::protocol::{ChangedResult, LogSettingsResult, Request};
 use v6fw_api::fw::FwError;
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (v, route) = place.run(&req)?;
             let r: ChangedResult = decode(v)?;
             if r.changed {
-                println!("log settings changed{}", route_note(route));
+                println!("log settings changed{}", place.note(route));
             } else {
                 println!("log settings were already so; nothing changed");
             }

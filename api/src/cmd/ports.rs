@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use v6fw_engine::policy::spec;
 use v6fw_engine::{PortPair, PortRun};
 
-use v6fw_api::control::client::{decode, execute, Route};
+use v6fw_api::control::client::{decode, execute, Fallback, Route};
 use v6fw_api::control::protocol::{
     ChangedResult, ConnectionsResult, PortsResult, ProtoArg, Request, WirePort,
 };
@@ -66,13 +66,39 @@ impl Where {
     }
 
     /// Runs one request (through the daemon, or on the file). A daemon
-    /// found through `--state-dir` must say it serves that directory.
+    /// found through `--state-dir` must say it serves that directory. A
+    /// caller who named only `--socket` named a daemon: when none answers
+    /// there the request fails and nothing is changed (the file is used
+    /// only when the caller named a state directory, or nothing).
     pub fn run(&self, req: &Request) -> Result<(serde_json::Value, Route), FwError> {
         let expect = match (&self.socket, &self.state_dir) {
             (None, Some(dir)) => Some(dir.as_path()),
             _ => None,
         };
-        execute(self.socket().as_deref(), &self.state_dir(), req, expect)
+        let file = match (&self.socket, &self.state_dir) {
+            (Some(_), None) => Fallback::Never,
+            _ => Fallback::File,
+        };
+        execute(
+            self.socket().as_deref(),
+            &self.state_dir(),
+            req,
+            expect,
+            file,
+        )
+    }
+
+    /// A note for a change, naming the file changed when no daemon ran.
+    pub fn note(&self, route: Route) -> String {
+        match route {
+            Route::Daemon => String::new(),
+            Route::File => format!(
+                " (no daemon running: policy file updated: {})",
+                self.state_dir()
+                    .join(v6fw_api::store::POLICY_FILE)
+                    .display()
+            ),
+        }
     }
 }
 
@@ -258,7 +284,7 @@ pub fn parse_pairs(s: &str) -> Result<Vec<PortPair>, FwError> {
 
 fn where_text(connection: &Option<String>) -> String {
     match connection {
-        Some(id) => format!("on connection {id}"),
+        Some(id) => format!("on connection {}", crate::output::shown(id)),
         None => "globally".to_string(),
     }
 }
@@ -275,7 +301,7 @@ fn change(
     let r: ChangedResult = decode(v)?;
     let at = where_text(connection);
     if r.changed {
-        println!("{done} {pair} {at}{}", route_note(route));
+        println!("{done} {pair} {at}{}", place.note(route));
     } else {
         println!("{pair} was {already} {at}; nothing changed");
     }
@@ -291,20 +317,13 @@ fn report(
 ) -> Result<(), FwError> {
     let (v, route) = place.run(req)?;
     let r: ChangedResult = decode(v)?;
+    let connection = crate::output::shown(connection);
     if r.changed {
-        println!("{done} on connection {connection}{}", route_note(route));
+        println!("{done} on connection {connection}{}", place.note(route));
     } else {
         println!("{already} on connection {connection}; nothing changed");
     }
     Ok(())
-}
-
-/// A note for changes made without a daemon.
-pub fn route_note(route: Route) -> &'static str {
-    match route {
-        Route::Daemon => "",
-        Route::File => " (no daemon running: policy file updated)",
-    }
 }
 
 fn list(scope: &Scope, json: bool, place: &Where) -> Result<(), FwError> {
@@ -353,7 +372,7 @@ fn list(scope: &Scope, json: bool, place: &Where) -> Result<(), FwError> {
         print_ports(&g.ports);
     }
     for (id, p) in &sections {
-        println!("connection {id}:");
+        println!("connection {}:", crate::output::shown(id));
         print_ports(&p.ports);
     }
     Ok(())
@@ -390,7 +409,11 @@ pub(crate) fn print_ports(ports: &[WirePort]) {
         } else {
             format!("{}:{}/{}", p.port, last, p.protocol)
         };
-        let name = if p.name.is_empty() { "-" } else { &p.name };
+        let name = if p.name.is_empty() {
+            "-".into()
+        } else {
+            crate::output::shown(&p.name)
+        };
         let from = if p.from.is_empty() {
             "any".to_string()
         } else {

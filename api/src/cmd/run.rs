@@ -29,8 +29,11 @@
 //! [`FAULT_EXIT`] and leaves its rules in place, so fail-closed never
 //! leaves the host unfiltered; a control socket that dies is started again.
 
+mod adopt;
 mod backends;
 mod control;
+#[cfg(unix)]
+mod descriptors;
 #[cfg(target_os = "linux")]
 mod instance;
 mod kernel;
@@ -77,10 +80,6 @@ pub const KERNEL_DROPS_INTERVAL: Duration = Duration::from_secs(1);
 /// The least time between two warnings that the kernel dropped packets.
 pub const KERNEL_DROPS_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The mark bit of an accepted packet when v6fw installs its rules.
-#[cfg(target_os = "linux")] // the mark is NFQUEUE's
-pub const DEFAULT_MARK_BIT: u8 = 21;
-
 /// The exit code of a daemon that stopped on an internal fault and left its
 /// rules in place.
 pub const FAULT_EXIT: u8 = 3;
@@ -108,7 +107,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Members of this group may change the policy through the control
-    /// socket too (besides root; Unix).
+    /// socket too (besides root; Unix): processes holding it (Linux:
+    /// SO_PEERGROUPS). They may set the log only to a new file, or one v6fw
+    /// wrote, in the log directory.
     #[arg(long, value_name = "NAME")]
     pub admin_group: Option<String>,
     /// NFQUEUE numbers, one worker thread each: `0`, or a range `0-3` spread
@@ -139,10 +140,12 @@ pub struct Args {
     /// (Linux; see docs/live.md for the rules v6fw would install).
     #[arg(long)]
     pub no_rules: bool,
-    /// The mark bit (0-31) set on accepted packets, which are answered
-    /// NF_REPEAT so the rest of the admin's INPUT/OUTPUT chain still sees
-    /// them (v6fw's chains RETURN on the bit first). Default 21 (0x200000);
-    /// with --no-rules none (NF_ACCEPT) unless given.
+    /// Answer accepted packets NF_REPEAT with this mark bit (0-31) set,
+    /// instead of NF_ACCEPT, so the table that queued them runs again and
+    /// the rules after the NFQUEUE rule see them (v6fw's chains RETURN on
+    /// the bit). Default none: NF_ACCEPT, which goes on to the next table
+    /// (filter). For --no-rules with an NFQUEUE rule in the middle of a
+    /// chain (docs/live.md).
     #[arg(long, value_name = "BIT", value_parser = clap::value_parser!(u8).range(0..=31))]
     pub mark_bit: Option<u8>,
     /// Log the counters every N seconds (0: never; at most 86400).
@@ -153,17 +156,19 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_BATCH as u16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH as i64))]
     pub batch: u16,
-    /// Track no outbound flows (replies are then let in only to open ports).
-    /// Each start sets state tracking on or off by this flag (persisted).
+    /// Track no outbound flows (replies are then let in only to open ports):
+    /// sets `state = false` in the policy (persisted). Without it the
+    /// policy's `state` decides.
     #[arg(long)]
     pub no_state: bool,
     /// Print the totals at exit as JSON.
     #[arg(long)]
     pub json: bool,
-    /// `established`: the kernel accepts packets of flows conntrack already
-    /// tracks (ESTABLISHED, RELATED) before the queue, so v6fw decides only
-    /// each flow's first packets; counted as kernel-accepted. Default off
-    /// (Linux; docs/live.md says what is then no longer checked).
+    /// `established`: the kernel accepts the packets of TCP and UDP flows
+    /// conntrack already tracks as ESTABLISHED before the queue, so v6fw
+    /// decides only each flow's first packets; counted as kernel-accepted.
+    /// Default off; not with --no-state (Linux; docs/live.md says what is
+    /// then no longer checked).
     #[arg(long, value_name = "WHAT", conflicts_with = "no_rules")]
     pub offload: Option<Offload>,
     /// Serve Prometheus/OpenMetrics counters at http://ADDR/metrics; without
@@ -182,12 +187,44 @@ pub struct Args {
     pub quiet: u8,
 }
 
-/// Applies `--open` and `--no-state` to the durable policy.
+/// Applies `--open` and `--no-state` to the durable policy (written only
+/// if they change it). Without `--no-state` the policy file's `state`
+/// decides: a start never undoes an admin's `state = false`.
 pub fn apply_args(args: &Args, manager: &FirewallManager) -> Result<(), FwError> {
     for pair in &args.open {
         manager.open_global_port(pair.port(), pair.protocol(), "v6fw run --open")?;
     }
-    manager.set_state_tracking(!args.no_state)?;
+    if args.no_state {
+        manager.set_state_tracking(false)?;
+    }
+    Ok(())
+}
+
+/// Refuses combinations of options that would not do what they say, before
+/// anything (the policy's `state` included) is changed.
+pub fn check_args(args: &Args) -> anyhow::Result<()> {
+    if args.offload.is_some() && args.no_state {
+        anyhow::bail!(
+            "--offload established cannot go with --no-state: without state the policy lets \
+             replies in only to open ports, but the kernel would accept every reply of a flow \
+             conntrack tracks; leave out one of them"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses `--offload` over a policy whose state tracking is off (`state =
+/// false` in the policy file): the kernel would let in the replies the
+/// policy drops, as with `--no-state`.
+pub fn check_offload_state(args: &Args, manager: &FirewallManager) -> anyhow::Result<()> {
+    if args.offload.is_some() && !manager.policy().state.enabled {
+        anyhow::bail!(
+            "--offload established needs state tracking, and the policy has it off (`state` in \
+             policy.toml): without state the policy lets replies in only to open ports, but the \
+             kernel would accept every reply of a flow conntrack tracks; turn state on or leave \
+             out --offload"
+        );
+    }
     Ok(())
 }
 
@@ -196,7 +233,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     signals::install().context("cannot install the SIGHUP/SIGPIPE handlers")?;
     privilege::install_stop_handler().context("cannot install the SIGINT/SIGTERM handler")?;
     logging::init(args.verbose, args.quiet);
+    check_args(&args)?;
     privilege::check()?;
+    #[cfg(unix)]
+    descriptors::raise_soft_limit();
     #[cfg(target_os = "linux")]
     let _instance = instance::claim(&instance::Holder {
         pid: std::process::id(),
@@ -211,6 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     apply_args(&args, &manager).context("cannot apply --open/--no-state to the policy")?;
+    check_offload_state(&args, &manager)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (sender, writer) = start_log(&manager).context("cannot start the firewall log writer")?;
     let options = v6fw_api::control::ServeOptions {
@@ -319,13 +360,7 @@ fn serve(
     sources: &metrics::Sources,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let flows = backends::open_sessions();
-    let tcp = flows.iter().filter(|f| f.0 == 6).count();
-    tracing::info!(
-        "v6fw run: adopted {} open sessions as flows ({tcp} TCP, {} UDP)",
-        flows.len(),
-        flows.len() - tcp
-    );
+    let flows = adopt::open_sessions(manager.engine().state().flow_capacity);
     let shared = Shared {
         engine: Arc::clone(manager.engine()),
         shutdown: Arc::clone(shutdown),
@@ -355,7 +390,11 @@ fn serve(
         } else {
             open.join(", ")
         },
-        if args.no_state { "off" } else { "on" },
+        if manager.policy().state.enabled {
+            "on"
+        } else {
+            "off"
+        },
     );
     let notifier = Notifier::from_env();
     if let Err(e) = notifier.notify("READY=1") {
@@ -521,11 +560,16 @@ fn stop(live: Live, shutdown: &AtomicBool) -> Vec<String> {
     let mut errors = Vec::new();
     #[cfg(target_os = "linux")]
     if let Some(rules) = live.rules {
-        for e in rules.remove() {
+        let failed = rules.remove();
+        if !failed.is_empty() {
+            // One report: each distinct failure once, then the commands.
+            let mut lines: Vec<String> = failed.iter().map(ToString::to_string).collect();
+            lines.dedup();
             errors.push(format!(
-                "{e}\nremove the rules by hand: ip6tables -D INPUT -j V6FW-IN; \
-                 ip6tables -D OUTPUT -j V6FW-OUT; ip6tables -F V6FW-IN; ip6tables -X V6FW-IN; \
-                 ip6tables -F V6FW-OUT; ip6tables -X V6FW-OUT"
+                "cannot remove v6fw's ip6tables rules ({} failed step(s)):\n{}\n{}",
+                failed.len(),
+                lines.join("\n"),
+                v6fw_capture::rules::MANUAL_REMOVAL
             ));
         }
     }

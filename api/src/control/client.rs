@@ -98,13 +98,24 @@ impl Client {
     pub fn send_line(&mut self, line: &[u8]) -> Result<Reply, FwError> {
         use std::io::{BufRead, Read, Write};
 
+        let max = super::protocol::MAX_ADMIN_REQUEST_BYTES;
+        if line.len() >= max {
+            return Err(FwError::InvalidArg(format!(
+                "the request is {} bytes, more than the daemon reads ({max}): nothing was sent",
+                line.len()
+            )));
+        }
         let mut msg = line.to_vec();
         msg.push(b'\n');
         let daemon = self.path.clone();
-        self.stream
-            .get_mut()
-            .write_all(&msg)
-            .map_err(|e| FwError::io("send a request to the daemon at", &daemon, e))?;
+        let sent = self.stream.get_mut().write_all(&msg);
+        // A daemon that refused the line closes after its error reply: read
+        // it rather than report the broken pipe.
+        if let Err(e) = sent {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(FwError::io("send a request to the daemon at", &daemon, e));
+            }
+        }
         let mut reply = Vec::new();
         let limit = u64::try_from(super::protocol::MAX_REPLY_BYTES).unwrap_or(u64::MAX);
         let n = self
@@ -193,22 +204,41 @@ pub enum Route {
     File,
 }
 
+/// Whether a request may go to the policy file when no daemon answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Yes: the caller named the state directory, or nothing.
+    File,
+    /// No: the caller named a daemon (`--socket` alone); no answer there
+    /// is an error and nothing is changed.
+    Never,
+}
+
 /// Runs `req` through the daemon at `socket` if one answers there, else
-/// directly on the policy file of `state_dir`: a read opens it read-only, a
-/// change needs root (`E_ACCESSDENIED` otherwise) and is written durably
-/// exactly as the daemon would write it. With `expect_dir`, a daemon that
-/// answers but serves another state directory is not asked: it is another
-/// daemon, and the file of `state_dir` is used.
+/// (with [`Fallback::File`]) directly on the policy file of `state_dir`: a
+/// read opens it read-only, a change needs root (`E_ACCESSDENIED`
+/// otherwise) and is written durably exactly as the daemon would write it.
+/// With `expect_dir`, a daemon that answers but serves another state
+/// directory is not asked: it is another daemon, and the file of
+/// `state_dir` is used.
 pub fn execute(
     socket: Option<&Path>,
     state_dir: &Path,
     req: &Request,
     expect_dir: Option<&Path>,
+    fallback: Fallback,
 ) -> Result<(Value, Route), FwError> {
     if let Some(mut client) = socket.map(Client::connect).transpose()?.flatten() {
         if expect_dir.is_none_or(|dir| serves(&mut client, dir)) {
             return Ok((client.call(req)?, Route::Daemon));
         }
+    }
+    if fallback == Fallback::Never {
+        let at = socket.map_or_else(String::new, |s| format!(" at {}", s.display()));
+        return Err(FwError::Fail(format!(
+            "no v6fw daemon answers{at}: nothing was sent or changed; start it (`v6fw run --socket ...`), \
+             check --socket, or name its state directory with --state-dir to change the policy file there"
+        )));
     }
     let admin = is_admin();
     if req.is_change() && !admin {
@@ -220,7 +250,7 @@ pub fn execute(
         crate::fw::FirewallManager::open_read_only(state_dir)?
     };
     Ok((
-        super::protocol::dispatch(&mgr, req.clone(), admin)?,
+        super::protocol::dispatch(&mgr, req.clone(), super::protocol::Caller::root_if(admin))?,
         Route::File,
     ))
 }

@@ -29,5 +29,5 @@ pub mod protocol;
 pub mod server;
 
 pub use client::Client;
-pub use protocol::{dispatch, Reply, Request};
+pub use protocol::{dispatch, Caller, Reply, Request};
 pub use server::{serve, serve_with, ServeOptions, DEFAULT_SOCKET};

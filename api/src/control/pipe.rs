@@ -369,8 +369,8 @@ impl Conn for Pipe {
         self.read_for(buf, timeout)
     }
 
-    fn peer_is_admin(&mut self) -> io::Result<bool> {
-        self.client_is_admin()
+    fn peer_caller(&mut self) -> io::Result<super::protocol::Caller> {
+        self.client_is_admin().map(super::protocol::Caller::root_if)
     }
 }
 

@@ -19,11 +19,47 @@ pub use results::{
     PortsResult, ReasonCount, StatsResult, WirePort,
 };
 
-/// Longest request line the server reads, newline included.
+/// Longest request line the server reads, newline included, from a client
+/// that may not change the policy.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest request line the server reads from a client that may change the
+/// policy (root, `--admin-group`): a `load` of the largest policy file v6fw
+/// writes ([`crate::store::MAX_POLICY_BYTES`]; JSON at most doubles it).
+pub const MAX_ADMIN_REQUEST_BYTES: usize = 2 * crate::store::MAX_POLICY_BYTES + MAX_REQUEST_BYTES;
 
 /// Longest reply line a client reads.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Who sent a request, as far as what it may do goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// May read, not change (`E_ACCESSDENIED` for a change).
+    Reader,
+    /// A member of `--admin-group` (Unix): may change the policy, but the log may
+    /// only go to a file in the log directory that v6fw made (or a new
+    /// one there): see [`crate::fw::check_delegated_log_path`].
+    AdminGroup,
+    /// Root (on Windows: an elevated Administrator or SYSTEM).
+    Root,
+}
+
+impl Caller {
+    /// Root, or a reader: the two callers a process without an admin group
+    /// can be.
+    pub fn root_if(admin: bool) -> Caller {
+        if admin {
+            Caller::Root
+        } else {
+            Caller::Reader
+        }
+    }
+
+    /// Whether this caller may change the policy.
+    pub fn may_change(self) -> bool {
+        self != Caller::Reader
+    }
+}
 
 /// A protocol given as a number (6, 17) or a name (`"tcp"`, `"udp"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,16 +350,22 @@ fn changed(c: bool) -> Result<Value, FwError> {
     to_value(&ChangedResult { changed: c })
 }
 
-/// Runs `req` against `mgr`. `admin` says whether the caller may change the
-/// policy; a change by anyone else is `E_ACCESSDENIED` and changes nothing.
-pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result<Value, FwError> {
-    if req.is_change() && !admin {
+/// Runs `req` against `mgr` for `caller`. A change by a [`Caller::Reader`]
+/// is `E_ACCESSDENIED` and changes nothing; so is a log file outside the log
+/// directory, or not v6fw's, set by a [`Caller::AdminGroup`] member (with
+/// `set_log` or in a policy sent with `load`).
+pub fn dispatch(
+    mgr: &Arc<FirewallManager>,
+    req: Request,
+    caller: Caller,
+) -> Result<Value, FwError> {
+    if req.is_change() && !caller.may_change() {
         return Err(FwError::needs_root());
     }
     match req {
         Request::Ping => to_value(&PingResult {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            admin,
+            admin: caller.may_change(),
             state_dir: mgr.store().map(|s| s.dir().display().to_string()),
         }),
         Request::Connections => to_value(&ConnectionsResult {
@@ -406,7 +448,14 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
             let state_dir = mgr.store().map(|s| s.dir().to_path_buf());
             let parsed =
                 crate::store::parse_for(std::path::Path::new(name), state_dir.as_deref(), &policy)?;
-            changed(mgr.load(parsed)?)
+            if caller == Caller::AdminGroup {
+                if let Some(path) = parsed.logging.path.as_deref() {
+                    if mgr.log_settings().path.as_deref() != Some(path) {
+                        crate::fw::check_delegated_log_path(path, state_dir.as_deref())?;
+                    }
+                }
+            }
+            changed(mgr.load_text(parsed, policy)?)
         }
         Request::Reload => changed(mgr.reload()?),
         Request::Stats => to_value(&stats(mgr)),
@@ -431,6 +480,11 @@ pub fn dispatch(mgr: &Arc<FirewallManager>, req: Request, admin: bool) -> Result
                 return Err(FwError::InvalidArg(
                     "give either a log path or default_path, not both".into(),
                 ));
+            }
+            if caller == Caller::AdminGroup {
+                if let Some(p) = &path {
+                    crate::fw::check_delegated_log_path(p, mgr.state_dir())?;
+                }
             }
             let path = if default_path {
                 Some(None)

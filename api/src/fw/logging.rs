@@ -145,6 +145,42 @@ fn check_log_path(path: &str, state_dir: Option<&Path>) -> Result<(), FwError> {
     Ok(())
 }
 
+/// The narrower check for a log path set by a member of `--admin-group`
+/// (who may change the policy but is not root, and must not be able to make
+/// root's daemon append to, chmod or rotate a file of root's): besides
+/// [`check_log_settings`]' rules, the file must be directly in the log
+/// directory ([`crate::log::default_log_dir`] of `state_dir`) and be new, or
+/// a file v6fw made ([`crate::log::check_made_by_v6fw`], its `.old` too).
+/// Anything else is `E_ACCESSDENIED`, with what root may do instead.
+pub fn check_delegated_log_path(path: &str, state_dir: Option<&Path>) -> Result<(), FwError> {
+    check_log_path(path, state_dir)?;
+    let Some(state_dir) = state_dir else {
+        return Err(FwError::AccessDenied(format!(
+            "the log path {path:?} cannot be set by a member of the admin group here: this daemon has no log directory; ask root"
+        )));
+    };
+    let log_dir = crate::log::default_log_dir(state_dir);
+    let p = Path::new(path);
+    let inside = match (
+        p.parent().map(std::fs::canonicalize),
+        std::fs::canonicalize(&log_dir),
+    ) {
+        (Some(Ok(parent)), Ok(dir)) => parent == dir,
+        _ => false,
+    };
+    if !inside {
+        return Err(FwError::AccessDenied(format!(
+            "the log path {path:?} is not in the log directory {}: a member of the admin group may only log to a file there; ask root for any other place",
+            log_dir.display()
+        )));
+    }
+    crate::log::check_made_by_v6fw(p).map_err(|e| {
+        FwError::AccessDenied(format!(
+            "{e}; a member of the admin group may only log to a new file or one v6fw wrote; ask root"
+        ))
+    })
+}
+
 /// `dir` with symlinks and `..` resolved: canonicalised when it exists, else
 /// normalised by its components alone (a directory that does not exist cannot
 /// hide a link).

@@ -2,7 +2,8 @@
 //! one path every change takes.
 //!
 //! A change is applied as: validate → compute the next [`Policy`] and log
-//! settings from the current ones → persist both ([`PolicyStore::save`]: one
+//! settings from the current ones → persist what changed
+//! ([`PolicyStore::save_change`]: into the admin's document as it is, one
 //! temp file, fsync, rename, fsync of the directory) → publish the policy to
 //! the engine with its one [`v6fw_engine::Publisher`], which only the manager
 //! holds, and the log settings to its [`SharedLogSettings`]. The manager's own
@@ -15,6 +16,11 @@
 //! The manager is the only writer of its engine's table and of its log
 //! settings: it builds the engine and keeps its publisher, so no one else can
 //! change the table.
+//!
+//! What the manager learns by itself (the host's interfaces, adopted as
+//! connections by [`FirewallManager::refresh_from`]) and what it reads back
+//! ([`FirewallManager::reload`]) is published but never written: the file is
+//! written only for a change someone asked for.
 
 use std::fmt;
 use std::path::Path;
@@ -22,7 +28,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use v6fw_engine::{
-    Connection, Engine, Policy, PortPair, PortRun, Protocol, Publisher, Scope, StateConfig,
+    Connection, Engine, Policy, PolicyError, PortPair, PortRun, Protocol, Publisher, Scope,
+    StateConfig,
 };
 
 use super::collection::{ConnectionInfo, OpenPorts};
@@ -32,8 +39,8 @@ use crate::interfaces::{self, Interface};
 use crate::log::{LogCounters, LogSettings, SharedLogSettings};
 use crate::store::{PolicyFile, PolicyStore, StoreLock};
 
-/// Longest name a pair may be given, in characters.
-pub const MAX_NAME_CHARS: usize = 256;
+/// Longest name a pair may be given, in characters (the engine's).
+pub use v6fw_engine::policy::MAX_NAME_CHARS;
 
 /// `INetFwV6Mgr`: the global pairs, the connections and the log settings of
 /// one host, backed by a durable policy file; the policy is published to an
@@ -65,9 +72,9 @@ impl fmt::Debug for FirewallManager {
 
 impl FirewallManager {
     /// Opens the policy of `state_dir` for reading and changing: creates the
-    /// directory if needed, loads `policy.toml` (or starts empty and writes
-    /// it), refreshes the connections from the host's interfaces, and builds
-    /// the engine. A corrupt policy file is an error naming the file and line.
+    /// directory if needed, loads `policy.toml` (or starts empty: the file is
+    /// created by the first change), refreshes the connections from the
+    /// host's interfaces (in memory), and builds the engine. A corrupt policy file is an error naming the file and line.
     ///
     /// The manager holds the state directory's writer lock for its whole
     /// life: a second writable manager on the same directory (another daemon,
@@ -87,14 +94,7 @@ impl FirewallManager {
         store.prepare()?;
         let lock = store.lock()?;
         store.remove_temp_files(&lock)?;
-        let file = match store.load()? {
-            Some(f) => f,
-            None => {
-                let f = PolicyFile::default();
-                store.save(&f)?;
-                f
-            }
-        };
+        let file = store.load()?.unwrap_or_default();
         let state = state.unwrap_or_else(|| StateConfig::from(&file.policy.state));
         let mut mgr = Self::unattached(file, state);
         mgr.store = Some(store);
@@ -192,34 +192,48 @@ impl FirewallManager {
     }
 
     /// Applies one change: validate and compute (in `change`, on a copy of the
-    /// current policy and log settings) → persist both in one write →
-    /// publish what changed. Returns what `change` returned; on any error
-    /// nothing is persisted or published.
+    /// current policy and log settings) → persist what changed into the
+    /// policy file ([`PolicyStore::save_change`]) → publish what changed.
+    /// Returns what `change` returned; on any error nothing is persisted or
+    /// published.
     pub(crate) fn change_file<T>(
         &self,
         change: impl FnOnce(&mut PolicyFile) -> Result<T, FwError>,
     ) -> Result<T, FwError> {
-        if self.read_only {
+        self.apply(Persist::Edit, change)
+    }
+
+    /// The one path of every change: compute `change` on a copy of the
+    /// current policy and log settings, persist as `persist` says, publish.
+    fn apply<T>(
+        &self,
+        persist: Persist,
+        change: impl FnOnce(&mut PolicyFile) -> Result<T, FwError>,
+    ) -> Result<T, FwError> {
+        if self.read_only && !matches!(persist, Persist::No) {
             return Err(FwError::needs_root());
         }
         let _writer = self.writer.lock();
         let (policy, logging) = (self.engine.table().policy(), self.logging.get());
-        let mut next = PolicyFile {
+        let before = PolicyFile {
             policy: Policy::clone(&policy),
             logging: LogSettings::clone(&logging),
         };
+        let mut next = before.clone();
         let out = change(&mut next)?;
         let (new_policy, new_logging) = (next.policy != *policy, next.logging != *logging);
-        if new_policy || new_logging {
-            if let Some(store) = &self.store {
-                store.save(&next)?;
+        if let Some(store) = &self.store {
+            match persist {
+                Persist::Edit if new_policy || new_logging => store.save_change(&before, &next)?,
+                Persist::Replace(text) => store.replace(&text)?,
+                Persist::Edit | Persist::No => {}
             }
-            if new_policy {
-                self.publisher.replace(next.policy);
-            }
-            if new_logging {
-                self.logging.set(next.logging);
-            }
+        }
+        if new_policy {
+            self.publisher.replace(next.policy);
+        }
+        if new_logging {
+            self.logging.set(next.logging);
         }
         Ok(out)
     }
@@ -331,9 +345,11 @@ impl FirewallManager {
     /// known one keeps its policy and takes the current index and name. A
     /// connection whose interface is gone (or whose index another interface
     /// now has) keeps its policy with index 0 until it comes back. Returns
-    /// whether anything changed.
+    /// whether anything changed. Published only: the policy file is not
+    /// written (a connection reaches it with the first change of its own).
     pub fn refresh_from(&self, interfaces: &[Interface]) -> Result<bool, FwError> {
-        self.change(|p| {
+        self.apply(Persist::No, |f| {
+            let p = &mut f.policy;
             let before = p.clone();
             adopt(p, interfaces)?;
             Ok(*p != before)
@@ -343,18 +359,32 @@ impl FirewallManager {
     /// Replaces the whole policy and log settings with `file`'s (`v6fw
     /// load`, like `nft -f`; a bare [`Policy`] brings the default log
     /// settings, as a file without `[logging]`): one change, so one durable
-    /// write and one publish, with the host's interfaces applied to it in
-    /// the same change (see [`refresh_from`](Self::refresh_from)). A packet
-    /// is decided by the old policy or the new one, never by a mix. Returns
-    /// whether anything changed.
+    /// write (the file becomes [`render`](crate::store::render) of `file`)
+    /// and one publish, with the host's interfaces applied to it in memory
+    /// (see [`refresh_from`](Self::refresh_from)). A packet is decided by the
+    /// old policy or the new one, never by a mix. Returns whether anything
+    /// changed.
     pub fn load(&self, file: impl Into<PolicyFile>) -> Result<bool, FwError> {
         let file = file.into();
+        let text = crate::store::render(&file)?;
+        self.load_text(file, text)
+    }
+
+    /// [`load`](Self::load) of a policy file's `text` (already parsed into
+    /// `file`): the file becomes `text` as it was given, comments and all.
+    /// Written even when the policy stays the same, so the file is the one
+    /// loaded.
+    pub fn load_text(&self, file: PolicyFile, text: String) -> Result<bool, FwError> {
+        self.replace_with(file, Persist::Replace(text))
+    }
+
+    fn replace_with(&self, file: PolicyFile, persist: Persist) -> Result<bool, FwError> {
         let list = match interfaces::list() {
             Ok(list) => Some(list),
             Err(FwError::NotImpl(_)) => None,
             Err(e) => return Err(e),
         };
-        self.change_file(|f| {
+        self.apply(persist, |f| {
             let before = std::mem::replace(f, file);
             if let Some(list) = &list {
                 adopt(&mut f.policy, list)?;
@@ -363,9 +393,10 @@ impl FirewallManager {
         })
     }
 
-    /// Re-reads this manager's own policy file and [`load`](Self::load)s it
-    /// (SIGHUP, `v6fw reload`). A file that is missing or does not parse is
-    /// refused with its error, and the running policy stays.
+    /// Re-reads this manager's own policy file and publishes it (SIGHUP,
+    /// `v6fw reload`) with the host's interfaces applied; the file is not
+    /// written. A file that is missing, unsafe, still being written or does
+    /// not parse is refused with its error, and the running policy stays.
     pub fn reload(&self) -> Result<bool, FwError> {
         let store = self.store().ok_or_else(|| {
             FwError::Fail("this daemon has no policy file to reload (in-memory policy)".into())
@@ -376,20 +407,26 @@ impl FirewallManager {
                 store.path().display()
             ))
         })?;
-        self.load(file)
+        self.replace_with(file, Persist::No)
     }
 
     /// Adds one connection by hand (firewall on, no pairs); an existing id is
     /// `E_INVALIDARG`.
     pub fn add_connection(&self, id: &str, name: &str, if_index: u32) -> Result<(), FwError> {
-        if id.is_empty() || id.chars().any(char::is_control) {
-            return Err(FwError::InvalidArg(format!(
-                "connection id {id:?} is not valid: give a non-empty id without control characters"
-            )));
-        }
+        v6fw_engine::policy::check_id(id).map_err(PolicyError::from)?;
         let name = check_name(name)?;
         self.change(|p| Ok(p.add_connection(Connection::new(id, name, if_index))?))
     }
+}
+
+/// How a change reaches the policy file.
+enum Persist {
+    /// Not at all: what the manager learnt or read back.
+    No,
+    /// Into the document as it is, if anything changed.
+    Edit,
+    /// The file becomes this text.
+    Replace(String),
 }
 
 /// Brings the connections of `p` up to date with `interfaces`; see
@@ -428,19 +465,10 @@ fn adopt(p: &mut Policy, interfaces: &[Interface]) -> Result<(), FwError> {
     Ok(())
 }
 
-/// Validates the name of a pair: at most [`MAX_NAME_CHARS`] characters, no
-/// control characters.
+/// Validates the name of a pair or connection: the engine's one check
+/// ([`v6fw_engine::policy::check_name`]: at most [`MAX_NAME_CHARS`]
+/// characters, no control characters), as `E_INVALIDARG`.
 pub(crate) fn check_name(name: &str) -> Result<&str, FwError> {
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(FwError::InvalidArg(format!(
-            "the name is too long ({} characters): use at most {MAX_NAME_CHARS}",
-            name.chars().count()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(FwError::InvalidArg(
-            "the name contains control characters (newline, tab, ...): use plain text".into(),
-        ));
-    }
+    v6fw_engine::policy::check_name(name).map_err(PolicyError::from)?;
     Ok(name)
 }

@@ -26,5 +26,5 @@ pub use error::{
     Code, FwError, E_ABORT, E_ACCESSDENIED, E_FAIL, E_INVALIDARG, E_NOINTERFACE, E_NOTIMPL,
     E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED,
 };
-pub use logging::{check_log_settings, LogChange, MAX_LOG_SIZE};
+pub use logging::{check_delegated_log_path, check_log_settings, LogChange, MAX_LOG_SIZE};
 pub use manager::{FirewallManager, MAX_NAME_CHARS};

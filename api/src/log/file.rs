@@ -101,8 +101,77 @@ pub fn check_log_place(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Checks that `path` and its rotation `path.old` are each missing, empty,
+/// or a file v6fw wrote: a regular file with one link, no symbolic link,
+/// beginning with [`crate::log::HEADER_START`]. For a log path set by someone other than
+/// root (`--admin-group`): the daemon appends to the file, narrows its mode
+/// and renames it over `.old`, which must never happen to a file of root's.
+/// The directory is checked as the writer checks it.
+pub fn check_made_by_v6fw(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = LogDir::open(path)?;
+        dir.check_made_by_v6fw(&dir.name)?;
+        dir.check_made_by_v6fw(&LogDir::old_name(&dir.name))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 #[cfg(unix)]
 impl LogDir {
+    /// [`check_made_by_v6fw`] for the file `name` in this directory.
+    fn check_made_by_v6fw(&self, name: &std::ffi::OsStr) -> io::Result<()> {
+        use std::io::Read;
+
+        use rustix::fs::{fstat, openat, FileType, Mode, OFlags};
+
+        let shown = self.dir_path.join(name);
+        let refuse = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: {why}", shown.display()),
+            )
+        };
+        let fd = match openat(
+            &self.dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(rustix::io::Errno::LOOP) => {
+                return Err(refuse("is a symbolic link, which v6fw never follows"))
+            }
+            Err(e) => return Err(context(e.into(), &shown, "cannot open it to check it")),
+        };
+        let st = fstat(&fd).map_err(|e| context(e.into(), &shown, "cannot stat it"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink != 1 {
+            return Err(refuse(
+                "is not a regular file with one name, so not a log v6fw wrote",
+            ));
+        }
+        if st.st_size == 0 {
+            return Ok(());
+        }
+        let want = super::record::HEADER_START.as_bytes();
+        let mut head = Vec::with_capacity(want.len());
+        File::from(fd)
+            .take(want.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| context(e, &shown, "cannot read it to check it"))?;
+        if head != want {
+            return Err(refuse(
+                "is not a log v6fw wrote (it does not begin with v6fw's #Version/#Software header)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Opens the directory of `path` and checks that only root (or the user
     /// running v6fw) can write it.
     pub(super) fn open(path: &Path) -> io::Result<LogDir> {

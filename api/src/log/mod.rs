@@ -26,9 +26,9 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use file::{check_log_place, LOG_FILE_MODE};
+pub use file::{check_log_place, check_made_by_v6fw, LOG_FILE_MODE};
 pub use hook::{wall_clock_ns, LogHook};
-pub use record::{header, LogRecord, TcpFields};
+pub use record::{header, LogRecord, TcpFields, HEADER_START};
 pub use settings::{LogSettings, SharedLogSettings};
 pub use writer::{
     LogConfig, LogCounters, LogSender, LogStats, LogWriter, QUEUE_CAPACITY, SETTINGS_POLL,

@@ -21,10 +21,13 @@ use v6fw_engine::walk::{Upper, Walk};
 use v6fw_engine::wire::addresses_of_cut;
 use v6fw_engine::{Decision, Direction, Reason, Verdict};
 
+/// How every log file v6fw writes begins: the header up to the version.
+pub const HEADER_START: &str = "#Version: 1.5\n#Software: v6fw ";
+
 /// The header lines, ending with the `#Fields:` line.
 pub fn header() -> String {
     format!(
-        "#Version: 1.5\n#Software: v6fw {}\n#Time Format: Local\n#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\n",
+        "{HEADER_START}{}\n#Time Format: Local\n#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\n",
         env!("CARGO_PKG_VERSION")
     )
 }

@@ -12,20 +12,36 @@ use std::str::FromStr;
 use serde::de::{Error, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An IPv6 prefix such as `fd00::/8`; an address alone is a /128. The bits
-/// past the length are cleared, so `fd00::1/8` is `fd00::/8`.
+/// An IPv6 prefix such as `fd00::/8`; an address alone is a /128. Read from
+/// text, a prefix with bits set past its length (`fd00::1/8`) is an error
+/// that names the network meant (`fd00::/8`), never silently widened;
+/// [`Prefix::new`] clears those bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
     addr: u128,
     len: u8,
 }
 
-/// Why a prefix could not be read: the offending text.
+/// Why a prefix could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not an IPv6 prefix: write ADDRESS/LENGTH with a length of 0-128, e.g. fd00::/8 or 2001:db8::/32"
-)]
-pub struct PrefixError(pub String);
+pub enum PrefixError {
+    /// The text is not an IPv6 address with an optional length of 0-128.
+    #[error(
+        "{0:?} is not an IPv6 prefix: write ADDRESS/LENGTH with a length of 0-128, e.g. fd00::/8 or 2001:db8::/32"
+    )]
+    Invalid(String),
+    /// The address has bits set past the length (`fd00::1/8`): the text
+    /// and the network it would have meant.
+    #[error(
+        "{text:?} has bits set past its length: the network is {network}; write {network} (or the address alone for that one host)"
+    )]
+    HostBits {
+        /// The text as given.
+        text: String,
+        /// The network the length gives (`fd00::/8`).
+        network: Prefix,
+    },
+}
 
 impl Prefix {
     /// The prefix of `len` bits (at most 128) of `addr`.
@@ -59,13 +75,20 @@ impl FromStr for Prefix {
     type Err = PrefixError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || PrefixError(s.to_string());
+        let err = || PrefixError::Invalid(s.to_string());
         let (addr, len) = match s.trim().split_once('/') {
             Some((a, l)) => (a, l.trim().parse::<u8>().map_err(|_| err())?),
             None => (s.trim(), 128),
         };
         let addr: Ipv6Addr = addr.trim().parse().map_err(|_| err())?;
-        Prefix::new(addr.octets(), len).ok_or_else(err)
+        let network = Prefix::new(addr.octets(), len).ok_or_else(err)?;
+        if network.addr != u128::from_be_bytes(addr.octets()) {
+            return Err(PrefixError::HostBits {
+                text: s.trim().to_string(),
+                network,
+            });
+        }
+        Ok(network)
     }
 }
 
@@ -197,6 +220,7 @@ impl<'de> Visitor<'de> for OpeningVisitor {
     }
 
     fn visit_str<E: Error>(self, v: &str) -> Result<Opening, E> {
+        super::names::check_name(v).map_err(E::custom)?;
         Ok(Opening::named(v))
     }
 
@@ -211,8 +235,10 @@ impl<'de> Visitor<'de> for OpeningVisitor {
                 other => return Err(A::Error::unknown_field(other, &["name", "from"])),
             }
         }
+        let name = name.unwrap_or_default();
+        super::names::check_name(&name).map_err(A::Error::custom)?;
         Ok(Opening {
-            name: name.unwrap_or_default(),
+            name,
             from: Scope::new(from.unwrap_or_default()),
         })
     }
@@ -270,8 +296,20 @@ mod tests {
 
     #[test]
     fn prefixes_read_mask_and_match() {
-        let p: Prefix = "fd00::1/8".parse().unwrap();
+        let p: Prefix = "fd00::/8".parse().unwrap();
         assert_eq!(p.to_string(), "fd00::/8");
+        // Bits past the length: an error naming the network, not a widening.
+        let e = "fd00::1/8".parse::<Prefix>().unwrap_err();
+        assert_eq!(
+            e,
+            PrefixError::HostBits {
+                text: "fd00::1/8".into(),
+                network: p
+            }
+        );
+        assert!(e.to_string().contains("the network is fd00::/8"), "{e}");
+        let host = "fd00::1".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(Prefix::new(host, 8), Some(p), "new() clears the bits");
         assert!(p.contains(&"fdff::9".parse::<Ipv6Addr>().unwrap().octets()));
         assert!(!p.contains(&"fe00::1".parse::<Ipv6Addr>().unwrap().octets()));
         let all: Prefix = "::/0".parse().unwrap();

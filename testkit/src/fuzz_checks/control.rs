@@ -7,7 +7,7 @@
 //! that is not root never changes the policy; a request that is not a change
 //! never changes it either.
 
-use v6fw_api::control::protocol::{dispatch, parse_request, Reply};
+use v6fw_api::control::protocol::{dispatch, parse_request, Caller, Reply};
 use v6fw_api::fw::{Code, FirewallManager};
 use v6fw_engine::{Connection, Policy};
 
@@ -21,7 +21,13 @@ pub fn control_request(data: &[u8]) -> Result<(), Violation> {
     let Some((&flags, lines)) = data.split_first() else {
         return Ok(());
     };
-    let admin = flags & 1 == 1;
+    // Bit 0: may change; bit 1 with it: as an --admin-group member.
+    let caller = match flags & 3 {
+        1 => Caller::Root,
+        3 => Caller::AdminGroup,
+        _ => Caller::Reader,
+    };
+    let admin = caller.may_change();
     let mut policy = Policy::default();
     policy
         .add_connection(Connection::new("eth0", "Ethernet", 2))
@@ -31,7 +37,7 @@ pub fn control_request(data: &[u8]) -> Result<(), Violation> {
         let before = manager.policy();
         let parsed = parse_request(line);
         let change = parsed.as_ref().is_ok_and(|r| r.is_change());
-        let reply = Reply::from_result(parsed.and_then(|r| dispatch(&manager, r, admin)));
+        let reply = Reply::from_result(parsed.and_then(|r| dispatch(&manager, r, caller)));
         let text = reply.to_line();
         if text.matches('\n').count() != 1 || !text.ends_with('\n') {
             return Err(format!("reply is not one line: {text:?}"));

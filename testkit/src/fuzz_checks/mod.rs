@@ -15,16 +15,20 @@
 //! - [`control_request`]: bytes as control-protocol lines through the
 //!   daemon's parser and handler.
 //! - [`capture_file()`]: bytes as a pcap/pcapng file through the replay reader.
+//! - [`http_head()`]: bytes as what a client sent the `--metrics` endpoint,
+//!   through its request-head parser.
 
 mod capture_file;
 mod control;
 mod decide;
+mod http_head;
 mod parse;
 mod policy_ops;
 
 pub use capture_file::capture_file;
 pub use control::control_request;
 pub use decide::decide;
+pub use http_head::http_head;
 pub use parse::parse_vs_etherparse;
 pub use policy_ops::policy_ops;
 
@@ -40,6 +44,7 @@ pub fn check_target(target: &str, data: &[u8]) -> Option<Result<(), Violation>> 
         "policy_ops" => Some(policy_ops(data)),
         "control_request" => Some(control_request(data)),
         "capture_file" => Some(capture_file(data)),
+        "http_head" => Some(http_head(data)),
         _ => None,
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use v6fw_capture::backend::{run_worker_prepared, Backend, Clock, NoHook};
 use v6fw_engine::{Engine, Worker};
 
+use super::adopt::Flow;
 use super::metrics::WorkerBlocks;
 use super::supervise::{Slot, WorkerHandle};
 use super::Args;
@@ -36,20 +37,6 @@ pub(super) struct Shared {
     pub(super) log: Option<LogHook>,
     /// Where each new worker leaves its counter block for `--metrics`.
     pub(super) workers: Arc<WorkerBlocks>,
-}
-
-/// One open session of the host: protocol, local end, remote end.
-pub(super) type Flow = (u8, ([u8; 16], u16), ([u8; 16], u16));
-
-/// The namespace's open sessions (Linux, from the kernel), to adopt as
-/// flows; logged. Elsewhere none.
-pub(super) fn open_sessions() -> Vec<Flow> {
-    #[cfg(target_os = "linux")]
-    match v6fw_capture::nfqueue::sessions::established() {
-        Ok(list) => return list.iter().map(|s| (s.proto, s.local, s.remote)).collect(),
-        Err(e) => tracing::warn!("cannot read the open sessions ({e}): none adopted"),
-    }
-    Vec::new()
 }
 
 /// Records `flows` in a new worker.
@@ -96,16 +83,12 @@ where
         .context("cannot start a worker thread")
 }
 
-/// The mark bit of an accept, if any: `--mark-bit`, by default bit 21 when
-/// v6fw installs its rules (it adds the RETURN rule that goes with it) and
-/// none with `--no-rules` unless asked for (NFQUEUE only).
+/// The mark bit of an accept, if any: `--mark-bit` (NF_REPEAT with it set;
+/// v6fw's own rules then get the RETURN rule that goes with it). None by
+/// default: accepts are NF_ACCEPT.
 #[cfg(target_os = "linux")]
 pub(super) fn accept_mark(args: &Args) -> u32 {
-    match args.mark_bit {
-        Some(bit) => 1u32 << bit,
-        None if args.no_rules => 0,
-        None => 1u32 << super::DEFAULT_MARK_BIT,
-    }
+    args.mark_bit.map_or(0, |bit| 1u32 << bit)
 }
 
 #[cfg(target_os = "linux")]
@@ -125,10 +108,10 @@ pub(super) fn describe(args: &Args) -> String {
         if args.no_rules {
             "no rules installed (--no-rules)"
         } else if args.offload.is_some() {
-            "ip6tables chains V6FW-IN/V6FW-OUT installed, offload established: the kernel \
-             accepts packets of flows conntrack tracks (ESTABLISHED, RELATED)"
+            "ip6tables chains V6FW-IN/V6FW-OUT installed in mangle, offload established: the \
+             kernel accepts the packets of TCP and UDP flows conntrack tracks as ESTABLISHED"
         } else {
-            "ip6tables chains V6FW-IN/V6FW-OUT installed"
+            "ip6tables chains V6FW-IN/V6FW-OUT installed in mangle"
         }
     )
 }
@@ -175,7 +158,8 @@ pub(super) fn start(args: &Args, shared: &Shared, flows: &[Flow]) -> anyhow::Res
             Some(queue) => spawn(queue, Some(q), &s, flows.clone()),
             None => {
                 let queue = NfQueue::open(&cfg)?;
-                spawn(queue, Some(q), &s, open_sessions())
+                let sessions = super::adopt::open_sessions(s.engine.state().flow_capacity);
+                spawn(queue, Some(q), &s, sessions)
             }
         });
         match Slot::start(format!("nfqueue {q}"), starter) {

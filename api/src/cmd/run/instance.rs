@@ -7,8 +7,9 @@
 //! block a restart. A second daemon in the same namespace finds the lock
 //! taken, reads the file and refuses to start, before it touches any rule
 //! or queue, whatever its `--queues`. The file is root's and mode 0600 in a
-//! root-only directory: no unprivileged user can take the lock to keep the
-//! firewall from starting (an abstract Unix socket, also per namespace,
+//! root-only directory, and never opened through a symbolic link
+//! ([`v6fw_api::lock_file`]): no unprivileged user can take the lock to keep
+//! the firewall from starting (an abstract Unix socket, also per namespace,
 //! could be bound by anyone).
 
 use std::fs::File;
@@ -104,7 +105,7 @@ pub fn claim(me: &Holder) -> Result<Instance, InstanceError> {
 /// [`claim`] with the lock in `dir`, for namespace `inode`.
 fn claim_in(dir: &Path, inode: u64, me: &Holder) -> Result<Instance, InstanceError> {
     use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 
     let path: PathBuf = dir.join(format!("netns-{inode}.lock"));
     let shown = path.display().to_string();
@@ -117,14 +118,8 @@ fn claim_in(dir: &Path, inode: u64, me: &Holder) -> Result<Instance, InstanceErr
     // A daemon that stops removes the file while it holds the lock; one that
     // opened it just before then locks a file no longer at `path`: again.
     for _ in 0..8 {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(os)?;
+        // Mode 0600, never through a link (v6fw_api::lock_file).
+        let mut file = v6fw_api::lock_file::open(&path).map_err(os)?;
         // std's exclusive lock is flock(LOCK_EX | LOCK_NB) on Linux.
         match file.try_lock() {
             Ok(()) => {}
@@ -195,5 +190,25 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("netns-7.lock")).unwrap();
         assert_eq!(Holder::parse(&text), Some(me(400, "0")));
         drop((again, other_ns, left));
+    }
+
+    #[test]
+    fn the_lock_is_for_root_alone_and_never_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let held = claim_in(dir.path(), 9, &me(100, "0")).unwrap();
+        let mode = std::fs::metadata(dir.path().join("netns-9.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(held);
+        let target = dir.path().join("target");
+        std::os::unix::fs::symlink(&target, dir.path().join("netns-10.lock")).unwrap();
+        let err = claim_in(dir.path(), 10, &me(100, "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "the link was followed");
     }
 }

@@ -67,9 +67,17 @@ pub(super) fn start(
 ) -> anyhow::Result<MetricsServer> {
     let server = MetricsServer::start(addr, Arc::clone(sources), shutdown)?;
     if !is_loopback(&addr) {
+        // An IPv6 address is bound IPV6_V6ONLY (v6fw_api::http): `[::]`
+        // is not reached over IPv4, where v6fw filters nothing.
+        let family = if addr.is_ipv6() && addr.ip().is_unspecified() {
+            " It is IPv6 only (IPV6_V6ONLY): IPv4 clients are not served."
+        } else {
+            ""
+        };
         tracing::warn!(
             "v6fw run: metrics served on {addr}, which is not loopback: whoever can reach it \
-             reads the counters (serve on [::1] and scrape through a proxy, or firewall the port)"
+             reads the counters (serve on [::1] and scrape through a proxy, or firewall the \
+             port).{family}"
         );
     }
     tracing::info!("v6fw run: metrics at http://{}/metrics", server.addr());

@@ -41,7 +41,12 @@ fn every_numeric_option_is_range_checked() {
         parse(&["--offload", "established", "--no-rules"]).is_err(),
         "offload is a rule: with --no-rules there is none"
     );
+    let err = check_args(&parse(&["--offload", "established", "--no-state"]).unwrap())
+        .expect_err("--offload with --no-state would let replies in");
+    assert!(err.to_string().contains("--no-state"), "{err}");
+    assert!(check_args(&parse(&["--no-state"]).unwrap()).is_ok());
     let on = parse(&["--offload", "established"]).unwrap();
+    assert!(check_args(&on).is_ok());
     assert_eq!(on.offload, Some(Offload::Established));
     assert_eq!(parse(&[]).unwrap().offload, None, "default off");
 }
@@ -50,13 +55,10 @@ fn every_numeric_option_is_range_checked() {
 #[cfg(target_os = "linux")] // the mark is NFQUEUE's
 fn the_accept_mark_follows_the_rules() {
     let mark = |a: &[&str]| backends::accept_mark(&parse(a).unwrap());
-    assert_eq!(mark(&[]), 1 << DEFAULT_MARK_BIT);
-    assert_eq!(
-        mark(&["--no-rules"]),
-        0,
-        "no RETURN rule: NF_REPEAT would loop"
-    );
+    assert_eq!(mark(&[]), 0, "NF_ACCEPT: no second traversal");
+    assert_eq!(mark(&["--no-rules"]), 0);
     assert_eq!(mark(&["--no-rules", "--mark-bit", "3"]), 8);
+    assert_eq!(mark(&["--mark-bit", "21"]), 0x20_0000);
 }
 
 fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
@@ -64,11 +66,26 @@ fn manager_in(dir: &std::path::Path) -> Arc<FirewallManager> {
 }
 
 #[test]
+fn offload_is_refused_over_a_policy_without_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = manager_in(dir.path());
+    let offload = parse(&["--offload", "established"]).unwrap();
+    assert!(
+        check_offload_state(&offload, &mgr).is_ok(),
+        "state is on by default"
+    );
+    mgr.set_state_tracking(false).unwrap();
+    let err = check_offload_state(&offload, &mgr).expect_err("state off in the policy");
+    assert!(err.to_string().contains("needs state tracking"), "{err}");
+    assert!(check_offload_state(&parse(&[]).unwrap(), &mgr).is_ok());
+}
+
+#[test]
 fn sighup_reload_publishes_a_good_file_and_refuses_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let mgr = manager_in(dir.path());
     let store = mgr.store().unwrap();
-    let mut edited = store.load().unwrap().unwrap();
+    let mut edited = store.load().unwrap().unwrap_or_default();
     edited.policy.open_global(
         PortPair::new(9090, v6fw_engine::Protocol::Tcp).unwrap(),
         "t",

@@ -17,7 +17,7 @@ use super::MAX_CLIENTS;
 use super::{ACCEPT_POLL, MAX_REQUEST_BYTES, REQUEST_TIMEOUT};
 #[cfg(unix)]
 use super::{MAX_CLIENTS_PER_USER, ROOT_SLOTS};
-use crate::control::protocol::{dispatch, parse_request, Reply};
+use crate::control::protocol::{dispatch, parse_request, Caller, Reply, MAX_ADMIN_REQUEST_BYTES};
 use crate::fw::{FirewallManager, FwError};
 
 /// A connected client as the line loop needs it. Writes must give up
@@ -27,9 +27,9 @@ pub(crate) trait Conn: Write + Send + 'static {
     /// end of the stream, a `TimedOut`/`WouldBlock` error when nothing came.
     fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize>;
 
-    /// Whether the peer may change the policy. Asked once, after the
-    /// first request line was read. An error closes the connection.
-    fn peer_is_admin(&mut self) -> std::io::Result<bool>;
+    /// What the peer may do. Asked once, after the first bytes were read.
+    /// An error closes the connection.
+    fn peer_caller(&mut self) -> std::io::Result<Caller>;
 }
 
 /// The clients being served on a Unix socket: how many in all and per uid.
@@ -191,19 +191,55 @@ struct LineReader<C> {
     /// after it. Blank lines do not move it.
     idle_since: Instant,
     idle_timeout: Duration,
+    /// What the peer may do, once asked.
+    caller: Option<Caller>,
 }
 
 impl<C: Conn> LineReader<C> {
+    /// Whether the peer may change the policy (asked once; data must have
+    /// been read, as a named pipe tells who its client is only then).
+    fn caller(&mut self) -> std::io::Result<Caller> {
+        match self.caller {
+            Some(c) => Ok(c),
+            None => {
+                let c = self.stream.peer_caller()?;
+                self.caller = Some(c);
+                Ok(c)
+            }
+        }
+    }
+
+    /// The longest line this peer may send: [`MAX_REQUEST_BYTES`], or
+    /// [`MAX_ADMIN_REQUEST_BYTES`] for one that may change the policy
+    /// (asked only once a line grows past the first).
+    fn over_limit(&mut self, len: usize) -> Result<bool, LineError> {
+        if len < MAX_REQUEST_BYTES {
+            return Ok(false);
+        }
+        let caller = self.caller().map_err(|_| LineError::Io)?;
+        Ok(!caller.may_change() || len >= MAX_ADMIN_REQUEST_BYTES)
+    }
+
     /// The next line without its newline (and `\r`). `None` at a clean
     /// end: EOF, idle for `idle_timeout`, or shutdown while idle.
     fn next_line(&mut self, shutdown: &AtomicBool) -> Result<Option<Vec<u8>>, LineError> {
-        let mut chunk = [0u8; 4096];
+        let mut chunk = [0u8; 16 * 1024];
         // A line under way must end within REQUEST_TIMEOUT of its first
         // byte; a line already buffered counts from now.
         let mut started = (!self.buf.is_empty()).then(Instant::now);
+        // Bytes of `buf` known to hold no newline: each byte is looked at
+        // once, however long the line.
+        let mut scanned = 0;
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                if pos >= MAX_REQUEST_BYTES {
+            let from = scanned;
+            let found = self
+                .buf
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                .map(|p| from + p);
+            scanned = self.buf.len();
+            if let Some(pos) = found {
+                if self.over_limit(pos)? {
                     return Err(LineError::TooLong);
                 }
                 let rest = self.buf.split_off(pos + 1);
@@ -214,7 +250,7 @@ impl<C: Conn> LineReader<C> {
                 }
                 return Ok(Some(line));
             }
-            if self.buf.len() >= MAX_REQUEST_BYTES {
+            if self.over_limit(self.buf.len())? {
                 return Err(LineError::TooLong);
             }
             let idle = self.buf.is_empty();
@@ -267,10 +303,8 @@ fn serve_client<C: Conn>(
         buf: Vec::new(),
         idle_since: Instant::now(),
         idle_timeout,
+        caller: None,
     };
-    // Asked once the first line is in: a named pipe can only tell who
-    // the client is after data has been read from it.
-    let mut admin: Option<bool> = None;
     loop {
         let (reply, close) = match reader.next_line(shutdown) {
             Ok(None) | Err(LineError::Io) => return,
@@ -278,22 +312,20 @@ fn serve_client<C: Conn>(
             // keeps the connection from being idle.
             Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Some(line)) => {
-                let admin = match admin {
-                    Some(a) => a,
-                    None => match reader.stream.peer_is_admin() {
-                        Ok(a) => *admin.insert(a),
-                        Err(e) => {
-                            tracing::warn!("cannot tell who a control client is: {e}; closing");
-                            return;
-                        }
-                    },
+                let caller = match reader.caller() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("cannot tell who a control client is: {e}; closing");
+                        return;
+                    }
                 };
-                let result = parse_request(&line).and_then(|r| dispatch(manager, r, admin));
+                let result = parse_request(&line).and_then(|r| dispatch(manager, r, caller));
                 (Reply::from_result(result), false)
             }
             Err(LineError::TooLong) => (
                 Reply::error(&FwError::InvalidArg(format!(
-                    "the request line is longer than {MAX_REQUEST_BYTES} bytes: send one short JSON object per line; closing"
+                    "the request line is longer than {} bytes: send one short JSON object per line; closing",
+                    if reader.caller.is_some_and(Caller::may_change) { MAX_ADMIN_REQUEST_BYTES } else { MAX_REQUEST_BYTES }
                 ))),
                 true,
             ),

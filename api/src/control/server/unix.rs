@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::session::{admit_peer, Clients, Conn};
 use super::{ServeOptions, ACCEPT_POLL, REQUEST_TIMEOUT};
 use crate::control::peer::{AdminGroup, Peer};
+use crate::control::protocol::Caller;
 use crate::fw::{FirewallManager, FwError};
 
 pub(super) fn serve(
@@ -57,7 +58,7 @@ pub(super) fn serve(
 }
 
 /// Binds `socket` with mode 0666 (anyone may connect and read; only an
-/// admin may change, see [`Peer::is_admin`]). The mode comes from a umask of
+/// admin may change, see [`Peer::caller`]). The mode comes from a umask of
 /// 0o111 at `bind`, not from a `chmod` by name afterwards, which would follow
 /// a link put in the socket's place. On Linux the bind runs on a thread of
 /// its own that first unshares its file-system context (`CLONE_FS`), so the
@@ -119,6 +120,8 @@ fn accept_loop(
     path: &PathBuf,
 ) {
     let group = group.map(Arc::new);
+    // When an accept failure was last logged: once a minute, not per poll.
+    let mut warned: Option<std::time::Instant> = None;
     while !shutdown.load(Ordering::Acquire) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -131,17 +134,24 @@ fn accept_loop(
                 };
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+                let uid = peer.uid;
                 let conn = UnixConn {
                     stream,
                     peer,
                     group: group.clone(),
                 };
-                admit_peer(conn, peer.uid, manager, shutdown, clients);
+                admit_peer(conn, uid, manager, shutdown, clients);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                tracing::warn!("control socket accept failed: {e}");
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        "control socket accept failed: {e} (out of descriptors? raise \
+                         LimitNOFILE=; said once a minute while it lasts)"
+                    );
+                    warned = Some(std::time::Instant::now());
+                }
                 std::thread::sleep(ACCEPT_POLL);
             }
         }
@@ -172,7 +182,7 @@ impl Conn for UnixConn {
         self.stream.read(buf)
     }
 
-    fn peer_is_admin(&mut self) -> std::io::Result<bool> {
-        self.peer.is_admin(self.group.as_deref())
+    fn peer_caller(&mut self) -> std::io::Result<Caller> {
+        self.peer.caller(self.group.as_deref())
     }
 }
