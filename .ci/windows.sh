@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Windows build's tests under Wine, then `v6fw.exe run` end to end with the
-# simulated WinDivert driver (dist/windivert-sim, driven by dist/wine/e2e.py).
+# simulated WinDivert driver (dist/windivert-sim, driven by dist/wine/e2e.py),
+# and libv6fw's C example against it (dist/wine/ffi_e2e.py).
 # Called by .ci/run; runs on its own too: `bash .ci/windows.sh` (as root for apt).
 #
 # Prints how many Windows tests ran, were ignored, and which test files have no
@@ -149,5 +150,15 @@ WINEPATH="$(winepath -w "$root/target/wine/shim")" timeout 900 python3 dist/wine
   --exe "target/$target/debug/v6fw.exe" --sim "$sim_dll" --real-dll "$real_dll" \
   --work "$root/target/wine/e2e" --shim "$root/target/wine/shim/bcryptprimitives.dll" \
   --squat "$root/target/wine/shim/squat.exe"
+
+step "libv6fw: the C example, built with mingw-w64 against v6fw.dll, under Wine against v6fw.exe run"
+cargo build --target "$target" -p v6fw-ffi
+ffi_out="target/$target/debug"
+mkdir -p target/wine/ffi
+x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iffi/include \
+  ffi/examples/open_ports.c "$ffi_out/libv6fw.dll.a" -o target/wine/ffi/open_ports.exe
+WINEPATH="$(winepath -w "$root/target/wine/shim")" timeout 600 python3 dist/wine/ffi_e2e.py \
+  --exe "$ffi_out/v6fw.exe" --sim "$sim_dll" --dll "$ffi_out/v6fw.dll" \
+  --example target/wine/ffi/open_ports.exe --work "$root/target/wine/ffi/e2e"
 
 step "done"

@@ -280,10 +280,7 @@ fn binary_for_nobody(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(dir).unwrap();
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("v6fw");
-    fs::copy(env!("CARGO_BIN_EXE_v6fw"), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    bin
+    common::runnable_by_everyone(Path::new(env!("CARGO_BIN_EXE_v6fw")), dir, "v6fw")
 }
 
 #[test]

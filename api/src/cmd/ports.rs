@@ -23,9 +23,11 @@ use v6fw_api::fw::FwError;
 pub struct Where {
     /// The daemon's control socket (default: the one the daemon using
     /// --state-dir recorded there; without --state-dir, /run/v6fw/control.sock).
+    /// Given without --state-dir it names a daemon: if none answers there,
+    /// the command fails and changes nothing.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// The state directory holding policy.toml (default /var/lib/v6fw): its
+    /// The state directory holding policy.toml (default /etc/v6fw): its
     /// daemon is asked, or, when none runs, the file is read and changed.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,

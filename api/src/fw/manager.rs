@@ -403,7 +403,7 @@ impl FirewallManager {
         })?;
         let file = store.load()?.ok_or_else(|| {
             FwError::Fail(format!(
-                "{} is gone: put it back (or change the policy with `v6fw ports` or `v6fw load`)",
+                "{} is gone (or was never made: v6fw creates it with the first change): put it back, or change the policy with `v6fw ports` or `v6fw load`; the running policy stays",
                 store.path().display()
             ))
         })?;

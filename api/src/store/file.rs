@@ -36,7 +36,13 @@ pub(super) fn read_settled(path: &Path) -> Result<Option<Vec<u8>>, FwError> {
             Ok(age) if age >= SETTLE => return Ok(Some(bytes)),
             // A time stamp in the future (a clock set back, a restored
             // file): two reads a moment apart must agree instead.
-            Err(_) if last.as_ref() == Some(&(bytes.clone(), modified)) => return Ok(Some(bytes)),
+            Err(_)
+                if last
+                    .as_ref()
+                    .is_some_and(|(b, m)| *b == bytes && *m == modified) =>
+            {
+                return Ok(Some(bytes))
+            }
             _ => {}
         }
         if start.elapsed() >= SETTLE_LIMIT {

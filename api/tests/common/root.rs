@@ -28,9 +28,22 @@ pub fn runnable_by_everyone(
     dir: &std::path::Path,
     name: &str,
 ) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let bin = dir.join(name);
-    std::fs::copy(from, &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The copy is written by another process (`install`), not by this one:
+    // a file this test process held open for writing could be inherited by
+    // a child that another test thread forks at that moment, and exec of the
+    // copy would then fail with "Text file busy" (ETXTBSY).
+    let status = std::process::Command::new("install")
+        .args(["-m", "0755"])
+        .arg(from)
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "install {} {}: {status}",
+        from.display(),
+        bin.display()
+    );
     bin
 }
