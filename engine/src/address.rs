@@ -69,16 +69,6 @@ pub const fn may_refuse(src0: u8, dst0: u8) -> bool {
     src0.wrapping_add(1) <= 1 || dst0.wrapping_add(1) <= 1
 }
 
-/// [`may_refuse`] on a packet's bytes: `false` for anything shorter than
-/// the fixed header (decided before the addresses matter).
-#[inline(always)]
-pub fn may_refuse_packet(packet: &[u8]) -> bool {
-    match packet.first_chunk::<40>() {
-        Some(h) => may_refuse(h[8], h[24]),
-        None => false,
-    }
-}
-
 /// Why an inbound packet from `src` to `dst` is `bad_address` (SPEC.md step
 /// 3), if it is: a multicast source; an IPv4-mapped source; `::1` as source
 /// or destination but not both; `::` as the destination; a multicast

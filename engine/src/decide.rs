@@ -184,13 +184,10 @@ impl Worker {
     /// [`Worker::decide_walked`]).
     #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
-        let d = if address::may_refuse_packet(packet) {
-            self.decide_odd(snap, packet, *meta)
-        } else {
-            match walk_start(packet, meta.truncated) {
-                Start::Walked(w) => self.decide_walked::<false>(snap, &w, meta),
-                Start::Chain(c) => self.decide_chain(snap, c, *meta),
-            }
+        let d = match walk_start(packet, meta.truncated) {
+            Start::Walked(w) => self.decide_walked::<false>(snap, &w, meta),
+            Start::Chain(c) => self.decide_chain(snap, c, *meta),
+            Start::Odd => self.decide_odd(snap, packet, *meta),
         };
         self.counters.bump(d.reason);
         d
@@ -395,12 +392,12 @@ impl Worker {
         dport: u16,
         now: u64,
     ) -> Reason {
-        let src = w.src_ref();
-        let own = conn.own().admits(proto, dport, src);
+        let src = || w.src_ref();
+        let own = conn.own().admits_from(proto, dport, src);
         if own == Admit::Open {
             return Reason::OpenPort;
         }
-        let global = conn.global().admits(proto, dport, src);
+        let global = conn.global().admits_from(proto, dport, src);
         if global == Admit::Open {
             Reason::GlobalPort
         } else if snap.state()
@@ -408,7 +405,7 @@ impl Worker {
             && self.is_reply(
                 proto,
                 (w.dst_ref(), dport),
-                (src, sport),
+                (w.src_ref(), sport),
                 w.tcp_flags(),
                 now,
             )

@@ -12,7 +12,7 @@ use crate::wire::next_header::{
     is_extension, DEST_OPTS, FRAGMENT, HOP_BY_HOP, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
 };
 use crate::wire::{self, version_of, Icmpv6Packet, Ipv6Packet, TcpPacket, UdpPacket, IPV6_VERSION};
-use crate::Reason;
+use crate::{address, Reason};
 
 mod found;
 use found::{jumbo_length, COLUMN_SET, ICMP_SET, PORTS_SET, PROTO_SET};
@@ -70,9 +70,11 @@ pub fn ext_headers(pkt: &[u8]) -> impl Iterator<Item = ExtHeader<'_>> {
 /// judged on the bytes it has.
 #[inline]
 pub fn walk(pkt: &[u8], snap_truncated: bool) -> Walk<'_> {
-    match walk_start(pkt, snap_truncated) {
+    match walk_fixed::<false>(pkt, snap_truncated) {
         Start::Walked(w) => w,
         Start::Chain(c) => c.walk(),
+        // Never: `walk_fixed::<false>` does not stop at the addresses.
+        Start::Odd => Walk::new(pkt, Outcome::Invalid(Reason::Malformed)),
     }
 }
 
@@ -84,6 +86,11 @@ pub enum Start<'a> {
     Walked(Walk<'a>),
     /// An extension header comes first: [`Chain::walk`] goes on.
     Chain(Chain<'a>),
+    /// One of the addresses starts with 0x00 or 0xff
+    /// ([`address::may_refuse`]): the caller walks it with [`walk`] on its
+    /// own path, which looks at the addresses. Told only by [`walk_start`],
+    /// where the fixed header's 40 bytes are already known to be there.
+    Odd,
 }
 
 /// A packet whose first header after the fixed one is an extension header.
@@ -108,17 +115,36 @@ impl<'a> Chain<'a> {
 /// [`walk`] up to the first extension header. Always inlined: a packet with
 /// none is walked in the caller's registers, and a caller that decides it
 /// can keep the walk there, calling out only for the [`Start::Chain`] case.
+/// A version-6 packet of at least 40 bytes one of whose addresses starts
+/// with 0x00 or 0xff is [`Start::Odd`], before its lengths are looked at.
 #[inline(always)]
 pub fn walk_start(pkt: &[u8], snap_truncated: bool) -> Start<'_> {
+    walk_fixed::<true>(pkt, snap_truncated)
+}
+
+/// [`walk_start`], with the [`Start::Odd`] exit when `ODD_EXIT`.
+#[inline(always)]
+fn walk_fixed<const ODD_EXIT: bool>(pkt: &[u8], snap_truncated: bool) -> Start<'_> {
     let done = |outcome| Start::Walked(Walk::new(pkt, outcome));
-    if version_of(pkt) != Some(IPV6_VERSION) {
+    // The length first: the version and the addresses are then read with
+    // no bounds check of their own. The same reasons as the version first:
+    // not version 6 is `not_ipv6` at any length.
+    let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
+        return done(Outcome::Invalid(if version_of(pkt) == Some(IPV6_VERSION) {
+            Reason::Malformed
+        } else {
+            Reason::NotIpv6
+        }));
+    };
+    if ip.version() != IPV6_VERSION {
         return done(Outcome::Invalid(Reason::NotIpv6));
     }
-    let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
-        return done(Outcome::Invalid(Reason::Malformed));
-    };
+    // Two compares on bytes the length check above proved are there.
+    if ODD_EXIT && address::may_refuse(ip.src_addr_ref()[0], ip.dst_addr_ref()[0]) {
+        return Start::Odd;
+    }
     let declared_end = if ip.payload_len() == 0 {
-        let Some(j) = jumbo_length(&ip) else {
+        let Some(j) = jumbo_length(ip) else {
             return done(Outcome::BadLength); // malformed: payload length 0 without a Jumbo option
         };
         usize::try_from(j)

@@ -141,11 +141,23 @@ impl PortSet {
     /// Whether `(port, proto)` is in the set and lets a packet from `src` in.
     #[inline]
     pub fn admits(&self, proto: u8, port: u16, src: &[u8; 16]) -> Admit {
+        self.admits_from(proto, port, || src)
+    }
+
+    /// [`PortSet::admits`] with the source read only when a scope needs it
+    /// (the packet path: most pairs have no scope).
+    #[inline(always)]
+    pub(crate) fn admits_from<'a>(
+        &self,
+        proto: u8,
+        port: u16,
+        src: impl FnOnce() -> &'a [u8; 16],
+    ) -> Admit {
         if !self.open.contains(proto, port) {
             return Admit::Closed;
         }
         match &self.scoped {
-            Some(s) if s.bits.contains(proto, port) && !s.holds(proto, port, src) => {
+            Some(s) if s.bits.contains(proto, port) && !s.holds(proto, port, src()) => {
                 Admit::OutOfScope
             }
             _ => Admit::Open,

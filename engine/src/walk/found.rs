@@ -235,7 +235,7 @@ impl<'a> Walk<'a> {
     pub fn jumbo(&self) -> Option<u32> {
         self.ip()
             .filter(|ip| ip.payload_len() == 0)
-            .and_then(|ip| jumbo_length(&ip))
+            .and_then(jumbo_length)
     }
 
     /// Extension headers walked (59 not counted).
@@ -404,7 +404,7 @@ fn refused_in(data: &[u8]) -> bool {
 /// option is invalid (length not 4, or a value under 65,536 — RFC 2675).
 #[cold]
 #[inline(never)]
-pub(super) fn jumbo_length(ip: &Ipv6Packet<&[u8]>) -> Option<u32> {
+pub(super) fn jumbo_length(ip: Ipv6Packet<&[u8]>) -> Option<u32> {
     if ip.next_header() != HOP_BY_HOP {
         return None;
     }

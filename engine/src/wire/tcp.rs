@@ -66,13 +66,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let b = buffer.as_ref();
-        let Some(&off) = b.get(field::DATA_OFFSET) else {
-            return Err(Error::Truncated);
-        };
-        let header_len = usize::from(off >> 4) * 4;
+        // The length first: it proves the data offset byte is there, so
+        // reading it needs no second bounds check.
         if b.len() < field::HEADER_LEN {
-            Err(Error::Truncated)
-        } else if header_len < field::HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let off = b.get(field::DATA_OFFSET).copied().unwrap_or(0);
+        let header_len = usize::from(off >> 4) * 4;
+        if header_len < field::HEADER_LEN {
             Err(Error::Malformed)
         } else if header_len > b.len() {
             Err(Error::Truncated)
