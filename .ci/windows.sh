@@ -50,7 +50,7 @@ x86_64-w64-mingw32-gcc -shared -O2 -Wall -o "$root/target/wine/shim/bcryptprimit
 x86_64-w64-mingw32-gcc -O2 -Wall -o "$root/target/wine/shim/squat.exe" dist/wine/squat.c
 
 step "build the Windows tests"
-crates=(-p v6fw-engine -p v6fw-capture -p v6fw-api)
+crates=(-p v6fw-engine -p v6fw-capture -p v6fw-api -p v6fw-ffi)
 cargo test --target "$target" "${crates[@]}" --no-run 2>&1 | tail -n 3
 # The vendored (real) WinDivert.dll the test binaries import: newest build.
 real_dll=$(ls -t target/$target/debug/build/windivert-sys-*/out/WinDivert.dll | head -n 1)

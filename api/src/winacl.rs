@@ -180,6 +180,11 @@ pub fn create_file(path: &Path, sddl: &str) -> io::Result<()> {
     }
 }
 
+/// `FILE_FLAG_OPEN_REPARSE_POINT` as `OpenOptionsExt::custom_flags` takes it:
+/// a reparse point is opened as itself, never followed (check it with
+/// [`audit::refuse_reparse_point`]).
+pub const OPEN_REPARSE_POINT: u32 = FILE_FLAG_OPEN_REPARSE_POINT.0;
+
 /// Opens `path` for appending, creating it first with the ACL `sddl` if it
 /// does not exist ([`create_file`]); a junction, symbolic link or mount
 /// point at `path` is refused, never followed (`FILE_FLAG_OPEN_REPARSE_POINT`
@@ -189,7 +194,7 @@ pub fn open_append(path: &Path, sddl: &str) -> io::Result<std::fs::File> {
     create_file(path, sddl)?;
     let file = std::fs::OpenOptions::new()
         .append(true)
-        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT.0)
+        .custom_flags(OPEN_REPARSE_POINT)
         .open(path)?;
     audit::refuse_reparse_point(&file, path)?;
     Ok(file)

@@ -181,7 +181,7 @@ impl Worker {
     /// Decides one packet on a pinned snapshot and counts it: one walk, one
     /// decision, for every packet. Inlined into the caller's packet loop
     /// (what is off the common path is not inlined here: see
-    /// [`Worker::decide_walked`]).
+    /// `Worker::decide_walked`).
     #[inline(always)]
     pub fn decide(&mut self, snap: &Snapshot, packet: &[u8], meta: &PacketMeta) -> Decision {
         let d = match walk_start(packet, meta.truncated) {

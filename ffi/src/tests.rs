@@ -569,13 +569,16 @@ fn the_log_file_path_reads_and_changes() {
             INetFwV6Mgr_put_LogFilePath(mgr, c"relative.log".as_ptr()),
             E_INVALIDARG
         );
-        assert_eq!(
-            INetFwV6Mgr_put_LogFilePath(mgr, c"/var/log/fw.log".as_ptr()),
-            S_OK
-        );
+        // An absolute path in a directory that exists, on either system.
+        let path: &CStr = if cfg!(windows) {
+            c"C:\\windows\\fw.log"
+        } else {
+            c"/var/log/fw.log"
+        };
+        assert_eq!(INetFwV6Mgr_put_LogFilePath(mgr, path.as_ptr()), S_OK);
         let mut s = null_mut();
         assert_eq!(INetFwV6Mgr_get_LogFilePath(mgr, &mut s), S_OK);
-        assert_eq!(take(s), "/var/log/fw.log");
+        assert_eq!(take(s), path.to_str().unwrap());
         assert_eq!(INetFwV6Mgr_put_LogFilePath(mgr, null()), S_OK);
         assert_eq!(INetFwV6Mgr_get_LogFilePath(mgr, &mut s), S_OK);
         assert_eq!(
@@ -604,4 +607,71 @@ fn no_daemon_is_e_fail_with_a_message() {
         msg.contains("no v6fw daemon is running at") && msg.contains("v6fw run"),
         "{msg}"
     );
+}
+
+/// `s` as a NUL-terminated UTF-16 string.
+#[cfg(windows)]
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+#[test]
+#[cfg(windows)]
+fn the_w_variants_take_utf16_and_refuse_a_lone_surrogate() {
+    use crate::windows::*;
+    let (mgr, admin) = setup(true);
+    // SAFETY: live handles, NUL-terminated UTF-16 locals and local
+    // out-pointers throughout; each handle released once.
+    unsafe {
+        let name = wide("wëb");
+        assert_eq!(
+            INetFwV6Mgr_OpenGlobalPortW(mgr, 8080, TCP, name.as_ptr()),
+            S_OK
+        );
+        let coll = globals(mgr);
+        assert_eq!(pairs(coll), vec![(8080, TCP)]);
+        let mut s = null_mut();
+        assert_eq!(
+            INetFwV6OpenPortsCollection_get_ItemName(coll, 0, &mut s),
+            S_OK
+        );
+        assert_eq!(take(s), "wëb", "the UTF-16 name arrives as UTF-8");
+        assert_eq!(INetFwV6OpenPortsCollection_Release(coll), 0);
+
+        // A lone surrogate is not a string: E_INVALIDARG, nothing opened.
+        let bad = [0xd800u16, 0];
+        assert_eq!(
+            INetFwV6Mgr_OpenGlobalPortW(mgr, 9090, TCP, bad.as_ptr()),
+            E_INVALIDARG
+        );
+        assert!(last_error().contains("not valid UTF-16"));
+        let coll = globals(mgr);
+        assert_eq!(pairs(coll), vec![(8080, TCP)], "nothing opened");
+        assert_eq!(INetFwV6OpenPortsCollection_Release(coll), 0);
+
+        // A connection by its UTF-16 id, and a port opened on it.
+        let mut conn = std::ptr::NonNull::dangling().as_ptr();
+        let unknown = wide("nope");
+        assert!(INetFwV6Mgr_GetConnectionW(mgr, unknown.as_ptr(), &mut conn) < 0);
+        assert!(conn.is_null(), "an unknown id writes NULL");
+        let id = wide("eth0");
+        assert_eq!(
+            INetFwV6Mgr_GetConnectionW(mgr, id.as_ptr(), &mut conn),
+            S_OK
+        );
+        let dns = wide("dns");
+        assert_eq!(
+            INetFwV6Connection_OpenPortW(conn, 53, UDP, dns.as_ptr()),
+            S_OK
+        );
+        let mut open = 0;
+        assert_eq!(
+            INetFwV6Connection_IsPortOpen(conn, 53, UDP, &mut open),
+            S_OK
+        );
+        assert_eq!(open, VARIANT_TRUE);
+        assert_eq!(INetFwV6Connection_Release(conn), 0);
+        assert_eq!(INetFwV6Mgr_Release(mgr), 0);
+        assert_eq!(INetFwV6Mgr_Release(admin), 0);
+    }
 }

@@ -1,6 +1,8 @@
 //! The policy file on disk: read only when it is safe to trust and
 //! complete, written atomically and durably.
 //!
+//! On Windows `policy.toml` is opened with `FILE_FLAG_OPEN_REPARSE_POINT` and
+//! refused when it is a junction, symbolic link or mount point.
 //! On Unix `policy.toml` is opened with `O_NOFOLLOW` and refused when it is
 //! a symbolic link, not a regular file, owned by anyone but root (or the
 //! user running v6fw), or writable by its group or others: whoever could
@@ -75,6 +77,13 @@ fn read_checked(path: &Path) -> Result<Option<(Vec<u8>, SystemTime)>, FwError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
+    // Windows: a junction, symbolic link or mount point in the file's place
+    // is opened as itself, never followed, and refused below.
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        opts.custom_flags(crate::winacl::OPEN_REPARSE_POINT);
+    }
     let mut f = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -90,6 +99,13 @@ fn read_checked(path: &Path) -> Result<Option<(Vec<u8>, SystemTime)>, FwError> {
         }
         Err(e) => return Err(unreadable(path, &e).because(e)),
     };
+    #[cfg(windows)]
+    crate::winacl::audit::refuse_reparse_point(&f, path).map_err(|e| {
+        FwError::Fail(format!(
+            "the policy file {}: {e} (v6fw reads only a regular file there)",
+            path.display()
+        ))
+    })?;
     let meta = f.metadata().map_err(|e| unreadable(path, &e).because(e))?;
     trusted(path, &meta)?;
     let mut bytes = Vec::new();
